@@ -1,0 +1,485 @@
+//! The L2–L4 header parser, generic over [`Packet`] so that the XDP and TC programs, host
+//! tests and fuzzers run the very same code.
+//!
+//! The parser never reads past the end of the packet and never guesses: a header that does not
+//! fit, or whose length fields contradict the packet, ends the parse with an [`Outcome`] that
+//! says why. Loops are bounded by constants so the verifier can prove termination.
+
+/// Read access to the bytes of one packet.
+pub trait Packet {
+    /// Number of bytes in the packet (the whole frame, from the Ethernet header).
+    fn len(&self) -> usize;
+
+    /// `true` when the packet holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies `N` bytes starting at `off`, or `None` when they are not all inside the packet.
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]>;
+}
+
+impl Packet for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn load<const N: usize>(&self, off: usize) -> Option<[u8; N]> {
+        let end = off.checked_add(N)?;
+        let bytes = self.get(off..end)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Some(out)
+    }
+}
+
+/// Ethertypes the parser understands.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+    /// 802.1Q VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service tag (QinQ outer tag).
+    pub const QINQ: u16 = 0x88a8;
+}
+
+/// IP protocol numbers the parser understands.
+pub mod ipproto {
+    /// IPv6 hop-by-hop options.
+    pub const HOPOPTS: u8 = 0;
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 routing header.
+    pub const ROUTING: u8 = 43;
+    /// IPv6 fragment header.
+    pub const FRAGMENT: u8 = 44;
+    /// Authentication header.
+    pub const AH: u8 = 51;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// IPv6 "no next header".
+    pub const NONE: u8 = 59;
+    /// IPv6 destination options.
+    pub const DSTOPTS: u8 = 60;
+    /// IPv6 mobility header.
+    pub const MOBILITY: u8 = 135;
+}
+
+/// How far the parse went, and why it stopped.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// Headers parsed up to L4 (or up to L3 for a non-first fragment or an unknown L4).
+    #[default]
+    Ok = 0,
+    /// Not IPv4 or IPv6 (ARP, LLDP, …): counted, not tracked as a flow.
+    NonIp,
+    /// Frame shorter than an Ethernet header.
+    TruncatedEthernet,
+    /// VLAN tag cut short.
+    TruncatedVlan,
+    /// More than [`MAX_VLAN_TAGS`] stacked VLAN tags.
+    TooManyVlanTags,
+    /// IPv4 header cut short.
+    TruncatedIpv4,
+    /// Ethertype IPv4 but the version nibble is not 4.
+    BadIpv4Version,
+    /// IHL below 5 (a header shorter than 20 bytes).
+    BadIpv4HeaderLength,
+    /// Total length smaller than the header, or larger than the frame.
+    BadIpv4TotalLength,
+    /// IPv6 header cut short, or a payload length beyond the frame.
+    TruncatedIpv6,
+    /// Ethertype IPv6 but the version nibble is not 6.
+    BadIpv6Version,
+    /// An IPv6 extension header cut short.
+    TruncatedIpv6Extension,
+    /// More than [`MAX_IPV6_EXTENSIONS`] IPv6 extension headers.
+    TooManyIpv6Extensions,
+    /// TCP header cut short.
+    TruncatedTcp,
+    /// TCP data offset below 5 or beyond the packet.
+    BadTcpHeaderLength,
+    /// UDP header cut short.
+    TruncatedUdp,
+    /// ICMP header cut short.
+    TruncatedIcmp,
+    /// ICMPv6 header cut short.
+    TruncatedIcmpv6,
+}
+
+impl Outcome {
+    /// Number of outcomes; counters reserve this many slots.
+    pub const COUNT: usize = 18;
+
+    /// Every outcome, in discriminant order.
+    pub const ALL: [Outcome; Outcome::COUNT] = [
+        Outcome::Ok,
+        Outcome::NonIp,
+        Outcome::TruncatedEthernet,
+        Outcome::TruncatedVlan,
+        Outcome::TooManyVlanTags,
+        Outcome::TruncatedIpv4,
+        Outcome::BadIpv4Version,
+        Outcome::BadIpv4HeaderLength,
+        Outcome::BadIpv4TotalLength,
+        Outcome::TruncatedIpv6,
+        Outcome::BadIpv6Version,
+        Outcome::TruncatedIpv6Extension,
+        Outcome::TooManyIpv6Extensions,
+        Outcome::TruncatedTcp,
+        Outcome::BadTcpHeaderLength,
+        Outcome::TruncatedUdp,
+        Outcome::TruncatedIcmp,
+        Outcome::TruncatedIcmpv6,
+    ];
+
+    /// snake_case name used in metric labels and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NonIp => "non_ip",
+            Outcome::TruncatedEthernet => "truncated_ethernet",
+            Outcome::TruncatedVlan => "truncated_vlan",
+            Outcome::TooManyVlanTags => "too_many_vlan_tags",
+            Outcome::TruncatedIpv4 => "truncated_ipv4",
+            Outcome::BadIpv4Version => "bad_ipv4_version",
+            Outcome::BadIpv4HeaderLength => "bad_ipv4_header_length",
+            Outcome::BadIpv4TotalLength => "bad_ipv4_total_length",
+            Outcome::TruncatedIpv6 => "truncated_ipv6",
+            Outcome::BadIpv6Version => "bad_ipv6_version",
+            Outcome::TruncatedIpv6Extension => "truncated_ipv6_extension",
+            Outcome::TooManyIpv6Extensions => "too_many_ipv6_extensions",
+            Outcome::TruncatedTcp => "truncated_tcp",
+            Outcome::BadTcpHeaderLength => "bad_tcp_header_length",
+            Outcome::TruncatedUdp => "truncated_udp",
+            Outcome::TruncatedIcmp => "truncated_icmp",
+            Outcome::TruncatedIcmpv6 => "truncated_icmpv6",
+        }
+    }
+}
+
+/// Where a packet sits in a fragmented datagram.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fragment {
+    /// Not fragmented.
+    #[default]
+    None = 0,
+    /// First fragment: carries the L4 header and its ports.
+    First,
+    /// A later fragment: no L4 header, accounted under the 3-tuple (ports 0).
+    Later,
+}
+
+/// At most this many VLAN tags are peeled (802.1Q, and QinQ's outer + inner).
+pub const MAX_VLAN_TAGS: usize = 2;
+/// At most this many IPv6 extension headers are walked.
+pub const MAX_IPV6_EXTENSIONS: usize = 8;
+
+/// IPv4 addresses are stored in the first four bytes of the 16-byte address fields.
+pub const FAMILY_IPV4: u8 = 4;
+/// IPv6.
+pub const FAMILY_IPV6: u8 = 6;
+
+/// What the parser found in one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Parsed {
+    /// Why the parse stopped; the other fields are valid as far as it got.
+    pub outcome: Outcome,
+    /// Ethertype after the VLAN tags.
+    pub ether_type: u16,
+    /// VLAN id of the outermost tag (0 when untagged).
+    pub vlan: u16,
+    /// Number of VLAN tags peeled.
+    pub vlan_tags: u8,
+    /// 0 before L3, then [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    /// L4 protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Fragment position.
+    pub fragment: Fragment,
+    /// Source address, network byte order; IPv4 in the first four bytes.
+    pub src: [u8; 16],
+    /// Destination address, as `src`.
+    pub dst: [u8; 16],
+    /// Source port (TCP/UDP), or the echo identifier for ICMP echo; host order.
+    pub sport: u16,
+    /// Destination port, or the echo identifier for ICMP echo; host order.
+    pub dport: u16,
+    /// TCP flags byte (FIN 0x01 … CWR 0x80).
+    pub tcp_flags: u8,
+    /// ICMP or ICMPv6 type.
+    pub icmp_type: u8,
+    /// ICMP or ICMPv6 code.
+    pub icmp_code: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// Offset of the L3 header.
+    pub l3_off: u16,
+    /// Offset of the L4 header.
+    pub l4_off: u16,
+    /// Offset of the L4 payload (where application data starts).
+    pub payload_off: u16,
+}
+
+impl Parsed {
+    /// `true` when the packet can be accounted as a flow.
+    pub fn is_trackable(&self) -> bool {
+        self.outcome == Outcome::Ok && self.family != 0
+    }
+}
+
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Parses the headers of `pkt`, starting with Ethernet.
+#[inline(always)]
+pub fn parse<P: Packet + ?Sized>(pkt: &P) -> Parsed {
+    let mut p = Parsed::default();
+    // Loads stay at 8 bytes or less so that the kernel build keeps them in registers: the BPF
+    // stack is 512 bytes and larger arrays would each take a slot of it.
+    if pkt.len() < 14 {
+        p.outcome = Outcome::TruncatedEthernet;
+        return p;
+    }
+    let Some(et) = pkt.load::<2>(12) else {
+        p.outcome = Outcome::TruncatedEthernet;
+        return p;
+    };
+    let mut ether_type = be16(et);
+    let mut off = 14usize;
+    let mut tags = 0u8;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ether_type != ethertype::VLAN && ether_type != ethertype::QINQ {
+            break;
+        }
+        let Some(tag) = pkt.load::<4>(off) else {
+            p.outcome = Outcome::TruncatedVlan;
+            p.vlan_tags = tags;
+            return p;
+        };
+        if tags == 0 {
+            p.vlan = be16([tag[0], tag[1]]) & 0x0fff;
+        }
+        tags += 1;
+        ether_type = be16([tag[2], tag[3]]);
+        off += 4;
+    }
+    p.vlan_tags = tags;
+    p.ether_type = ether_type;
+    if ether_type == ethertype::VLAN || ether_type == ethertype::QINQ {
+        p.outcome = Outcome::TooManyVlanTags;
+        return p;
+    }
+    p.l3_off = off as u16;
+    match ether_type {
+        ethertype::IPV4 => parse_ipv4(pkt, off, &mut p),
+        ethertype::IPV6 => parse_ipv6(pkt, off, &mut p),
+        _ => p.outcome = Outcome::NonIp,
+    }
+    p
+}
+
+#[inline(never)]
+fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
+    let (Some(h), Some(h8)) = (pkt.load::<8>(off), pkt.load::<2>(off + 8)) else {
+        p.outcome = Outcome::TruncatedIpv4;
+        return;
+    };
+    if h[0] >> 4 != 4 {
+        p.outcome = Outcome::BadIpv4Version;
+        return;
+    }
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        p.outcome = Outcome::BadIpv4HeaderLength;
+        return;
+    }
+    let (Some(src), Some(dst)) = (pkt.load::<4>(off + 12), pkt.load::<4>(off + 16)) else {
+        p.outcome = Outcome::TruncatedIpv4;
+        return;
+    };
+    p.family = FAMILY_IPV4;
+    p.proto = h8[1];
+    p.ttl = h8[0];
+    p.src[..4].copy_from_slice(&src);
+    p.dst[..4].copy_from_slice(&dst);
+    let total = be16([h[2], h[3]]) as usize;
+    if off + ihl > pkt.len() {
+        p.outcome = Outcome::TruncatedIpv4;
+        return;
+    }
+    if total < ihl || off + total > pkt.len() {
+        p.outcome = Outcome::BadIpv4TotalLength;
+        return;
+    }
+    let frag = be16([h[6], h[7]]);
+    let more = frag & 0x2000 != 0;
+    let offset = frag & 0x1fff;
+    let l4 = off + ihl;
+    p.l4_off = l4 as u16;
+    p.payload_off = l4 as u16;
+    if offset != 0 {
+        p.fragment = Fragment::Later;
+        return;
+    }
+    if more {
+        p.fragment = Fragment::First;
+    }
+    parse_l4(pkt, l4, p);
+}
+
+fn is_ipv6_extension(nh: u8) -> bool {
+    matches!(
+        nh,
+        ipproto::HOPOPTS
+            | ipproto::ROUTING
+            | ipproto::FRAGMENT
+            | ipproto::AH
+            | ipproto::DSTOPTS
+            | ipproto::MOBILITY
+    )
+}
+
+#[inline(never)]
+fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
+    let Some(h) = pkt.load::<8>(off) else {
+        p.outcome = Outcome::TruncatedIpv6;
+        return;
+    };
+    if h[0] >> 4 != 6 {
+        p.outcome = Outcome::BadIpv6Version;
+        return;
+    }
+    for (i, at) in [8usize, 16, 24, 32].into_iter().enumerate() {
+        let Some(w) = pkt.load::<8>(off + at) else {
+            p.outcome = Outcome::TruncatedIpv6;
+            return;
+        };
+        let half = (i & 1) * 8;
+        let addr = if i < 2 { &mut p.src } else { &mut p.dst };
+        addr[half..half + 8].copy_from_slice(&w);
+    }
+    p.family = FAMILY_IPV6;
+    p.ttl = h[7];
+    let payload_len = be16([h[4], h[5]]) as usize;
+    // 0 is a jumbogram (RFC 2675), whose length lives in a hop-by-hop option.
+    if payload_len != 0 && off + 40 + payload_len > pkt.len() {
+        p.outcome = Outcome::TruncatedIpv6;
+        return;
+    }
+    let mut nh = h[6];
+    let mut cur = off + 40;
+    let mut walked = 0usize;
+    while walked < MAX_IPV6_EXTENSIONS && is_ipv6_extension(nh) {
+        let Some(e) = pkt.load::<8>(cur) else {
+            p.proto = nh;
+            p.outcome = Outcome::TruncatedIpv6Extension;
+            return;
+        };
+        let len = match nh {
+            ipproto::FRAGMENT => 8,
+            ipproto::AH => (e[1] as usize + 2) * 4,
+            _ => (e[1] as usize + 1) * 8,
+        };
+        if nh == ipproto::FRAGMENT {
+            let frag = be16([e[2], e[3]]);
+            if frag & 0xfff8 != 0 {
+                p.fragment = Fragment::Later;
+            } else if frag & 1 != 0 {
+                p.fragment = Fragment::First;
+            }
+        }
+        if cur + len > pkt.len() {
+            p.proto = nh;
+            p.outcome = Outcome::TruncatedIpv6Extension;
+            return;
+        }
+        nh = e[0];
+        cur += len;
+        walked += 1;
+    }
+    p.proto = nh;
+    if is_ipv6_extension(nh) {
+        p.outcome = Outcome::TooManyIpv6Extensions;
+        return;
+    }
+    p.l4_off = cur as u16;
+    p.payload_off = cur as u16;
+    if p.fragment == Fragment::Later {
+        return;
+    }
+    parse_l4(pkt, cur, p);
+}
+
+#[inline(never)]
+fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
+    match p.proto {
+        ipproto::TCP => {
+            let (Some(t), Some(t12)) = (pkt.load::<4>(off), pkt.load::<2>(off + 12)) else {
+                p.outcome = Outcome::TruncatedTcp;
+                return;
+            };
+            if off + 20 > pkt.len() {
+                p.outcome = Outcome::TruncatedTcp;
+                return;
+            }
+            let doff = ((t12[0] >> 4) as usize) * 4;
+            if doff < 20 || off + doff > pkt.len() {
+                p.outcome = Outcome::BadTcpHeaderLength;
+                return;
+            }
+            p.sport = be16([t[0], t[1]]);
+            p.dport = be16([t[2], t[3]]);
+            p.tcp_flags = t12[1];
+            p.payload_off = (off + doff) as u16;
+        }
+        ipproto::UDP => {
+            let Some(u) = pkt.load::<8>(off) else {
+                p.outcome = Outcome::TruncatedUdp;
+                return;
+            };
+            p.sport = be16([u[0], u[1]]);
+            p.dport = be16([u[2], u[3]]);
+            p.payload_off = (off + 8) as u16;
+        }
+        ipproto::ICMP | ipproto::ICMPV6 => {
+            let Some(i) = pkt.load::<8>(off) else {
+                p.outcome = if p.proto == ipproto::ICMP {
+                    Outcome::TruncatedIcmp
+                } else {
+                    Outcome::TruncatedIcmpv6
+                };
+                return;
+            };
+            p.icmp_type = i[0];
+            p.icmp_code = i[1];
+            if is_echo(p.proto, i[0]) {
+                // Request and reply share the identifier: using it for both "ports" keeps
+                // them in one flow and separates concurrent pings.
+                let id = be16([i[4], i[5]]);
+                p.sport = id;
+                p.dport = id;
+            }
+            p.payload_off = (off + 8) as u16;
+        }
+        _ => {}
+    }
+}
+
+/// ICMP echo request or reply (v4: 8/0, v6: 128/129).
+pub fn is_echo(proto: u8, icmp_type: u8) -> bool {
+    match proto {
+        ipproto::ICMP => icmp_type == 8 || icmp_type == 0,
+        ipproto::ICMPV6 => icmp_type == 128 || icmp_type == 129,
+        _ => false,
+    }
+}

@@ -1,0 +1,247 @@
+//! The kernel side as userspace sees it: loading the eBPF object, attaching the XDP ingress
+//! and TC egress programs, and reading (and expiring) the flow and counter maps.
+
+use std::fmt;
+
+use anyhow::{anyhow, bail, Context as _};
+use aya::{
+    maps::{MapData, PerCpuArray, PerCpuHashMap},
+    programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use log::warn;
+use sensor_common::{
+    counters::Counters,
+    flow::{FlowKey, FlowStats},
+    maps, programs, Hook,
+};
+
+/// The compiled eBPF object, built by `build.rs`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor"));
+
+/// How to attach the XDP program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeChoice {
+    /// Driver mode, falling back to generic mode with a warning.
+    #[default]
+    Auto,
+    /// Native (driver) mode only.
+    Driver,
+    /// Generic (skb) mode only: works on every interface, slower.
+    Generic,
+}
+
+/// The XDP mode an interface ended up with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachedMode {
+    /// Native driver mode.
+    Driver,
+    /// Generic skb mode.
+    Generic,
+}
+
+impl fmt::Display for AttachedMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachedMode::Driver => "driver",
+            AttachedMode::Generic => "generic",
+        })
+    }
+}
+
+/// One interface the programs are attached to.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Interface name.
+    pub iface: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// XDP mode in use.
+    pub mode: AttachedMode,
+}
+
+/// The loaded object and its attachments. Dropping it detaches the programs.
+pub struct Datapath {
+    ebpf: Ebpf,
+    attachments: Vec<Attachment>,
+}
+
+/// Loads the eBPF object with a flow map of `flow_capacity` entries.
+pub fn load(flow_capacity: u32) -> anyhow::Result<Ebpf> {
+    EbpfLoader::new()
+        .map_max_entries(maps::FLOWS, flow_capacity)
+        .load(EBPF_OBJECT)
+        .context(
+            "loading the eBPF programs failed; `precinct doctor` checks the kernel, BTF and \
+             privileges they need",
+        )
+}
+
+fn ifindex(iface: &str) -> anyhow::Result<u32> {
+    let name = std::ffi::CString::new(iface).context("interface name contains a NUL byte")?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!("no interface named {iface:?}; `ip link` lists the interfaces of this host");
+    }
+    Ok(index)
+}
+
+impl Datapath {
+    /// Loads the programs and attaches them to every interface in `ifaces`.
+    pub fn attach(
+        ifaces: &[String],
+        mode: XdpModeChoice,
+        flow_capacity: u32,
+    ) -> anyhow::Result<Datapath> {
+        if ifaces.is_empty() {
+            bail!("no interface to attach to: pass --iface IFACE (or `interfaces` in the config)");
+        }
+        let mut ebpf = load(flow_capacity)?;
+        let mut attachments = Vec::new();
+        {
+            let xdp: &mut Xdp = program_mut(&mut ebpf, programs::INGRESS)?;
+            xdp.load()
+                .context("the kernel verifier rejected the XDP program")?;
+            for iface in ifaces {
+                let ifindex = ifindex(iface)?;
+                let mode = attach_xdp(xdp, iface, mode)?;
+                attachments.push(Attachment {
+                    iface: iface.clone(),
+                    ifindex,
+                    mode,
+                });
+            }
+        }
+        let tc: &mut SchedClassifier = program_mut(&mut ebpf, programs::EGRESS)?;
+        tc.load()
+            .context("the kernel verifier rejected the TC egress program")?;
+        for iface in ifaces {
+            if tc.attach(iface, TcAttachType::Egress).is_err() {
+                // Kernels before TCX (6.6) need a clsact qdisc to hang the program on.
+                if let Err(e) = tc::qdisc_add_clsact(iface) {
+                    warn!("adding a clsact qdisc to {iface}: {e} (continuing: it may exist)");
+                }
+                tc.attach(iface, TcAttachType::Egress)
+                    .with_context(|| format!("attaching the TC egress program to {iface}"))?;
+            }
+        }
+        Ok(Datapath { ebpf, attachments })
+    }
+
+    /// The interfaces attached, with their modes.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// The loaded object (for maps).
+    pub fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+fn attach_xdp(xdp: &mut Xdp, iface: &str, mode: XdpModeChoice) -> anyhow::Result<AttachedMode> {
+    let generic = |xdp: &mut Xdp| {
+        xdp.attach(iface, XdpMode::Skb)
+            .with_context(|| format!("attaching the XDP program to {iface} in generic mode"))
+            .map(|_| AttachedMode::Generic)
+    };
+    match mode {
+        XdpModeChoice::Generic => generic(xdp),
+        XdpModeChoice::Driver => xdp
+            .attach(iface, XdpMode::Driver)
+            .with_context(|| {
+                format!(
+                    "attaching the XDP program to {iface} in driver mode; its driver may lack \
+                     native XDP (`precinct doctor --iface {iface}`), or use --xdp-mode generic"
+                )
+            })
+            .map(|_| AttachedMode::Driver),
+        XdpModeChoice::Auto => match xdp.attach(iface, XdpMode::Driver) {
+            Ok(_) => Ok(AttachedMode::Driver),
+            Err(e) => {
+                warn!("{iface}: driver-mode XDP unavailable ({e}); falling back to generic mode");
+                generic(xdp)
+            }
+        },
+    }
+}
+
+/// A program of the object by name, as its concrete type.
+pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))?;
+    prog.try_into()
+        .with_context(|| format!("program {name} has an unexpected type"))
+}
+
+/// Read access to the flow and counter maps of a loaded object.
+pub struct Maps {
+    flows: PerCpuHashMap<MapData, FlowKey, FlowStats>,
+    counters: PerCpuArray<MapData, Counters>,
+}
+
+impl Maps {
+    /// Takes the maps out of `ebpf` (the programs keep their own references).
+    pub fn take(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
+        let flows = ebpf
+            .take_map(maps::FLOWS)
+            .ok_or_else(|| anyhow!("the eBPF object has no map {}", maps::FLOWS))?;
+        let counters = ebpf
+            .take_map(maps::COUNTERS)
+            .ok_or_else(|| anyhow!("the eBPF object has no map {}", maps::COUNTERS))?;
+        Ok(Maps {
+            flows: PerCpuHashMap::try_from(flows).context("flow map")?,
+            counters: PerCpuArray::try_from(counters).context("counter map")?,
+        })
+    }
+
+    /// The counters of `hook`, summed over CPUs.
+    pub fn counters(&self, hook: Hook) -> anyhow::Result<Counters> {
+        let per_cpu = self
+            .counters
+            .get(&(hook as u32), 0)
+            .context("reading the counter map")?;
+        let mut total = Counters::default();
+        for c in per_cpu.iter() {
+            total.add(c);
+        }
+        Ok(total)
+    }
+
+    /// Every flow, with its per-CPU values merged.
+    pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowStats)>> {
+        let mut out = Vec::new();
+        for entry in self.flows.iter() {
+            match entry {
+                Ok((key, values)) => out.push((key, FlowStats::merge(values.iter()))),
+                // An entry deleted while we walk the map: it is simply gone.
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(e).context("reading the flow map"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a flow. A packet that arrives after this starts a new entry.
+    pub fn remove_flow(&mut self, key: &FlowKey) -> anyhow::Result<()> {
+        match self.flows.remove(key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e).context("removing a flow from the flow map"),
+        }
+    }
+
+    /// Inserts a flow with the same value on every CPU (benchmarks prefill the map with it).
+    pub fn insert_flow(&mut self, key: &FlowKey, stats: FlowStats) -> anyhow::Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        let values = aya::maps::PerCpuValues::try_from(vec![stats; cpus])?;
+        self.flows
+            .insert(key, values, 0)
+            .context("inserting into the flow map")
+    }
+}

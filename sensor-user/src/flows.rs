@@ -1,0 +1,428 @@
+//! Flow lifecycle in userspace: when a kernel flow entry has ended (idle, too old, shutdown),
+//! and how it becomes a Suricata-shaped EVE `flow` record.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
+
+use sensor_common::{
+    flow::{tcp, FlowKey, FlowStats, DIR_AB},
+    parse::{ipproto, FAMILY_IPV4},
+};
+use serde_json::{json, Map, Value};
+
+use crate::{community_id::community_id_v1, eve};
+
+/// Flow timeouts, Suricata's defaults unless configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Idle timeout of a flow seen in one direction only, seconds.
+    pub new_secs: u64,
+    /// Idle timeout of an established TCP flow, seconds.
+    pub tcp_established_secs: u64,
+    /// Idle timeout of a TCP flow after FIN or RST, seconds.
+    pub tcp_closed_secs: u64,
+    /// Idle timeout of a UDP flow seen in both directions, seconds.
+    pub udp_established_secs: u64,
+    /// Idle timeout of an ICMP flow seen in both directions, seconds.
+    pub icmp_established_secs: u64,
+    /// Idle timeout of any other flow seen in both directions, seconds.
+    pub other_established_secs: u64,
+    /// A flow older than this is reported (reason `forced`) and restarts as a new flow, so
+    /// that long-lived connections show up in the log, seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            new_secs: 30,
+            tcp_established_secs: 600,
+            tcp_closed_secs: 60,
+            udp_established_secs: 300,
+            icmp_established_secs: 300,
+            other_established_secs: 300,
+            max_age_secs: 3600,
+        }
+    }
+}
+
+/// Why a flow record was written (Suricata's `flow.reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// Idle for longer than its timeout.
+    Timeout,
+    /// Older than `max_age_secs`: reported and restarted.
+    Forced,
+    /// The agent is stopping.
+    Shutdown,
+}
+
+impl Reason {
+    /// The EVE spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Forced => "forced",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Suricata's `flow.state`.
+pub fn state(key: &FlowKey, s: &FlowStats) -> &'static str {
+    let flags = s.tcp_flags[0] | s.tcp_flags[1];
+    if key.proto == ipproto::TCP && flags & (tcp::FIN | tcp::RST) != 0 {
+        "closed"
+    } else if s.pkts[0] > 0 && s.pkts[1] > 0 {
+        "established"
+    } else {
+        "new"
+    }
+}
+
+fn idle_timeout(key: &FlowKey, s: &FlowStats, t: &Timeouts) -> u64 {
+    match (state(key, s), key.proto) {
+        ("closed", _) => t.tcp_closed_secs,
+        ("new", _) => t.new_secs,
+        (_, ipproto::TCP) => t.tcp_established_secs,
+        (_, ipproto::UDP) => t.udp_established_secs,
+        (_, ipproto::ICMP | ipproto::ICMPV6) => t.icmp_established_secs,
+        _ => t.other_established_secs,
+    }
+}
+
+/// Whether the flow has ended at monotonic time `now_ns`, and why.
+pub fn expiry(key: &FlowKey, s: &FlowStats, now_ns: u64, t: &Timeouts) -> Option<Reason> {
+    let idle = Duration::from_nanos(now_ns.saturating_sub(s.last_ns));
+    let age = Duration::from_nanos(now_ns.saturating_sub(s.first_ns));
+    if idle >= Duration::from_secs(idle_timeout(key, s, t)) {
+        Some(Reason::Timeout)
+    } else if age >= Duration::from_secs(t.max_age_secs) {
+        Some(Reason::Forced)
+    } else {
+        None
+    }
+}
+
+fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    if family == FAMILY_IPV4 {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*bytes))
+    }
+}
+
+/// A flow seen from its client's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oriented {
+    /// Client address.
+    pub src: IpAddr,
+    /// Client port (echo id for ICMP echo, else 0 for ICMP).
+    pub sport: u16,
+    /// Server address.
+    pub dst: IpAddr,
+    /// Server port.
+    pub dport: u16,
+    /// Index of the client→server direction in the per-direction arrays.
+    pub ts: usize,
+}
+
+/// Orients a flow key: the client is the side that sent the first packet (or received the
+/// first SYN-ACK).
+pub fn orient(key: &FlowKey, s: &FlowStats) -> Oriented {
+    let a = addr(key.family, &key.addr_a);
+    let b = addr(key.family, &key.addr_b);
+    if usize::from(s.client_dir) == DIR_AB {
+        Oriented {
+            src: a,
+            sport: key.port_a,
+            dst: b,
+            dport: key.port_b,
+            ts: 0,
+        }
+    } else {
+        Oriented {
+            src: b,
+            sport: key.port_b,
+            dst: a,
+            dport: key.port_a,
+            ts: 1,
+        }
+    }
+}
+
+/// Suricata-style flow id: stable for one flow, positive and below 2^51 so that JSON
+/// consumers that parse numbers as doubles keep it exact.
+pub fn flow_id(key: &FlowKey, first_ns: u64) -> u64 {
+    // FNV-1a over the key's fields and the start time.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&key.addr_a);
+    eat(&key.addr_b);
+    eat(&key.ifindex.to_le_bytes());
+    eat(&key.port_a.to_le_bytes());
+    eat(&key.port_b.to_le_bytes());
+    eat(&key.vlan.to_le_bytes());
+    eat(&[key.proto, key.family]);
+    eat(&first_ns.to_le_bytes());
+    h & ((1 << 51) - 1)
+}
+
+/// Converts monotonic kernel timestamps into UNIX time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// UNIX ns minus monotonic ns, sampled at one instant.
+    pub offset_ns: i128,
+}
+
+impl Clock {
+    /// Samples both clocks now.
+    pub fn now() -> Clock {
+        let mono = monotonic_ns();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Clock {
+            offset_ns: wall - i128::from(mono),
+        }
+    }
+
+    /// UNIX ns of a monotonic timestamp.
+    pub fn unix_ns(&self, mono_ns: u64) -> u64 {
+        (i128::from(mono_ns) + self.offset_ns).max(0) as u64
+    }
+}
+
+/// `CLOCK_MONOTONIC` in ns: the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn tcp_flags_hex(f: u8) -> String {
+    format!("{f:02x}")
+}
+
+/// The EVE `flow` record of a flow that ended for `reason`.
+pub fn flow_record(
+    key: &FlowKey,
+    s: &FlowStats,
+    reason: Reason,
+    clock: &Clock,
+    iface: Option<&str>,
+) -> Value {
+    let o = orient(key, s);
+    let (ts, tc) = (o.ts, o.ts ^ 1);
+    let start = clock.unix_ns(s.first_ns);
+    let end = clock.unix_ns(s.last_ns);
+    let is_icmp = key.proto == ipproto::ICMP || key.proto == ipproto::ICMPV6;
+    let mut r = Map::new();
+    r.insert("timestamp".into(), json!(eve::format_timestamp(start)));
+    r.insert("flow_id".into(), json!(flow_id(key, s.first_ns)));
+    if let Some(iface) = iface {
+        r.insert("in_iface".into(), json!(iface));
+    }
+    r.insert("event_type".into(), json!("flow"));
+    if key.vlan != 0 {
+        r.insert("vlan".into(), json!([key.vlan]));
+    }
+    r.insert("src_ip".into(), json!(o.src.to_string()));
+    let has_ports = matches!(key.proto, ipproto::TCP | ipproto::UDP | 132);
+    if has_ports {
+        r.insert("src_port".into(), json!(o.sport));
+    }
+    r.insert("dest_ip".into(), json!(o.dst.to_string()));
+    if has_ports {
+        r.insert("dest_port".into(), json!(o.dport));
+    }
+    r.insert("proto".into(), json!(eve::proto_name(key.proto)));
+    let (cid_sport, cid_dport) = if is_icmp {
+        (u16::from(s.icmp_type[ts]), u16::from(s.icmp_code[ts]))
+    } else {
+        (o.sport, o.dport)
+    };
+    if is_icmp {
+        r.insert("icmp_type".into(), json!(s.icmp_type[ts]));
+        r.insert("icmp_code".into(), json!(s.icmp_code[ts]));
+        if s.pkts[tc] > 0 {
+            r.insert("response_icmp_type".into(), json!(s.icmp_type[tc]));
+            r.insert("response_icmp_code".into(), json!(s.icmp_code[tc]));
+        }
+    }
+    r.insert(
+        "community_id".into(),
+        json!(community_id_v1(
+            0, o.src, o.dst, key.proto, cid_sport, cid_dport
+        )),
+    );
+    r.insert(
+        "flow".into(),
+        json!({
+            "pkts_toserver": s.pkts[ts],
+            "pkts_toclient": s.pkts[tc],
+            "bytes_toserver": s.bytes[ts],
+            "bytes_toclient": s.bytes[tc],
+            "start": eve::format_timestamp(start),
+            "end": eve::format_timestamp(end),
+            "age": end.saturating_sub(start) / 1_000_000_000,
+            "state": state(key, s),
+            "reason": reason.as_str(),
+            "alerted": false,
+        }),
+    );
+    if key.proto == ipproto::TCP {
+        let all = s.tcp_flags[0] | s.tcp_flags[1];
+        let mut t = Map::new();
+        t.insert("tcp_flags".into(), json!(tcp_flags_hex(all)));
+        t.insert("tcp_flags_ts".into(), json!(tcp_flags_hex(s.tcp_flags[ts])));
+        t.insert("tcp_flags_tc".into(), json!(tcp_flags_hex(s.tcp_flags[tc])));
+        for (bit, name) in [
+            (tcp::SYN, "syn"),
+            (tcp::FIN, "fin"),
+            (tcp::RST, "rst"),
+            (tcp::PSH, "psh"),
+            (tcp::ACK, "ack"),
+            (tcp::URG, "urg"),
+            (tcp::ECE, "ecn"),
+            (tcp::CWR, "cwr"),
+        ] {
+            // Suricata writes only the flags that were seen.
+            if all & bit != 0 {
+                t.insert(name.into(), json!(true));
+            }
+        }
+        r.insert("tcp".into(), Value::Object(t));
+    }
+    Value::Object(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_v4(a: [u8; 4], pa: u16, b: [u8; 4], pb: u16, proto: u8) -> FlowKey {
+        let mut k = FlowKey {
+            proto,
+            family: FAMILY_IPV4,
+            port_a: pa,
+            port_b: pb,
+            ..Default::default()
+        };
+        k.addr_a[..4].copy_from_slice(&a);
+        k.addr_b[..4].copy_from_slice(&b);
+        k
+    }
+
+    #[test]
+    fn tcp_record_is_oriented_from_the_client() {
+        let k = key_v4([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, ipproto::TCP);
+        // Side B (10.0.0.2:40000) opened the flow.
+        let s = FlowStats {
+            pkts: [4, 5],
+            bytes: [400, 500],
+            first_ns: 1_000_000_000,
+            last_ns: 3_500_000_000,
+            tcp_flags: [0x12 | 0x01, 0x02 | 0x10 | 0x08 | 0x01],
+            client_dir: 1,
+            ..Default::default()
+        };
+        let clock = Clock {
+            offset_ns: 1_700_000_000_000_000_000,
+        };
+        let r = flow_record(&k, &s, Reason::Timeout, &clock, Some("veth0"));
+        assert_eq!(r["src_ip"], "10.0.0.2");
+        assert_eq!(r["src_port"], 40000);
+        assert_eq!(r["dest_ip"], "10.0.0.1");
+        assert_eq!(r["dest_port"], 80);
+        assert_eq!(r["proto"], "TCP");
+        assert_eq!(r["in_iface"], "veth0");
+        assert_eq!(r["flow"]["pkts_toserver"], 5);
+        assert_eq!(r["flow"]["pkts_toclient"], 4);
+        assert_eq!(r["flow"]["bytes_toserver"], 500);
+        assert_eq!(r["flow"]["bytes_toclient"], 400);
+        assert_eq!(r["flow"]["age"], 2);
+        assert_eq!(r["flow"]["state"], "closed");
+        assert_eq!(r["flow"]["reason"], "timeout");
+        assert_eq!(r["tcp"]["tcp_flags"], "1b");
+        assert_eq!(r["tcp"]["tcp_flags_ts"], "1b");
+        assert_eq!(r["tcp"]["tcp_flags_tc"], "13");
+        assert_eq!(r["tcp"]["syn"], true);
+        assert!(r["tcp"].get("rst").is_none());
+        assert_eq!(r["timestamp"], "2023-11-14T22:13:21.000000+0000");
+        assert!(r["community_id"].as_str().expect("cid").starts_with("1:"));
+    }
+
+    #[test]
+    fn icmp_record_has_types_and_no_ports() {
+        let k = key_v4([10, 0, 0, 1], 7, [10, 0, 0, 2], 7, ipproto::ICMP);
+        let s = FlowStats {
+            pkts: [3, 3],
+            bytes: [294, 294],
+            first_ns: 5,
+            last_ns: 6,
+            icmp_type: [8, 0],
+            client_dir: 0,
+            ..Default::default()
+        };
+        let r = flow_record(&k, &s, Reason::Shutdown, &Clock { offset_ns: 0 }, None);
+        assert!(r.get("src_port").is_none());
+        assert_eq!(r["icmp_type"], 8);
+        assert_eq!(r["response_icmp_type"], 0);
+        assert_eq!(r["flow"]["state"], "established");
+        assert_eq!(r["flow"]["reason"], "shutdown");
+        assert!(r.get("tcp").is_none());
+    }
+
+    #[test]
+    fn expiry_follows_state_and_age() {
+        let t = Timeouts::default();
+        let k = key_v4([1, 1, 1, 1], 53, [2, 2, 2, 2], 5353, ipproto::UDP);
+        let sec = 1_000_000_000u64;
+        let one_way = FlowStats {
+            pkts: [1, 0],
+            first_ns: sec,
+            last_ns: sec,
+            ..Default::default()
+        };
+        assert_eq!(expiry(&k, &one_way, sec + 29 * sec, &t), None);
+        assert_eq!(
+            expiry(&k, &one_way, sec + 30 * sec, &t),
+            Some(Reason::Timeout)
+        );
+        let two_way = FlowStats {
+            pkts: [1, 1],
+            ..one_way
+        };
+        assert_eq!(expiry(&k, &two_way, sec + 299 * sec, &t), None);
+        assert_eq!(
+            expiry(&k, &two_way, sec + 300 * sec, &t),
+            Some(Reason::Timeout)
+        );
+        let busy = FlowStats {
+            last_ns: 3600 * sec,
+            ..two_way
+        };
+        assert_eq!(expiry(&k, &busy, 3601 * sec, &t), Some(Reason::Forced));
+    }
+
+    #[test]
+    fn flow_ids_differ_by_start_and_fit_in_a_double() {
+        let k = key_v4([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, ipproto::TCP);
+        assert_ne!(flow_id(&k, 1), flow_id(&k, 2));
+        assert!(flow_id(&k, 1) < (1 << 51));
+    }
+}

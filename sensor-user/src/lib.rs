@@ -1,0 +1,11 @@
+//! Precinct's userspace agent: loads the kernel programs, turns their flow counters into EVE
+//! records and Prometheus metrics, and explains the host's readiness (`doctor`).
+
+pub mod agent;
+pub mod community_id;
+pub mod config;
+pub mod datapath;
+pub mod doctor;
+pub mod eve;
+pub mod flows;
+pub mod metrics;

@@ -1,0 +1,129 @@
+//! The `precinct` command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor};
+
+/// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach to interfaces and report flows as EVE records and metrics until stopped.
+    Run {
+        /// Interface to attach to (repeat for several).
+        #[arg(long = "iface", value_name = "IFACE")]
+        ifaces: Vec<String>,
+        /// Configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// EVE output: a file, or - for standard output [default: /var/log/precinct/eve.json].
+        #[arg(long, value_name = "FILE|-")]
+        eve: Option<String>,
+        /// XDP attach mode [default: auto].
+        #[arg(long, value_enum)]
+        xdp_mode: Option<XdpModeChoice>,
+        /// Metrics listen address [default: 127.0.0.1:9727].
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_listen: Option<String>,
+    },
+    /// Check whether this host can run the sensor, and say how to fix what is missing.
+    Doctor {
+        /// Interface to check (repeat for several).
+        #[arg(long = "iface", value_name = "IFACE")]
+        ifaces: Vec<String>,
+    },
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("precinct: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Run {
+            ifaces,
+            config,
+            eve,
+            xdp_mode,
+            metrics_listen,
+        } => {
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            cfg.interfaces.extend(ifaces);
+            cfg.interfaces.dedup();
+            if let Some(eve) = eve {
+                cfg.eve = eve;
+            }
+            if let Some(mode) = xdp_mode {
+                cfg.xdp_mode = mode;
+            }
+            if let Some(listen) = metrics_listen {
+                cfg.metrics.listen = listen;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(agent::run(agent::RunOptions { config: cfg }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { ifaces } => {
+            let checks = doctor::checks(&ifaces);
+            let ok = doctor::report(&checks, &mut std::io::stdout().lock())
+                .context("writing the report")?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let cfg = Config::load(&file)?;
+            println!(
+                "{}: ok ({} interface(s), EVE to {}, metrics {})",
+                file.display(),
+                cfg.interfaces.len(),
+                cfg.eve,
+                if cfg.metrics.enabled {
+                    cfg.metrics.listen.as_str()
+                } else {
+                    "off"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

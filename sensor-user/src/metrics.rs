@@ -1,0 +1,344 @@
+//! Prometheus metrics: the registry the agent updates after every sweep, and the small HTTP
+//! endpoint serving `/metrics` and `/healthz`.
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use anyhow::Context as _;
+use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use sensor_common::{
+    counters::{id, Counters, PROTOCOLS},
+    parse::Outcome,
+    Hook,
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+};
+
+use crate::datapath::Attachment;
+
+/// Every metric the agent exports.
+pub struct Metrics {
+    registry: Registry,
+    packets: IntCounterVec,
+    bytes: IntCounterVec,
+    protocol_packets: IntCounterVec,
+    parse_outcomes: IntCounterVec,
+    vlan_packets: IntCounterVec,
+    fragments: IntCounterVec,
+    flows_created: IntCounterVec,
+    untracked: IntCounterVec,
+    /// Flows currently in the kernel flow map.
+    pub flows_active: IntGauge,
+    /// Flows ended, by reason.
+    pub flows_expired: IntCounterVec,
+    /// EVE records written, by event type.
+    pub events: IntCounterVec,
+    attach_info: IntGaugeVec,
+    last: [Counters; 2],
+    healthy: Arc<AtomicBool>,
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> anyhow::Result<Metrics> {
+        let registry = Registry::new();
+        let m = Metrics {
+            packets: counter(
+                "precinct_packets_total",
+                "Packets seen by the kernel programs.",
+                &["hook"],
+            ),
+            bytes: counter(
+                "precinct_bytes_total",
+                "Bytes seen by the kernel programs (whole frames).",
+                &["hook"],
+            ),
+            protocol_packets: counter(
+                "precinct_protocol_packets_total",
+                "Packets by network and transport protocol.",
+                &["hook", "protocol"],
+            ),
+            parse_outcomes: counter(
+                "precinct_parse_outcomes_total",
+                "Packets by header parse outcome (ok, or why the headers could not be read).",
+                &["hook", "outcome"],
+            ),
+            vlan_packets: counter(
+                "precinct_vlan_packets_total",
+                "Packets with at least one VLAN tag.",
+                &["hook"],
+            ),
+            fragments: counter(
+                "precinct_ip_fragments_total",
+                "IP fragments seen.",
+                &["hook"],
+            ),
+            flows_created: counter(
+                "precinct_flows_created_total",
+                "Flow entries created in the kernel flow map.",
+                &["hook"],
+            ),
+            untracked: counter(
+                "precinct_untracked_packets_total",
+                "Packets whose flow could not be entered because the kernel flow map was full.",
+                &["hook"],
+            ),
+            flows_active: IntGauge::new("precinct_flows_active", "Flows in the kernel flow map.")?,
+            flows_expired: counter(
+                "precinct_flows_expired_total",
+                "Flows ended and reported, by reason.",
+                &["reason"],
+            ),
+            events: counter(
+                "precinct_eve_events_total",
+                "EVE records written, by event type.",
+                &["event_type"],
+            ),
+            attach_info: IntGaugeVec::new(
+                Opts::new(
+                    "precinct_xdp_attach_info",
+                    "XDP attach mode per interface (value 1).",
+                ),
+                &["interface", "mode"],
+            )?,
+            last: [Counters::default(), Counters::default()],
+            healthy: Arc::new(AtomicBool::new(true)),
+            registry,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new("precinct_build_info", "Precinct build (value 1)."),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for c in [
+            &m.packets,
+            &m.bytes,
+            &m.protocol_packets,
+            &m.parse_outcomes,
+            &m.vlan_packets,
+            &m.fragments,
+            &m.flows_created,
+            &m.untracked,
+            &m.flows_expired,
+            &m.events,
+        ] {
+            m.registry.register(Box::new(c.clone()))?;
+        }
+        m.registry.register(Box::new(m.flows_active.clone()))?;
+        m.registry.register(Box::new(m.attach_info.clone()))?;
+        m.registry.register(Box::new(build))?;
+        Ok(m)
+    }
+
+    /// Records the interfaces and their XDP modes.
+    pub fn set_attachments(&self, attachments: &[Attachment]) {
+        for a in attachments {
+            self.attach_info
+                .with_label_values(&[a.iface.as_str(), &a.mode.to_string()])
+                .set(1);
+        }
+    }
+
+    /// Brings the kernel counters up to the totals read from the maps.
+    pub fn update_counters(&mut self, hook: Hook, now: &Counters) {
+        let h = hook.name();
+        let last = &mut self.last[hook as usize];
+        let delta = |i: usize| now.c[i].saturating_sub(last.c[i]);
+        self.packets
+            .with_label_values(&[h])
+            .inc_by(delta(id::PACKETS));
+        self.bytes.with_label_values(&[h]).inc_by(delta(id::BYTES));
+        for (i, name) in PROTOCOLS {
+            self.protocol_packets
+                .with_label_values(&[h, name])
+                .inc_by(delta(i));
+        }
+        for o in Outcome::ALL {
+            self.parse_outcomes
+                .with_label_values(&[h, o.name()])
+                .inc_by(delta(id::OUTCOME_BASE + o as usize));
+        }
+        self.vlan_packets
+            .with_label_values(&[h])
+            .inc_by(delta(id::VLAN));
+        self.fragments
+            .with_label_values(&[h])
+            .inc_by(delta(id::FRAGMENTS));
+        self.flows_created
+            .with_label_values(&[h])
+            .inc_by(delta(id::FLOWS_CREATED));
+        self.untracked
+            .with_label_values(&[h])
+            .inc_by(delta(id::FLOWS_NOT_TRACKED));
+        *last = *now;
+    }
+
+    /// Marks the agent unhealthy (`/healthz` then answers 503).
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+
+    /// A cheap handle for the HTTP task.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            registry: self.registry.clone(),
+            healthy: self.healthy.clone(),
+        }
+    }
+}
+
+/// What the HTTP task needs: the registry and the health flag.
+#[derive(Clone)]
+pub struct Endpoint {
+    registry: Registry,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Endpoint {
+    fn respond(&self, request_line: &str) -> (u16, &'static str, Vec<u8>) {
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if method != "GET" {
+            return (405, "text/plain", b"only GET is served\n".to_vec());
+        }
+        match path.split('?').next().unwrap_or("") {
+            "/metrics" => {
+                let mut buf = Vec::new();
+                let encoder = TextEncoder::new();
+                if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+                    return (
+                        500,
+                        "text/plain",
+                        format!("encoding metrics: {e}\n").into_bytes(),
+                    );
+                }
+                (200, "text/plain; version=0.0.4; charset=utf-8", buf)
+            }
+            "/healthz" if self.healthy.load(Ordering::Relaxed) => {
+                (200, "text/plain", b"ok\n".to_vec())
+            }
+            "/healthz" => (503, "text/plain", b"unhealthy\n".to_vec()),
+            _ => (
+                404,
+                "text/plain",
+                b"not found: try /metrics or /healthz\n".to_vec(),
+            ),
+        }
+    }
+}
+
+/// Binds `listen`; the returned future serves requests until dropped.
+pub async fn serve(
+    listen: &str,
+    endpoint: Endpoint,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("binding the metrics endpoint to {listen}; change metrics.listen in the config or stop what holds the port")
+    })?;
+    Ok(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let endpoint = endpoint.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                // Read until the end of the request line; requests have no body here.
+                while len < buf.len() {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        stream.read(&mut buf[len..]),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                        Ok(Ok(n)) => len += n,
+                    }
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n")
+                        || buf[..len].contains(&b'\n')
+                    {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf[..len]);
+                let line = text.lines().next().unwrap_or("");
+                let (code, ctype, body) = endpoint.respond(line);
+                let reason = match code {
+                    200 => "OK",
+                    404 => "Not Found",
+                    405 => "Method Not Allowed",
+                    503 => "Service Unavailable",
+                    _ => "Error",
+                };
+                let head = format!(
+                    "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_become_deltas_and_render() {
+        let mut m = Metrics::new().expect("metrics");
+        let mut c = Counters::default();
+        c.c[id::PACKETS] = 10;
+        c.c[id::BYTES] = 1000;
+        c.c[id::TCP] = 7;
+        m.update_counters(Hook::Ingress, &c);
+        c.c[id::PACKETS] = 15;
+        m.update_counters(Hook::Ingress, &c);
+        let text = m.render();
+        assert!(
+            text.contains("precinct_packets_total{hook=\"ingress\"} 15"),
+            "{text}"
+        );
+        assert!(
+            text.contains("precinct_bytes_total{hook=\"ingress\"} 1000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("precinct_protocol_packets_total{hook=\"ingress\",protocol=\"tcp\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("precinct_build_info{version="), "{text}");
+    }
+
+    #[test]
+    fn endpoint_routes() {
+        let m = Metrics::new().expect("metrics");
+        let e = m.endpoint();
+        assert_eq!(e.respond("GET /metrics HTTP/1.1").0, 200);
+        assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 200);
+        m.set_healthy(false);
+        assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 503);
+        assert_eq!(e.respond("GET /nope HTTP/1.1").0, 404);
+        assert_eq!(e.respond("POST /metrics HTTP/1.1").0, 405);
+    }
+}
