@@ -1,26 +1,29 @@
 //! `precinct run`: attach, sweep the flow map into EVE records and metrics on a timer, and on
 //! SIGINT/SIGTERM flush every flow as `reason: shutdown` and detach.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use log::{info, warn};
-use sensor_common::Hook;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     config::Config,
-    datapath::{Datapath, Maps},
+    datapath::{Datapath, FlowMap, Maps},
     eve::{EveTarget, EveWriter},
     flows::{self, Clock, Reason},
-    metrics::Metrics,
+    metrics::{Endpoint, Metrics},
 };
 
 /// One sweep's bookkeeping, shared by the timer and the shutdown flush.
 struct Sweeper {
-    maps: Maps,
+    flows: FlowMap,
     eve: EveWriter,
-    metrics: Metrics,
+    metrics: Endpoint,
     config: Config,
     ifnames: HashMap<u32, String>,
 }
@@ -30,7 +33,7 @@ impl Sweeper {
     fn sweep(&mut self, shutdown: bool) -> anyhow::Result<()> {
         let now = flows::monotonic_ns();
         let clock = Clock::now();
-        let all = self.maps.flows()?;
+        let all = self.flows.read_all()?;
         let mut active = 0i64;
         for (key, stats) in &all {
             let reason = if shutdown {
@@ -45,21 +48,19 @@ impl Sweeper {
             let iface = self.ifnames.get(&key.ifindex).map(String::as_str);
             let record = flows::flow_record(key, stats, reason, &clock, iface);
             self.eve.write(&record)?;
-            self.metrics.events.with_label_values(&["flow"]).inc();
-            self.metrics
-                .flows_expired
-                .with_label_values(&[reason.as_str()])
-                .inc();
+            {
+                let m = self.metrics.0.lock().expect("metrics lock");
+                m.events.with_label_values(&["flow"]).inc();
+                m.flows_expired.with_label_values(&[reason.as_str()]).inc();
+            }
             if !shutdown {
-                self.maps.remove_flow(key)?;
+                self.flows.remove(key)?;
             }
         }
         self.eve.flush()?;
-        self.metrics.flows_active.set(active);
-        for hook in Hook::ALL {
-            let c = self.maps.counters(hook)?;
-            self.metrics.update_counters(hook, &c);
-        }
+        let mut m = self.metrics.0.lock().expect("metrics lock");
+        m.flows_active.set(active);
+        m.refresh();
         Ok(())
     }
 }
@@ -77,7 +78,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let eve = EveWriter::open(&eve_target)?;
     let mut datapath =
         Datapath::attach(&config.interfaces, config.xdp_mode, config.flows.capacity)?;
-    let metrics = Metrics::new()?;
+    let mut metrics = Metrics::new()?;
     metrics.set_attachments(datapath.attachments());
     for a in datapath.attachments() {
         info!(
@@ -90,9 +91,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .iter()
         .map(|a| (a.ifindex, a.iface.clone()))
         .collect();
-    let maps = Maps::take(datapath.ebpf())?;
+    let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
+    metrics.set_counter_map(counters);
+    let metrics = Endpoint(Arc::new(Mutex::new(metrics)));
     let server = if config.metrics.enabled {
-        let serving = crate::metrics::serve(&config.metrics.listen, metrics.endpoint()).await?;
+        let serving = crate::metrics::serve(&config.metrics.listen, metrics.clone()).await?;
         info!("metrics on http://{}/metrics", config.metrics.listen);
         Some(tokio::spawn(serving))
     } else {
@@ -100,7 +103,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let interval = Duration::from_millis(config.flows.sweep_interval_ms);
     let mut sweeper = Sweeper {
-        maps,
+        flows,
         eve,
         metrics,
         config,

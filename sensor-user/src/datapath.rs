@@ -180,11 +180,19 @@ where
         .with_context(|| format!("program {name} has an unexpected type"))
 }
 
-/// Read access to the flow and counter maps of a loaded object.
+/// The flow and counter maps of a loaded object.
 pub struct Maps {
-    flows: PerCpuHashMap<MapData, FlowKey, FlowStats>,
-    counters: PerCpuArray<MapData, Counters>,
+    /// Per-CPU flow map.
+    pub flows: FlowMap,
+    /// Per-CPU counters.
+    pub counters: CounterMap,
 }
+
+/// The per-CPU flow map.
+pub struct FlowMap(PerCpuHashMap<MapData, FlowKey, FlowStats>);
+
+/// The per-CPU counter blocks, one per hook.
+pub struct CounterMap(PerCpuArray<MapData, Counters>);
 
 impl Maps {
     /// Takes the maps out of `ebpf` (the programs keep their own references).
@@ -196,15 +204,27 @@ impl Maps {
             .take_map(maps::COUNTERS)
             .ok_or_else(|| anyhow!("the eBPF object has no map {}", maps::COUNTERS))?;
         Ok(Maps {
-            flows: PerCpuHashMap::try_from(flows).context("flow map")?,
-            counters: PerCpuArray::try_from(counters).context("counter map")?,
+            flows: FlowMap(PerCpuHashMap::try_from(flows).context("flow map")?),
+            counters: CounterMap(PerCpuArray::try_from(counters).context("counter map")?),
         })
     }
 
     /// The counters of `hook`, summed over CPUs.
     pub fn counters(&self, hook: Hook) -> anyhow::Result<Counters> {
+        self.counters.read(hook)
+    }
+
+    /// Every flow, with its per-CPU values merged.
+    pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowStats)>> {
+        self.flows.read_all()
+    }
+}
+
+impl CounterMap {
+    /// The counters of `hook`, summed over CPUs.
+    pub fn read(&self, hook: Hook) -> anyhow::Result<Counters> {
         let per_cpu = self
-            .counters
+            .0
             .get(&(hook as u32), 0)
             .context("reading the counter map")?;
         let mut total = Counters::default();
@@ -213,11 +233,13 @@ impl Maps {
         }
         Ok(total)
     }
+}
 
+impl FlowMap {
     /// Every flow, with its per-CPU values merged.
-    pub fn flows(&self) -> anyhow::Result<Vec<(FlowKey, FlowStats)>> {
+    pub fn read_all(&self) -> anyhow::Result<Vec<(FlowKey, FlowStats)>> {
         let mut out = Vec::new();
-        for entry in self.flows.iter() {
+        for entry in self.0.iter() {
             match entry {
                 Ok((key, values)) => out.push((key, FlowStats::merge(values.iter()))),
                 // An entry deleted while we walk the map: it is simply gone.
@@ -229,18 +251,18 @@ impl Maps {
     }
 
     /// Removes a flow. A packet that arrives after this starts a new entry.
-    pub fn remove_flow(&mut self, key: &FlowKey) -> anyhow::Result<()> {
-        match self.flows.remove(key) {
+    pub fn remove(&mut self, key: &FlowKey) -> anyhow::Result<()> {
+        match self.0.remove(key) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).context("removing a flow from the flow map"),
         }
     }
 
     /// Inserts a flow with the same value on every CPU (benchmarks prefill the map with it).
-    pub fn insert_flow(&mut self, key: &FlowKey, stats: FlowStats) -> anyhow::Result<()> {
+    pub fn insert(&mut self, key: &FlowKey, stats: FlowStats) -> anyhow::Result<()> {
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
         let values = aya::maps::PerCpuValues::try_from(vec![stats; cpus])?;
-        self.flows
+        self.0
             .insert(key, values, 0)
             .context("inserting into the flow map")
     }

@@ -1,10 +1,7 @@
 //! Prometheus metrics: the registry the agent updates after every sweep, and the small HTTP
 //! endpoint serving `/metrics` and `/healthz`.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
-};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
@@ -18,7 +15,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::datapath::Attachment;
+use crate::datapath::{Attachment, CounterMap};
 
 /// Every metric the agent exports.
 pub struct Metrics {
@@ -39,7 +36,8 @@ pub struct Metrics {
     pub events: IntCounterVec,
     attach_info: IntGaugeVec,
     last: [Counters; 2],
-    healthy: Arc<AtomicBool>,
+    counters: Option<CounterMap>,
+    healthy: bool,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -110,7 +108,8 @@ impl Metrics {
                 &["interface", "mode"],
             )?,
             last: [Counters::default(), Counters::default()],
-            healthy: Arc::new(AtomicBool::new(true)),
+            counters: None,
+            healthy: true,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -181,35 +180,45 @@ impl Metrics {
         *last = *now;
     }
 
-    /// Marks the agent unhealthy (`/healthz` then answers 503).
-    pub fn set_healthy(&self, healthy: bool) {
-        self.healthy.store(healthy, Ordering::Relaxed);
+    /// Reads the kernel counters from `map` at every refresh, so that a scrape sees the
+    /// kernel's totals at that instant.
+    pub fn set_counter_map(&mut self, map: CounterMap) {
+        self.counters = Some(map);
     }
 
-    /// The text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// Brings the kernel counters up to date (no-op without a counter map).
+    pub fn refresh(&mut self) {
+        let Some(map) = self.counters.take() else {
+            return;
+        };
+        for hook in Hook::ALL {
+            match map.read(hook) {
+                Ok(c) => self.update_counters(hook, &c),
+                Err(e) => log::warn!("reading kernel counters: {e:#}"),
+            }
+        }
+        self.counters = Some(map);
+    }
+
+    /// Marks the agent unhealthy (`/healthz` then answers 503).
+    pub fn set_healthy(&mut self, healthy: bool) {
+        self.healthy = healthy;
+    }
+
+    /// The text exposition of every metric, after a refresh.
+    pub fn render(&mut self) -> String {
+        self.refresh();
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
-
-    /// A cheap handle for the HTTP task.
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            registry: self.registry.clone(),
-            healthy: self.healthy.clone(),
-        }
-    }
 }
 
-/// What the HTTP task needs: the registry and the health flag.
+/// The metrics as the agent and the HTTP task share them.
 #[derive(Clone)]
-pub struct Endpoint {
-    registry: Registry,
-    healthy: Arc<AtomicBool>,
-}
+pub struct Endpoint(pub Arc<Mutex<Metrics>>);
 
 impl Endpoint {
     fn respond(&self, request_line: &str) -> (u16, &'static str, Vec<u8>) {
@@ -218,22 +227,16 @@ impl Endpoint {
         if method != "GET" {
             return (405, "text/plain", b"only GET is served\n".to_vec());
         }
+        let Ok(mut metrics) = self.0.lock() else {
+            return (500, "text/plain", b"metrics lock poisoned\n".to_vec());
+        };
         match path.split('?').next().unwrap_or("") {
-            "/metrics" => {
-                let mut buf = Vec::new();
-                let encoder = TextEncoder::new();
-                if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
-                    return (
-                        500,
-                        "text/plain",
-                        format!("encoding metrics: {e}\n").into_bytes(),
-                    );
-                }
-                (200, "text/plain; version=0.0.4; charset=utf-8", buf)
-            }
-            "/healthz" if self.healthy.load(Ordering::Relaxed) => {
-                (200, "text/plain", b"ok\n".to_vec())
-            }
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render().into_bytes(),
+            ),
+            "/healthz" if metrics.healthy => (200, "text/plain", b"ok\n".to_vec()),
             "/healthz" => (503, "text/plain", b"unhealthy\n".to_vec()),
             _ => (
                 404,
@@ -332,11 +335,10 @@ mod tests {
 
     #[test]
     fn endpoint_routes() {
-        let m = Metrics::new().expect("metrics");
-        let e = m.endpoint();
+        let e = Endpoint(Arc::new(Mutex::new(Metrics::new().expect("metrics"))));
         assert_eq!(e.respond("GET /metrics HTTP/1.1").0, 200);
         assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 200);
-        m.set_healthy(false);
+        e.0.lock().expect("lock").set_healthy(false);
         assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 503);
         assert_eq!(e.respond("GET /nope HTTP/1.1").0, 404);
         assert_eq!(e.respond("POST /metrics HTTP/1.1").0, 405);

@@ -71,6 +71,22 @@ impl Lab {
     fn setup(&self) -> Result<(), String> {
         run(&["ip", "netns", "add", &self.portal_ns])?;
         run(&["ip", "netns", "add", &self.client_ns])?;
+        // Before the veth exists, so that its IPv6 settings start quiet: router solicitations,
+        // DAD and slow MLD retransmits would add packets nobody asked for.
+        for ns in [&self.portal_ns, &self.client_ns] {
+            for scope in ["all", "default"] {
+                for key in [
+                    "accept_ra=0",
+                    "dad_transmits=0",
+                    "router_solicitations=0",
+                    "mldv1_unsolicited_report_interval=1",
+                    "mldv2_unsolicited_report_interval=1",
+                ] {
+                    let setting = format!("net.ipv6.conf.{scope}.{key}");
+                    run(&["ip", "netns", "exec", ns, "sysctl", "-qw", &setting])?;
+                }
+            }
+        }
         run(&[
             "ip",
             "link",
@@ -115,27 +131,6 @@ impl Lab {
                 full.extend_from_slice(args);
                 run(&full)
             };
-            // Router solicitations, DAD and MLD reports would add packets nobody asked for.
-            for key in ["accept_ra=0", "dad_transmits=0", "router_solicitations=0"] {
-                let _ = run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.all.{key}"),
-                ]);
-                let _ = run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.default.{key}"),
-                ]);
-            }
             ip(&["link", "set", "lo", "up"])?;
             ip(&["addr", "add", &format!("{v4}/24"), "dev", ifname])?;
             ip(&["addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"])?;
@@ -191,15 +186,25 @@ impl Lab {
             .map_err(|e| format!("starting {}: {e}", cmd.join(" ")))
     }
 
-    /// (rx_packets, rx_bytes, tx_packets, tx_bytes) of the portal interface.
+    /// (rx_packets, rx_bytes, tx_packets, tx_bytes) of the portal interface, as the kernel
+    /// counts them for each veth end.
     pub fn portal_stats(&self) -> Result<[u64; 4], String> {
+        self.stats(&self.portal_ns, &self.portal_if)
+    }
+
+    /// The same for the client end.
+    pub fn client_stats(&self) -> Result<[u64; 4], String> {
+        self.stats(&self.client_ns, &self.client_if)
+    }
+
+    fn stats(&self, ns: &str, ifname: &str) -> Result<[u64; 4], String> {
         let mut v = [0u64; 4];
         for (i, name) in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes"]
             .iter()
             .enumerate()
         {
-            let path = format!("/sys/class/net/{}/statistics/{name}", self.portal_if);
-            let out = self.exec(&self.portal_ns, &["cat", &path])?;
+            let path = format!("/sys/class/net/{ifname}/statistics/{name}");
+            let out = self.exec(ns, &["cat", &path])?;
             v[i] = String::from_utf8_lossy(&out.stdout)
                 .trim()
                 .parse()

@@ -1,6 +1,7 @@
 //! Shared helpers for Precinct's integration tests: a packet builder and a packet corpus
 //! (so tests build their own traffic), privileged-test gating, and network-namespace labs.
 
+pub mod agent;
 pub mod lab;
 pub mod packets;
 
