@@ -43,9 +43,18 @@ impl Agent {
     /// Starts `precinct run` on the portal interface with `extra` arguments, and waits until
     /// its metrics endpoint answers.
     pub fn start(lab: &Lab, dir: &std::path::Path, extra: &[&str]) -> Agent {
+        Agent::start_with(&precinct_bin(), lab, dir, extra)
+    }
+
+    /// [`Agent::start`] with a given binary.
+    pub fn start_with(
+        bin: &std::path::Path,
+        lab: &Lab,
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> Agent {
         let eve = dir.join("eve.json");
         let listen = "127.0.0.1:9727";
-        let bin = precinct_bin();
         let bin = bin.to_str().expect("UTF-8 path");
         let eve_s = eve.to_str().expect("UTF-8 path");
         let mut args = vec![

@@ -1,0 +1,66 @@
+//! Real traffic for labs and the demo: small Python programs (the system `python3`) that run
+//! in the client and portal namespaces and exchange a known number of packets of known sizes.
+//!
+//! Run the server as `python3 -c SERVER REPLIES PORTAL_V4 PORTAL_V6` in the portal namespace
+//! (it prints `ready`), then `python3 -c CLIENT PORTAL_V4 PORTAL_V6` in the client namespace
+//! (it prints `done`): 5 UDP datagrams of 100 bytes to port 9999, 2 of 10 bytes over IPv6 to
+//! port 9998 (the server answers the first REPLIES of each with 200 bytes), and one TCP
+//! connection to port 8080 carrying 1000 bytes up and 2000 down.
+
+/// UDP and TCP servers for the portal side: UDP replies to the first `replies` datagrams
+/// with 200 bytes; TCP reads 1000 bytes, answers 2000 and closes.
+pub const SERVER: &str = r#"
+import socket, sys, threading
+replies = int(sys.argv[1])
+def udp(family, addr, port):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    for i in range(100):
+        data, peer = s.recvfrom(2048)
+        if i < replies:
+            s.sendto(b"r" * 200, peer)
+def tcp():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[2], 8080))
+    s.listen(1)
+    c, _ = s.accept()
+    got = b""
+    while len(got) < 1000:
+        got += c.recv(4096)
+    c.sendall(b"s" * 2000)
+    c.close()
+threading.Thread(target=udp, args=(socket.AF_INET, sys.argv[2], 9999), daemon=True).start()
+threading.Thread(target=udp, args=(socket.AF_INET6, sys.argv[3], 9998), daemon=True).start()
+threading.Thread(target=tcp, daemon=True).start()
+print("ready", flush=True)
+import time
+time.sleep(60)
+"#;
+
+pub const CLIENT: &str = r#"
+import socket, sys, time
+portal4, portal6 = sys.argv[1], sys.argv[2]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 40001))
+for _ in range(5):
+    u.sendto(b"q" * 100, (portal4, 9999))
+    time.sleep(0.02)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(("::", 40002))
+for _ in range(2):
+    u6.sendto(b"x" * 10, (portal6, 9998))
+    time.sleep(0.02)
+t = socket.create_connection((portal4, 8080), timeout=10)
+t.sendall(b"c" * 1000)
+got = b""
+while True:
+    d = t.recv(4096)
+    if not d:
+        break
+    got += d
+t.close()
+assert len(got) == 2000, len(got)
+time.sleep(0.3)
+print("done", flush=True)
+"#;

@@ -1,0 +1,134 @@
+//! `cargo xtask setup`: installs, only when missing, the nightly `rust-src` component,
+//! `bpf-linker` 0.13.0 built against LLVM 22 (the nightly's LLVM), and the Debian packages
+//! the tests and the demo use.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _};
+
+/// Debian packages and the command each provides (checked with `dpkg-query`).
+const PACKAGES: &[&str] = &[
+    "iproute2",     // ip, namespaces and veth pairs
+    "iputils-ping", // ping in labs and the demo
+    "ethtool",      // offloads off in labs
+    "procps",       // sysctl in lab namespaces
+    "tcpdump",      // captures for golden tests
+    "python3",      // lab traffic programs
+    "python3-yaml", // the conformance runner
+];
+
+const LLVM_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn missing_packages(pkgs: &[&str]) -> Vec<String> {
+    pkgs.iter()
+        .filter(|p| {
+            let status = output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]));
+            !status.is_some_and(|s| s.contains("install ok installed"))
+        })
+        .map(|p| p.to_string())
+        .collect()
+}
+
+fn apt_install(pkgs: &[String]) -> anyhow::Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    if !crate::is_root() {
+        bail!(
+            "missing Debian packages {}: run `cargo xtask setup` as root",
+            pkgs.join(" ")
+        );
+    }
+    eprintln!("setup: installing {}", pkgs.join(" "));
+    run_checked(
+        Command::new("apt-get").args(["update", "-q"]),
+        "apt-get update",
+    )?;
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context(
+        "`rustup component list --toolchain nightly` failed: is the nightly toolchain installed?",
+    )?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("setup: adding rust-src to the nightly toolchain");
+    run_checked(
+        Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
+        "rustup component add rust-src",
+    )
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    let version = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.contains(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    apt_install(&missing_packages(LLVM_PACKAGES))?;
+    eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes)");
+    run_checked(
+        Command::new("cargo")
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+            ])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22"),
+        "cargo install bpf-linker",
+    )
+}
+
+/// Installs whatever is missing.
+pub fn run() -> anyhow::Result<()> {
+    rust_src()?;
+    apt_install(&missing_packages(PACKAGES))?;
+    bpf_linker()?;
+    if !quiet(Command::new("bpf-linker").arg("--version")) {
+        bail!("bpf-linker is installed but does not run; is ~/.cargo/bin on PATH?");
+    }
+    Ok(())
+}
