@@ -11,7 +11,7 @@ pub mod counters;
 pub mod flow;
 pub mod parse;
 
-pub use parse::{parse, Packet, Parsed};
+pub use parse::{parse, parse_into, Packet, Parsed};
 
 /// Names of the maps in the eBPF object, so that userspace and the kernel never disagree.
 pub mod maps {
