@@ -239,7 +239,7 @@ impl Parsed {
     #[inline(always)]
     pub fn reset(&mut self) {
         const WORDS: usize = core::mem::size_of::<Parsed>() / 8;
-        const _: () = assert!(core::mem::size_of::<Parsed>() % 8 == 0);
+        const _: () = assert!(core::mem::size_of::<Parsed>().is_multiple_of(8));
         let base = self as *mut Parsed as *mut u64;
         for i in 0..WORDS {
             // SAFETY: `self` is 8-aligned (`align(8)`) and the words lie inside it. All-zero

@@ -8,7 +8,7 @@
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_PIPE},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{classifier, map, xdp},
     maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap},
     programs::{TcContext, XdpContext},

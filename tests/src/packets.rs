@@ -79,7 +79,7 @@ impl V4 {
 /// IPv4 packet (header with checksum + payload).
 pub fn ipv4(h: &V4, payload: &[u8]) -> Vec<u8> {
     let mut opts = h.options.clone();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let ihl = 20 + opts.len();

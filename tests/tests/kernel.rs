@@ -85,44 +85,42 @@ fn harness_refuses(hook: Hook, frame: &[u8]) -> bool {
                     })
 }
 
+/// One `BPF_PROG_TEST_RUN` of the hook's program on `data`: its return value.
+fn run_once(ebpf: &mut aya::Ebpf, hook: Hook, data: &[u8]) -> Result<u32, String> {
+    let opts = TestRunOptions {
+        data_in: Some(data),
+        ..Default::default()
+    };
+    let result = match hook {
+        Hook::Ingress => {
+            let xdp: &mut Xdp = datapath::program_mut(ebpf, programs::INGRESS).expect("program");
+            xdp.test_run(opts)
+        }
+        Hook::Egress => {
+            let tc: &mut SchedClassifier =
+                datapath::program_mut(ebpf, programs::EGRESS).expect("program");
+            tc.test_run(opts)
+        }
+    };
+    result.map(|r| r.return_value).map_err(|e| e.to_string())
+}
+
 fn run_corpus(hook: Hook) {
     let mut ebpf = datapath::load(1024).expect("load the eBPF object");
     let mut model = Model::default();
     let frames = corpus();
-    let mut run: Box<dyn FnMut(&mut aya::Ebpf, &[u8]) -> Result<u32, String>> = match hook {
+    match hook {
         Hook::Ingress => {
             let xdp: &mut Xdp =
                 datapath::program_mut(&mut ebpf, programs::INGRESS).expect("program");
             xdp.load().expect("the verifier accepts the XDP program");
-            Box::new(|ebpf: &mut aya::Ebpf, data: &[u8]| {
-                let xdp: &mut Xdp =
-                    datapath::program_mut(ebpf, programs::INGRESS).expect("program");
-                let opts = TestRunOptions {
-                    data_in: Some(data),
-                    ..Default::default()
-                };
-                xdp.test_run(opts)
-                    .map(|r| r.return_value)
-                    .map_err(|e| e.to_string())
-            })
         }
         Hook::Egress => {
             let tc: &mut SchedClassifier =
                 datapath::program_mut(&mut ebpf, programs::EGRESS).expect("program");
             tc.load().expect("the verifier accepts the TC program");
-            Box::new(|ebpf: &mut aya::Ebpf, data: &[u8]| {
-                let tc: &mut SchedClassifier =
-                    datapath::program_mut(ebpf, programs::EGRESS).expect("program");
-                let opts = TestRunOptions {
-                    data_in: Some(data),
-                    ..Default::default()
-                };
-                tc.test_run(opts)
-                    .map(|r| r.return_value)
-                    .map_err(|e| e.to_string())
-            })
         }
-    };
+    }
     let maps = Maps::take(&mut ebpf).expect("maps");
     let verdict = match hook {
         Hook::Ingress => XDP_PASS,
@@ -131,7 +129,7 @@ fn run_corpus(hook: Hook) {
     // Two rounds: the second finds every flow already in the map.
     for round in 0..2 {
         for (name, frame) in &frames {
-            let result = run(&mut ebpf, frame);
+            let result = run_once(&mut ebpf, hook, frame);
             if harness_refuses(hook, frame) {
                 assert!(
                     result.is_err(),
