@@ -250,3 +250,56 @@ fn lab_traffic_is_counted_exactly() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Generic (skb) XDP mode, forced, and short timeouts from a config file: the idle UDP flow is
+/// reported by the sweeper with reason `timeout` while the agent runs, and leaves the map.
+#[test]
+fn generic_mode_and_idle_timeouts() {
+    if !require_root("generic_mode_and_idle_timeouts") {
+        return;
+    }
+    let lab = Lab::create("gen").expect("create the lab");
+    let dir = std::env::temp_dir().join(format!("precinct-lab-generic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("precinct.toml");
+    std::fs::write(
+        &config,
+        "xdp_mode = \"generic\"\n[flows]\nsweep_interval_ms = 200\n[flows.timeouts]\nnew_secs = 1\nudp_established_secs = 1\nicmp_established_secs = 1\n",
+    )
+    .expect("write config");
+    let mut agent = Agent::start(&lab, &dir, &["--config", config.to_str().expect("path")]);
+    let m = agent.metrics();
+    assert!(
+        m.0.contains(&format!(
+            "precinct_xdp_attach_info{{interface=\"{}\",mode=\"generic\"}} 1",
+            lab.portal_if
+        )),
+        "{}",
+        m.0
+    );
+    lab.exec(
+        &lab.client_ns,
+        &["ping", "-c", "3", "-i", "0.05", PORTAL_V4],
+    )
+    .expect("ping");
+    // Idle for 1 s, then a sweep within 200 ms.
+    std::thread::sleep(Duration::from_millis(2500));
+    let during = agent.events();
+    let icmp = find(
+        &during,
+        |e| e["proto"] == "ICMP",
+        "the ping, expired while running",
+    );
+    assert_eq!(icmp["flow"]["reason"], "timeout");
+    assert_eq!(counts(icmp), [3, 3, 3 * 98, 3 * 98]);
+    let m = agent.metrics();
+    assert!(m.value("precinct_flows_expired_total{reason=\"timeout\"}") >= 1);
+    agent.stop();
+    let after = agent.events();
+    assert_eq!(
+        after.iter().filter(|e| e["proto"] == "ICMP").count(),
+        1,
+        "an expired flow is not reported again at shutdown"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

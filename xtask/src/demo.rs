@@ -89,9 +89,13 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
         "proto", "client", "server", "pkts>", "pkts<", "bytes>", "bytes<"
     );
     for e in &events {
-        let end = |ip: &str, port: &str| match e.get(port).and_then(|p| p.as_u64()) {
-            Some(p) => format!("{}:{p}", e[ip].as_str().unwrap_or("?")),
-            None => e[ip].as_str().unwrap_or("?").to_string(),
+        let end = |ip: &str, port: &str| {
+            let addr = e[ip].as_str().unwrap_or("?");
+            match e.get(port).and_then(|p| p.as_u64()) {
+                Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
+                Some(p) => format!("{addr}:{p}"),
+                None => addr.to_string(),
+            }
         };
         let f = &e["flow"];
         let n = |k: &str| f[k].as_u64().unwrap_or(0);

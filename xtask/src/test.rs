@@ -59,11 +59,18 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     cargo(&["build", "-p", "sensor-user"])?;
     let bin = root().join("target/debug/precinct");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["test", "--workspace", "--no-fail-fast", "--"])
-        .args(extra)
-        .current_dir(root())
-        .env("PRECINCT_BIN", &bin)
-        .stdout(Stdio::piped());
+    cmd.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "sensor-ebpf",
+        "--no-fail-fast",
+        "--",
+    ])
+    .args(extra)
+    .current_dir(root())
+    .env("PRECINCT_BIN", &bin)
+    .stdout(Stdio::piped());
     if is_root() {
         cmd.env("PRECINCT_REQUIRE_PRIVILEGED", "1");
     } else {
