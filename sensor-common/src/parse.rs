@@ -230,6 +230,9 @@ pub struct Parsed {
     pub l4_off: u16,
     /// Offset of the L4 payload (where application data starts).
     pub payload_off: u16,
+    /// Offset just past the IP packet (its length fields say where it ends; Ethernet padding
+    /// after it is not payload).
+    pub ip_end: u16,
 }
 
 impl Parsed {
@@ -306,6 +309,15 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, p: &mut Parsed) {
         p.outcome = Outcome::TooManyVlanTags;
         return;
     }
+    parse_l3(pkt, off, ether_type, p);
+}
+
+/// Parses from an IP header at `off` whose kind `ether_type` says (IPv4 or IPv6), for
+/// captures without an Ethernet header (raw IP, Linux cooked). `p` must be fresh
+/// ([`Parsed::reset`]) or carry the link-layer fields already found.
+#[inline(always)]
+pub fn parse_l3<P: Packet + ?Sized>(pkt: &P, off: usize, ether_type: u16, p: &mut Parsed) {
+    p.ether_type = ether_type;
     p.l3_off = off as u16;
     match ether_type {
         ethertype::IPV4 => parse_ipv4(pkt, off, p),
@@ -347,6 +359,7 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
         p.outcome = Outcome::BadIpv4TotalLength;
         return;
     }
+    p.ip_end = (off + total) as u16;
     let frag = be16([h[6], h[7]]);
     let more = frag & 0x2000 != 0;
     let offset = frag & 0x1fff;
@@ -402,6 +415,11 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
         p.outcome = Outcome::TruncatedIpv6;
         return;
     }
+    p.ip_end = if payload_len == 0 {
+        pkt.len()
+    } else {
+        off + 40 + payload_len
+    } as u16;
     let mut nh = h[6];
     let mut cur = off + 40;
     let mut walked = 0usize;

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor};
+use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor, replay};
 
 /// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
 #[derive(Parser)]
@@ -39,6 +39,24 @@ enum Command {
         /// Interface to check (repeat for several).
         #[arg(long = "iface", value_name = "IFACE")]
         ifaces: Vec<String>,
+    },
+    /// Run a capture file through the inspection pipeline and write its EVE records.
+    Replay {
+        /// The capture (pcap or pcapng).
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// Rule file (repeat for several).
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Pick up TCP sessions whose handshake is not in the capture.
+        #[arg(long)]
+        midstream: bool,
+        /// Configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// EVE output: a file, or - for standard output.
+        #[arg(long, value_name = "FILE|-")]
+        eve: String,
     },
     /// Configuration file tools.
     Config {
@@ -96,6 +114,22 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(agent::run(agent::RunOptions { config: cfg }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            pcap,
+            rules,
+            midstream,
+            config,
+            eve,
+        } => {
+            replay::run(&replay::ReplayOptions {
+                pcap,
+                rules,
+                midstream,
+                config,
+                eve,
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { ifaces } => {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod lab;
 pub mod packets;
+pub mod session;
 pub mod traffic;
 
 /// `true` when the tests run as root. Privileged tests call [`require_root`].

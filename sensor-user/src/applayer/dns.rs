@@ -1,0 +1,2284 @@
+//! DNS over UDP and TCP: content-based detection of a first payload, parsing of DNS
+//! messages (header, questions, answers, authorities and additionals, with name
+//! decompression), and what one flow's messages turn into: EVE `dns` records in
+//! Suricata 8's "version 3" layout, the `dns.query` / `dns.queries.rrname` sticky buffers,
+//! and DNS anomaly events.
+//!
+//! The behaviour mirrors Suricata 8.0's Rust DNS parser and logger (`rust/src/dns/dns.rs`,
+//! `parser.rs`, `log.rs` in OISF/suricata) so that the records match its output:
+//!
+//! - Every parsed message is its own transaction: requests and responses are logged
+//!   separately, at the moment they are parsed, and `tx_id` counts every parsed message of
+//!   the flow, both directions together, from 0.
+//! - A response is logged whether or not a request was seen; a message without any
+//!   question is parsed (it uses up a `tx_id`) but not logged, as Suricata's
+//!   `SCDnsLogEnabled` requires a query.
+//! - A message whose header is implausible is ignored on UDP and stops the parser on TCP;
+//!   a malformed message, or a response sent towards the server, yields no record, and its
+//!   event (`malformed_data`, `not_request`) lands on the most recent transaction, which
+//!   Suricata has in practice already logged and freed unless it was created by the same
+//!   chunk of TCP stream. So those events are only reported in that case.
+
+use serde_json::{Map, Value};
+
+use super::{AppParser, AppRecord, Dir, Output};
+
+/// Size of the fixed DNS header.
+const HEADER_LEN: usize = 12;
+
+/// Longest name kept, in presentation form. Suricata took this bound from dnsmasq; longer
+/// names are cut and flagged as truncated.
+const MAX_NAME_LEN: usize = 1025;
+
+/// Labels and pointers followed per name before giving up: the guard against pointer loops.
+const MAX_NAME_SEGMENTS: usize = 255;
+
+/// Header flag bits.
+const FLAG_QR: u16 = 0x8000;
+const FLAG_AA: u16 = 0x0400;
+const FLAG_TC: u16 = 0x0200;
+const FLAG_RD: u16 = 0x0100;
+const FLAG_RA: u16 = 0x0080;
+const FLAG_Z: u16 = 0x0040;
+
+/// Record types whose rdata is decoded; all others are kept as raw bytes, as Suricata does.
+const TYPE_A: u16 = 1;
+const TYPE_NS: u16 = 2;
+const TYPE_CNAME: u16 = 5;
+const TYPE_SOA: u16 = 6;
+const TYPE_NULL: u16 = 10;
+const TYPE_PTR: u16 = 12;
+const TYPE_MX: u16 = 15;
+const TYPE_TXT: u16 = 16;
+const TYPE_AAAA: u16 = 28;
+const TYPE_SRV: u16 = 33;
+const TYPE_OPT: u16 = 41;
+const TYPE_SSHFP: u16 = 44;
+
+/// DNS anomaly events, spelled as Suricata 8 writes them in EVE `anomaly.event`: its
+/// `DNSEvent` variants turned to snake case by the `AppLayerEvent` derive.
+const EV_MALFORMED_DATA: &str = "malformed_data";
+const EV_NOT_REQUEST: &str = "not_request";
+const EV_NOT_RESPONSE: &str = "not_response";
+const EV_Z_FLAG_SET: &str = "z_flag_set";
+const EV_INVALID_OPCODE: &str = "invalid_opcode";
+const EV_NAME_TOO_LONG: &str = "name_too_long";
+const EV_INFINITE_LOOP: &str = "infinite_loop";
+const EV_TOO_MANY_LABELS: &str = "too_many_labels";
+const EV_INVALID_ADDITIONALS: &str = "invalid_additionals";
+const EV_INVALID_AUTHORITIES: &str = "invalid_authorities";
+
+// ---------------------------------------------------------------------------------------
+// Detection
+// ---------------------------------------------------------------------------------------
+
+/// Whether `data`, the first payload of a flow (one UDP datagram, or the start of a TCP
+/// stream with its 2-byte length prefix), looks like a DNS message.
+///
+/// Like Suricata's probing parser, the header must be plausible (record counts that fit
+/// the message, a question in every request) and, when the whole message is there, its
+/// questions and records must parse. The opcode is not checked: Suricata detects and logs
+/// messages with unassigned opcodes (and flags them `invalid_opcode`). Suricata only
+/// probes DNS on port 53.
+pub fn probe(data: &[u8], tcp: bool) -> bool {
+    probe_dir(data, tcp).is_some()
+}
+
+/// Like [`probe`], and tells which way the message goes: [`Dir::ToServer`] for a request,
+/// [`Dir::ToClient`] for a response. Suricata uses this to orient a flow whose first packet
+/// is a response.
+pub fn probe_dir(data: &[u8], tcp: bool) -> Option<Dir> {
+    let verdict = if tcp {
+        // Suricata wants the length prefix and a whole header before it decides.
+        if data.len() < HEADER_LEN + 2 {
+            return None;
+        }
+        probe_tcp(data)
+    } else {
+        if data.len() < HEADER_LEN {
+            return None;
+        }
+        probe_message(data, data.len())
+    };
+    match verdict {
+        Probe::Dns { request: true } => Some(Dir::ToServer),
+        Probe::Dns { request: false } => Some(Dir::ToClient),
+        Probe::NotDns | Probe::Incomplete => None,
+    }
+}
+
+/// Outcome of probing some bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// A plausible DNS message; `request` when the QR bit is clear.
+    Dns { request: bool },
+    /// Not DNS.
+    NotDns,
+    /// Too little data to tell.
+    Incomplete,
+}
+
+/// Probes a TCP stream start: a 2-byte length, then the message.
+fn probe_tcp(data: &[u8]) -> Probe {
+    match data {
+        [hi, lo, rest @ ..] => probe_message(rest, usize::from(u16::from_be_bytes([*hi, *lo]))),
+        _ => Probe::Incomplete,
+    }
+}
+
+/// Probes a message announced as `dlen` bytes long, of which `input` holds the start.
+/// With only part of it, the header alone decides.
+fn probe_message(input: &[u8], dlen: usize) -> Probe {
+    let input = input.get(..dlen).unwrap_or(input);
+    let Some(header) = parse_header(input) else {
+        return Probe::NotDns;
+    };
+    if input.len() < dlen {
+        return probe_verdict(&header, dlen);
+    }
+    match parse_body(input, header) {
+        Ok(message) => probe_verdict(&message.header, dlen),
+        Err(ParseError::Incomplete) => Probe::Incomplete,
+        Err(ParseError::Invalid) => Probe::NotDns,
+    }
+}
+
+fn probe_verdict(header: &Header, len: usize) -> Probe {
+    if header_plausible(header, len) {
+        Probe::Dns {
+            request: header.flags & FLAG_QR == 0,
+        }
+    } else {
+        Probe::NotDns
+    }
+}
+
+/// Suricata's `probe_header_validity`: the counts must fit the message (each record takes
+/// at least two bytes), a message without records must be a bare header, and a request
+/// must ask something.
+fn header_plausible(header: &Header, len: usize) -> bool {
+    let records = usize::from(header.questions)
+        + usize::from(header.answers)
+        + usize::from(header.authorities)
+        + usize::from(header.additionals);
+    if 2 * records > len {
+        return false;
+    }
+    if records == 0 && len > HEADER_LEN {
+        return false;
+    }
+    let request = header.flags & FLAG_QR == 0;
+    !(request && header.questions == 0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-flow parser
+// ---------------------------------------------------------------------------------------
+
+/// One flow's DNS state: the transaction counter and, on TCP, the partial messages of
+/// each direction.
+#[derive(Debug)]
+pub struct DnsParser {
+    tcp: bool,
+    /// `tx_id` of the next parsed message.
+    next_tx_id: u64,
+    /// TCP bytes not yet forming a whole length-prefixed message, per direction.
+    pending: [Vec<u8>; 2],
+    /// A TCP gap was seen and the stream has not looked like DNS since.
+    gap: bool,
+    /// A TCP message failed to parse: Suricata then stops parsing the whole flow.
+    failed: bool,
+}
+
+impl DnsParser {
+    /// A parser for a UDP flow (`tcp == false`, one message per datagram) or a TCP flow
+    /// (length-prefixed messages in a byte stream).
+    pub fn new(tcp: bool) -> DnsParser {
+        DnsParser {
+            tcp,
+            next_tx_id: 0,
+            pending: [Vec::new(), Vec::new()],
+            gap: false,
+            failed: false,
+        }
+    }
+
+    fn parse_udp(&mut self, dir: Dir, data: &[u8], out: &mut Output) {
+        let mut chunk = Chunk::default();
+        // On UDP a bad datagram never stops the flow: the next one is parsed afresh.
+        let _ = self.handle_message(dir, data, &mut chunk, out);
+    }
+
+    fn parse_tcp(&mut self, dir: Dir, data: &[u8], out: &mut Output) {
+        let idx = dir_index(dir);
+        let mut buf = std::mem::take(&mut self.pending[idx]);
+        buf.extend_from_slice(data);
+
+        if self.gap {
+            match probe_tcp(&buf) {
+                Probe::Dns { .. } | Probe::Incomplete => self.gap = false,
+                Probe::NotDns => {
+                    // Suricata's response parser skips data that does not look like DNS
+                    // after a gap; its request parser forgets to (a missing `return` in
+                    // `parse_request_tcp`) and goes on, so requests are parsed anyway.
+                    if dir == Dir::ToClient {
+                        return;
+                    }
+                }
+            }
+        }
+
+        let mut chunk = Chunk::default();
+        let mut off = 0;
+        while let Some(rest) = buf.get(off..) {
+            let [hi, lo, body @ ..] = rest else {
+                break;
+            };
+            let size = usize::from(u16::from_be_bytes([*hi, *lo]));
+            if size == 0 {
+                // Suricata skips empty frames.
+                off += 2;
+                continue;
+            }
+            let Some(message) = body.get(..size) else {
+                break;
+            };
+            if !self.handle_message(dir, message, &mut chunk, out) {
+                self.failed = true;
+                self.pending = [Vec::new(), Vec::new()];
+                return;
+            }
+            off += 2 + size;
+        }
+        buf.drain(..off.min(buf.len()));
+        self.pending[idx] = buf;
+    }
+
+    /// Parses one whole message from `dir` and emits what it yields. Returns whether
+    /// parsing may go on (a TCP parser stops at the first failure, as Suricata's does).
+    fn handle_message(
+        &mut self,
+        dir: Dir,
+        msg: &[u8],
+        chunk: &mut Chunk,
+        out: &mut Output,
+    ) -> bool {
+        match parse_for_direction(msg, dir) {
+            Ok(message) => {
+                let tx_id = self.next_tx_id;
+                self.next_tx_id += 1;
+                chunk.has_tx = true;
+                emit(&message, dir, tx_id, out);
+                true
+            }
+            Err(MessageError::Header) => !self.tcp,
+            Err(MessageError::NotRequest) => {
+                chunk.event_on_last_tx(EV_NOT_REQUEST, out);
+                false
+            }
+            Err(MessageError::Malformed) => {
+                chunk.event_on_last_tx(EV_MALFORMED_DATA, out);
+                false
+            }
+        }
+    }
+}
+
+impl AppParser for DnsParser {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn parse(&mut self, dir: Dir, data: &[u8], out: &mut Output) {
+        if self.failed {
+            return;
+        }
+        if self.tcp {
+            self.parse_tcp(dir, data, out);
+        } else {
+            self.parse_udp(dir, data, out);
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: usize, out: &mut Output) {
+        let _ = out;
+        if self.tcp && len > 0 {
+            // The partial message before the gap can never complete; resume at the first
+            // chunk that looks like DNS again (one flag for both directions, as Suricata).
+            self.pending[dir_index(dir)].clear();
+            self.gap = true;
+        }
+    }
+}
+
+fn dir_index(dir: Dir) -> usize {
+    match dir {
+        Dir::ToServer => 0,
+        Dir::ToClient => 1,
+    }
+}
+
+/// What one `parse` call has produced so far, to place events that Suricata attaches to
+/// "the most recent transaction".
+#[derive(Default)]
+struct Chunk {
+    has_tx: bool,
+}
+
+impl Chunk {
+    /// Suricata sets the event on its newest live transaction. One created by this same
+    /// chunk has not been logged yet, so the event shows with it; an older one has already
+    /// been logged (and freed), so the event is lost.
+    fn event_on_last_tx(&self, event: &'static str, out: &mut Output) {
+        if self.has_tx {
+            out.anomalies.push(event);
+        }
+    }
+}
+
+/// Writes the record, sticky buffers and events of one parsed message.
+fn emit(message: &Message, dir: Dir, tx_id: u64, out: &mut Output) {
+    let request = dir == Dir::ToServer;
+    out.anomalies.extend(message_events(message, request));
+
+    for question in &message.questions {
+        // Suricata's buffer getters skip empty (root) names.
+        if question.name.value.is_empty() {
+            continue;
+        }
+        if request {
+            // `dns.query` is registered for the request direction only.
+            out.buffers
+                .push((Dir::ToServer, "dns.query", question.name.value.clone()));
+        }
+        out.buffers
+            .push((dir, "dns.queries.rrname", question.name.value.clone()));
+    }
+
+    // `SCDnsLogEnabled`: a transaction is logged only when one of its queries is of a type
+    // being logged; by default every type is, so a message needs a question.
+    if !message.questions.is_empty() {
+        out.records.push(AppRecord {
+            event_type: "dns",
+            object: message_json(message, tx_id, request),
+            dir,
+        });
+    }
+}
+
+/// The events Suricata sets on a transaction it created, in its order
+/// (`dns_parse_request` / `dns_parse_response` in `dns.rs`).
+fn message_events(message: &Message, request: bool) -> Vec<&'static str> {
+    let flags = message.header.flags;
+    let mut events = Vec::new();
+    if message.invalid_additionals {
+        events.push(EV_INVALID_ADDITIONALS);
+    }
+    if message.invalid_authorities {
+        events.push(EV_INVALID_AUTHORITIES);
+    }
+    if !request && flags & FLAG_QR == 0 {
+        events.push(EV_NOT_RESPONSE);
+    }
+    if flags & FLAG_Z != 0 {
+        events.push(EV_Z_FLAG_SET);
+    }
+    if opcode(flags) >= 7 {
+        events.push(EV_INVALID_OPCODE);
+    }
+    if message.name_flags.truncated {
+        events.push(EV_NAME_TOO_LONG);
+    }
+    if message.name_flags.infinite_loop {
+        events.push(EV_INFINITE_LOOP);
+    }
+    if message.name_flags.label_limit {
+        events.push(EV_TOO_MANY_LABELS);
+    }
+    events
+}
+
+fn opcode(flags: u16) -> u16 {
+    (flags >> 11) & 0xf
+}
+
+// ---------------------------------------------------------------------------------------
+// Message model and parsing
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    id: u16,
+    flags: u16,
+    questions: u16,
+    answers: u16,
+    authorities: u16,
+    additionals: u16,
+}
+
+/// Recoverable trouble met while reading names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NameFlags {
+    /// A pointer pointed at itself.
+    infinite_loop: bool,
+    /// The name was cut at [`MAX_NAME_LEN`], or at the segment limit.
+    truncated: bool,
+    /// More than [`MAX_NAME_SEGMENTS`] labels and pointers.
+    label_limit: bool,
+}
+
+impl NameFlags {
+    fn merge(&mut self, other: NameFlags) {
+        self.infinite_loop |= other.infinite_loop;
+        self.truncated |= other.truncated;
+        self.label_limit |= other.label_limit;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Name {
+    /// Labels joined by dots, raw bytes.
+    value: Vec<u8>,
+    flags: NameFlags,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Question {
+    name: Name,
+    rrtype: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Soa {
+    mname: Name,
+    rname: Name,
+    serial: u32,
+    refresh: u32,
+    retry: u32,
+    expire: u32,
+    minimum: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Srv {
+    priority: u16,
+    weight: u16,
+    port: u16,
+    target: Name,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sshfp {
+    algo: u8,
+    fp_type: u8,
+    fingerprint: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct EdnsOption {
+    code: u16,
+    data: Vec<u8>,
+}
+
+/// Decoded rdata. Types Suricata does not decode (HINFO, DNAME, CAA, …) stay raw and are
+/// logged without rdata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RData {
+    /// A or AAAA: the address bytes, whatever their number.
+    Addr(Vec<u8>),
+    /// CNAME, NS, PTR, or the exchange of an MX (its preference is not kept).
+    Name(Name),
+    /// The character strings of a TXT record.
+    Txt(Vec<Vec<u8>>),
+    Null(Vec<u8>),
+    Soa(Soa),
+    Srv(Srv),
+    Sshfp(Sshfp),
+    Opt(Vec<EdnsOption>),
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Record {
+    name: Name,
+    rrtype: u16,
+    ttl: u32,
+    data: RData,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Message {
+    header: Header,
+    questions: Vec<Question>,
+    answers: Vec<Record>,
+    authorities: Vec<Record>,
+    /// The authority section failed to parse (then additionals are not tried).
+    invalid_authorities: bool,
+    additionals: Vec<Record>,
+    invalid_additionals: bool,
+    name_flags: NameFlags,
+}
+
+/// Why bytes stopped parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ParseError {
+    /// A field runs past the end of the message or of its rdata.
+    Incomplete,
+    /// A reserved label type, an out-of-bounds or immediately looping pointer, too many
+    /// labels.
+    Invalid,
+}
+
+/// Why a whole message was not turned into a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MessageError {
+    /// The header is missing or implausible ([`header_plausible`]).
+    Header,
+    /// A response came from the client.
+    NotRequest,
+    /// The questions or answers do not parse.
+    Malformed,
+}
+
+/// Parses a message sent in `dir`, with Suricata's checks: a plausible header, and no
+/// response towards the server. A request towards the client is accepted (and flagged
+/// `not_response`).
+fn parse_for_direction(msg: &[u8], dir: Dir) -> Result<Message, MessageError> {
+    let header = parse_header(msg)
+        .filter(|h| header_plausible(h, msg.len()))
+        .ok_or(MessageError::Header)?;
+    let message = parse_body(msg, header).map_err(|_| MessageError::Malformed)?;
+    if dir == Dir::ToServer && message.header.flags & FLAG_QR != 0 {
+        return Err(MessageError::NotRequest);
+    }
+    Ok(message)
+}
+
+/// Reads big-endian fields within `msg[pos..end]`; `msg` is the whole message, which name
+/// pointers index into.
+struct Cursor<'a> {
+    msg: &'a [u8],
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(msg: &'a [u8], pos: usize, end: usize) -> Cursor<'a> {
+        Cursor { msg, pos, end }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
+        let stop = self.pos.checked_add(n).ok_or(ParseError::Incomplete)?;
+        if stop > self.end {
+            return Err(ParseError::Incomplete);
+        }
+        let bytes = self.msg.get(self.pos..stop).ok_or(ParseError::Incomplete)?;
+        self.pos = stop;
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, ParseError> {
+        match self.take(1)? {
+            [b] => Ok(*b),
+            _ => Err(ParseError::Incomplete),
+        }
+    }
+
+    fn u16(&mut self) -> Result<u16, ParseError> {
+        match self.take(2)? {
+            [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+            _ => Err(ParseError::Incomplete),
+        }
+    }
+
+    fn u32(&mut self) -> Result<u32, ParseError> {
+        match self.take(4)? {
+            [a, b, c, d] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => Err(ParseError::Incomplete),
+        }
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        let bytes = self.msg.get(self.pos..self.end).unwrap_or_default();
+        self.pos = self.end;
+        bytes
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+fn parse_header(msg: &[u8]) -> Option<Header> {
+    let mut cur = Cursor::new(msg, 0, msg.len());
+    let mut field = || cur.u16().ok();
+    Some(Header {
+        id: field()?,
+        flags: field()?,
+        questions: field()?,
+        answers: field()?,
+        authorities: field()?,
+        additionals: field()?,
+    })
+}
+
+/// Parses everything after the header. Questions and answers must parse; a broken
+/// authority or additional section is dropped and flagged instead, as in Suricata's
+/// `dns_parse_body`. Bytes after the last record are ignored.
+fn parse_body(msg: &[u8], header: Header) -> Result<Message, ParseError> {
+    let mut cur = Cursor::new(msg, HEADER_LEN, msg.len());
+    let mut name_flags = NameFlags::default();
+
+    let mut questions = Vec::new();
+    for _ in 0..header.questions {
+        let name = parse_name(&mut cur, &mut name_flags)?;
+        let rrtype = cur.u16()?;
+        let _class = cur.u16()?;
+        questions.push(Question { name, rrtype });
+    }
+
+    let answers = parse_records(&mut cur, header.answers, &mut name_flags)?;
+
+    let (authorities, invalid_authorities) =
+        match parse_records(&mut cur, header.authorities, &mut name_flags) {
+            Ok(records) => (records, false),
+            Err(_) => (Vec::new(), true),
+        };
+
+    let (additionals, invalid_additionals) = if invalid_authorities {
+        (Vec::new(), false)
+    } else {
+        match parse_records(&mut cur, header.additionals, &mut name_flags) {
+            Ok(records) => (records, false),
+            Err(_) => (Vec::new(), true),
+        }
+    };
+
+    Ok(Message {
+        header,
+        questions,
+        answers,
+        authorities,
+        invalid_authorities,
+        additionals,
+        invalid_additionals,
+        name_flags,
+    })
+}
+
+/// Parses `count` resource records. The cursor only moves on success, so a failed
+/// optional section leaves it where the section began.
+fn parse_records(
+    cur: &mut Cursor,
+    count: u16,
+    flags: &mut NameFlags,
+) -> Result<Vec<Record>, ParseError> {
+    let mut local = Cursor::new(cur.msg, cur.pos, cur.end);
+    let mut records = Vec::new();
+    for _ in 0..count {
+        records.push(parse_record(&mut local, flags)?);
+    }
+    cur.pos = local.pos;
+    Ok(records)
+}
+
+fn parse_record(cur: &mut Cursor, flags: &mut NameFlags) -> Result<Record, ParseError> {
+    let name = parse_name(cur, flags)?;
+    let rrtype = cur.u16()?;
+    let _class = cur.u16()?;
+    let ttl = cur.u32()?;
+    let rdlength = usize::from(cur.u16()?);
+    let start = cur.pos;
+    cur.take(rdlength)?;
+    let mut rdata = Cursor::new(cur.msg, start, cur.pos);
+    let data = parse_rdata(&mut rdata, rrtype, flags)?;
+    Ok(Record {
+        name,
+        rrtype,
+        ttl,
+        data,
+    })
+}
+
+/// Decodes rdata as Suricata's `dns_parse_rdata` does: fields past the rdata end are an
+/// error, extra bytes after them are ignored.
+fn parse_rdata(cur: &mut Cursor, rrtype: u16, flags: &mut NameFlags) -> Result<RData, ParseError> {
+    let data = match rrtype {
+        TYPE_A | TYPE_AAAA => RData::Addr(cur.rest().to_vec()),
+        TYPE_CNAME | TYPE_NS | TYPE_PTR => RData::Name(parse_name(cur, flags)?),
+        TYPE_MX => {
+            let _preference = cur.u16()?;
+            RData::Name(parse_name(cur, flags)?)
+        }
+        TYPE_TXT => {
+            let mut strings = Vec::new();
+            while !cur.is_empty() {
+                let len = usize::from(cur.u8()?);
+                strings.push(cur.take(len)?.to_vec());
+            }
+            RData::Txt(strings)
+        }
+        TYPE_NULL => RData::Null(cur.rest().to_vec()),
+        TYPE_SOA => RData::Soa(Soa {
+            mname: parse_name(cur, flags)?,
+            rname: parse_name(cur, flags)?,
+            serial: cur.u32()?,
+            refresh: cur.u32()?,
+            retry: cur.u32()?,
+            expire: cur.u32()?,
+            minimum: cur.u32()?,
+        }),
+        TYPE_SRV => RData::Srv(Srv {
+            priority: cur.u16()?,
+            weight: cur.u16()?,
+            port: cur.u16()?,
+            target: parse_name(cur, flags)?,
+        }),
+        TYPE_SSHFP => RData::Sshfp(Sshfp {
+            algo: cur.u8()?,
+            fp_type: cur.u8()?,
+            fingerprint: cur.rest().to_vec(),
+        }),
+        TYPE_OPT => {
+            let mut options = Vec::new();
+            while !cur.is_empty() {
+                let code = cur.u16()?;
+                let len = usize::from(cur.u16()?);
+                options.push(EdnsOption {
+                    code,
+                    data: cur.take(len)?.to_vec(),
+                });
+            }
+            RData::Opt(options)
+        }
+        _ => RData::Unknown,
+    };
+    Ok(data)
+}
+
+/// Reads a possibly compressed name at the cursor, which then points just past the name
+/// as written there (past the first pointer, if one was followed).
+///
+/// Mirrors Suricata's `dns_parse_name`: a name may end at the end of its data without a
+/// terminating zero; a pointer may point anywhere in the message, up to its end; a pointer
+/// to itself is an error unless a pointer was already followed (then the name ends there,
+/// flagged `infinite_loop`); longer loops stop at [`MAX_NAME_SEGMENTS`] (an error before
+/// any pointer, else the name so far, flagged); names are cut at [`MAX_NAME_LEN`].
+fn parse_name(cur: &mut Cursor, acc: &mut NameFlags) -> Result<Name, ParseError> {
+    let msg = cur.msg;
+    let mut pos = cur.pos;
+    let mut end = cur.end;
+    // Where the caller resumes once a pointer has been followed.
+    let mut resume: Option<usize> = None;
+    let mut value: Vec<u8> = Vec::with_capacity(32);
+    let mut flags = NameFlags::default();
+    let mut segments = 0usize;
+
+    loop {
+        if pos >= end {
+            break;
+        }
+        let Some(&len) = msg.get(pos) else {
+            break;
+        };
+        if len == 0 {
+            pos += 1;
+            break;
+        } else if len & 0xc0 == 0 {
+            let start = pos + 1;
+            let stop = start + usize::from(len);
+            if stop > end {
+                return Err(ParseError::Incomplete);
+            }
+            let label = msg.get(start..stop).ok_or(ParseError::Incomplete)?;
+            if !flags.truncated {
+                if !value.is_empty() {
+                    value.push(b'.');
+                }
+                value.extend_from_slice(label);
+            }
+            pos = stop;
+        } else if len & 0xc0 == 0xc0 {
+            if pos + 2 > end {
+                return Err(ParseError::Incomplete);
+            }
+            let Some(&[hi, lo]) = msg.get(pos..pos + 2) else {
+                return Err(ParseError::Incomplete);
+            };
+            let offset = usize::from(u16::from_be_bytes([hi, lo]) & 0x3fff);
+            let target = msg.get(offset..).ok_or(ParseError::Invalid)?;
+            // Suricata compares the bytes from the target with the bytes left where the
+            // pointer sits; equal means the pointer points at itself.
+            if Some(target) == msg.get(pos..end) {
+                flags.infinite_loop = true;
+                if resume.is_some() {
+                    break;
+                }
+                return Err(ParseError::Invalid);
+            }
+            if resume.is_none() {
+                resume = Some(pos + 2);
+            }
+            pos = offset;
+            end = msg.len();
+        } else {
+            // 0x40 and 0x80 label types (extended labels) are not supported.
+            return Err(ParseError::Invalid);
+        }
+
+        segments += 1;
+        if segments > MAX_NAME_SEGMENTS {
+            flags.label_limit = true;
+            if resume.is_none() {
+                return Err(ParseError::Invalid);
+            }
+            flags.truncated = true;
+            break;
+        }
+
+        if value.len() > MAX_NAME_LEN {
+            value.truncate(MAX_NAME_LEN);
+            flags.truncated = true;
+            // Without a pointer the end of the name is still to be found, so parsing
+            // goes on (without collecting labels); after one, the caller's position is
+            // already known.
+            if resume.is_some() {
+                break;
+            }
+        }
+    }
+
+    acc.merge(flags);
+    cur.pos = resume.unwrap_or(pos);
+    Ok(Name { value, flags })
+}
+
+// ---------------------------------------------------------------------------------------
+// EVE rendering (Suricata 8 `rust/src/dns/log.rs`, `log_json`, version 3)
+// ---------------------------------------------------------------------------------------
+
+/// The `dns` object of one message.
+fn message_json(message: &Message, tx_id: u64, request: bool) -> Value {
+    let header = &message.header;
+    let mut obj = Map::new();
+    obj.insert("version".into(), 3.into());
+    let kind = if request { "request" } else { "response" };
+    obj.insert("type".into(), kind.into());
+    // The flow's message counter, then the id on the wire.
+    obj.insert("tx_id".into(), tx_id.into());
+    obj.insert("id".into(), header.id.into());
+    // Not zero-padded: `format!("{:x}")`.
+    obj.insert("flags".into(), format!("{:x}", header.flags).into());
+    for (bit, key) in [
+        (FLAG_QR, "qr"),
+        (FLAG_AA, "aa"),
+        (FLAG_TC, "tc"),
+        (FLAG_RD, "rd"),
+        (FLAG_RA, "ra"),
+        (FLAG_Z, "z"),
+    ] {
+        if header.flags & bit != 0 {
+            obj.insert(key.into(), true.into());
+        }
+    }
+    obj.insert("opcode".into(), opcode(header.flags).into());
+    // Logged for requests too: it is read from the header of whichever message this is.
+    obj.insert("rcode".into(), rcode_name(header.flags).into());
+
+    if !message.questions.is_empty() {
+        let queries = message.questions.iter().map(question_json).collect();
+        obj.insert("queries".into(), Value::Array(queries));
+    }
+
+    if !message.answers.is_empty() {
+        let mut answers = Vec::new();
+        for record in &message.answers {
+            push_record_details(&mut answers, record);
+        }
+        obj.insert("answers".into(), Value::Array(answers));
+        obj.insert(
+            "grouped".into(),
+            Value::Object(grouped_json(&message.answers)),
+        );
+    }
+
+    if !message.authorities.is_empty() {
+        let mut authorities = Vec::new();
+        for record in &message.authorities {
+            push_record_details(&mut authorities, record);
+        }
+        obj.insert("authorities".into(), Value::Array(authorities));
+    }
+
+    // An OPT record without options says nothing worth logging; the array is only opened
+    // when something is left.
+    let mut additionals = Vec::new();
+    for record in &message.additionals {
+        if matches!(&record.data, RData::Opt(options) if options.is_empty()) {
+            continue;
+        }
+        push_record_details(&mut additionals, record);
+    }
+    if !additionals.is_empty() {
+        obj.insert("additionals".into(), Value::Array(additionals));
+    }
+
+    Value::Object(obj)
+}
+
+fn question_json(question: &Question) -> Value {
+    let mut obj = Map::new();
+    obj.insert("rrname".into(), name_string(&question.name.value).into());
+    obj.insert("rrtype".into(), rrtype_name(question.rrtype).into());
+    if question.name.flags.truncated {
+        obj.insert("rrname_truncated".into(), true.into());
+    }
+    Value::Object(obj)
+}
+
+/// Appends the detailed entries of one record: one per string for TXT (none for a TXT
+/// without strings), one otherwise.
+fn push_record_details(list: &mut Vec<Value>, record: &Record) {
+    match &record.data {
+        RData::Txt(strings) => {
+            for string in strings {
+                list.push(record_json(record, Some(string)));
+            }
+        }
+        _ => list.push(record_json(record, None)),
+    }
+}
+
+/// One detailed record: `rrname`, `rrtype`, `ttl`, then the rdata in the shape of its type.
+fn record_json(record: &Record, txt: Option<&Vec<u8>>) -> Value {
+    let mut obj = Map::new();
+    obj.insert("rrname".into(), name_string(&record.name.value).into());
+    if record.name.flags.truncated {
+        obj.insert("rrname_truncated".into(), true.into());
+    }
+    obj.insert("rrtype".into(), rrtype_name(record.rrtype).into());
+    obj.insert("ttl".into(), record.ttl.into());
+    match &record.data {
+        RData::Addr(addr) => {
+            obj.insert("rdata".into(), addr_string(addr).into());
+        }
+        RData::Name(name) => {
+            obj.insert("rdata".into(), name_string(&name.value).into());
+            if name.flags.truncated {
+                obj.insert("rdata_truncated".into(), true.into());
+            }
+        }
+        RData::Txt(_) => {
+            if let Some(string) = txt {
+                obj.insert("rdata".into(), name_string(string).into());
+            }
+        }
+        RData::Null(bytes) => {
+            obj.insert("rdata".into(), name_string(bytes).into());
+        }
+        RData::Soa(soa) => {
+            obj.insert("soa".into(), soa_json(soa));
+        }
+        RData::Sshfp(sshfp) => {
+            obj.insert("sshfp".into(), sshfp_json(sshfp));
+        }
+        RData::Srv(srv) => {
+            obj.insert("srv".into(), srv_json(srv));
+        }
+        RData::Opt(options) => {
+            let list = options.iter().map(option_json).collect();
+            obj.insert("opt".into(), Value::Array(list));
+        }
+        RData::Unknown => {}
+    }
+    Value::Object(obj)
+}
+
+/// `grouped`: answers' rdata by type name, for the types Suricata groups. Suricata fills
+/// a hash map, so its key order varies; first appearance is used here.
+fn grouped_json(answers: &[Record]) -> Map<String, Value> {
+    let mut groups = Map::new();
+    for record in answers {
+        let values: Vec<Value> = match &record.data {
+            RData::Addr(addr) => vec![addr_string(addr).into()],
+            RData::Name(name) => vec![name_string(&name.value).into()],
+            RData::Txt(strings) => strings.iter().map(|s| name_string(s).into()).collect(),
+            RData::Null(bytes) => vec![name_string(bytes).into()],
+            RData::Soa(soa) => vec![soa_json(soa)],
+            RData::Sshfp(sshfp) => vec![sshfp_json(sshfp)],
+            RData::Srv(srv) => vec![srv_json(srv)],
+            RData::Opt(_) | RData::Unknown => continue,
+        };
+        let group = groups
+            .entry(rrtype_name(record.rrtype))
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = group {
+            list.extend(values);
+        }
+    }
+    groups
+}
+
+fn soa_json(soa: &Soa) -> Value {
+    let mut obj = Map::new();
+    obj.insert("mname".into(), name_string(&soa.mname.value).into());
+    if soa.mname.flags.truncated {
+        obj.insert("mname_truncated".into(), true.into());
+    }
+    obj.insert("rname".into(), name_string(&soa.rname.value).into());
+    if soa.rname.flags.truncated {
+        obj.insert("rname_truncated".into(), true.into());
+    }
+    obj.insert("serial".into(), soa.serial.into());
+    obj.insert("refresh".into(), soa.refresh.into());
+    obj.insert("retry".into(), soa.retry.into());
+    obj.insert("expire".into(), soa.expire.into());
+    obj.insert("minimum".into(), soa.minimum.into());
+    Value::Object(obj)
+}
+
+fn sshfp_json(sshfp: &Sshfp) -> Value {
+    let fingerprint: Vec<String> = sshfp
+        .fingerprint
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut obj = Map::new();
+    obj.insert("fingerprint".into(), fingerprint.join(":").into());
+    obj.insert("algo".into(), sshfp.algo.into());
+    obj.insert("type".into(), sshfp.fp_type.into());
+    Value::Object(obj)
+}
+
+fn srv_json(srv: &Srv) -> Value {
+    let mut obj = Map::new();
+    obj.insert("priority".into(), srv.priority.into());
+    obj.insert("weight".into(), srv.weight.into());
+    obj.insert("port".into(), srv.port.into());
+    obj.insert("name".into(), name_string(&srv.target.value).into());
+    Value::Object(obj)
+}
+
+fn option_json(option: &EdnsOption) -> Value {
+    let mut obj = Map::new();
+    obj.insert("code".into(), option.code.into());
+    obj.insert("data".into(), hex(&option.data).into());
+    Value::Object(obj)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Suricata's `set_string_from_bytes`: valid UTF-8 as is; otherwise ASCII bytes as
+/// characters and every other byte as the four characters `\xNN`.
+fn name_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut out = String::with_capacity(bytes.len());
+            for &b in bytes {
+                if b.is_ascii() {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Suricata's `dns_print_addr`: dotted quad for 4 bytes, eight unabbreviated zero-padded
+/// groups for 16 bytes, an empty string for any other length.
+fn addr_string(addr: &[u8]) -> String {
+    match addr {
+        [a, b, c, d] => format!("{a}.{b}.{c}.{d}"),
+        _ if addr.len() == 16 => addr
+            .chunks(2)
+            .map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            .collect::<Vec<_>>()
+            .join(":"),
+        _ => String::new(),
+    }
+}
+
+/// Record type names: Suricata 8's `DNSRecordType` (`dns.rs`), upper-cased; types it does
+/// not list (CAA among them) are written as their number.
+fn rrtype_name(rrtype: u16) -> String {
+    let name = match rrtype {
+        1 => "A",
+        2 => "NS",
+        3 => "MD",
+        4 => "MF",
+        5 => "CNAME",
+        6 => "SOA",
+        7 => "MB",
+        8 => "MG",
+        9 => "MR",
+        10 => "NULL",
+        11 => "WKS",
+        12 => "PTR",
+        13 => "HINFO",
+        14 => "MINFO",
+        15 => "MX",
+        16 => "TXT",
+        17 => "RP",
+        18 => "AFSDB",
+        19 => "X25",
+        20 => "ISDN",
+        21 => "RT",
+        22 => "NSAP",
+        23 => "NSAPPTR",
+        24 => "SIG",
+        25 => "KEY",
+        26 => "PX",
+        27 => "GPOS",
+        28 => "AAAA",
+        29 => "LOC",
+        30 => "NXT",
+        33 => "SRV",
+        34 => "ATMA",
+        35 => "NAPTR",
+        36 => "KX",
+        37 => "CERT",
+        38 => "A6",
+        39 => "DNAME",
+        41 => "OPT",
+        42 => "APL",
+        43 => "DS",
+        44 => "SSHFP",
+        45 => "IPSECKEY",
+        46 => "RRSIG",
+        47 => "NSEC",
+        48 => "DNSKEY",
+        49 => "DHCID",
+        50 => "NSEC3",
+        51 => "NSEC3PARAM",
+        52 => "TLSA",
+        55 => "HIP",
+        59 => "CDS",
+        60 => "CDNSKEY",
+        65 => "HTTPS",
+        99 => "SPF",
+        249 => "TKEY",
+        250 => "TSIG",
+        254 => "MAILA",
+        255 => "ANY",
+        256 => "URI",
+        _ => return rrtype.to_string(),
+    };
+    name.to_owned()
+}
+
+/// Response code names from the header's low four bits (`DNSRcode`); the unassigned ones,
+/// 11 to 15, as numbers.
+fn rcode_name(flags: u16) -> String {
+    let rcode = flags & 0x000f;
+    let name = match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => return rcode.to_string(),
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    // -----------------------------------------------------------------------------------
+    // A tiny message builder
+    // -----------------------------------------------------------------------------------
+
+    /// A name in wire form, uncompressed.
+    fn name(dotted: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in dotted.split('.').filter(|l| !l.is_empty()) {
+            out.push(u8::try_from(label.len()).expect("test label fits"));
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    /// A compression pointer to `offset`.
+    fn ptr(offset: u16) -> Vec<u8> {
+        (0xc000 | offset).to_be_bytes().to_vec()
+    }
+
+    /// Labels followed by a pointer.
+    fn name_then_ptr(dotted: &str, offset: u16) -> Vec<u8> {
+        let mut out = name(dotted);
+        out.pop();
+        out.extend(ptr(offset));
+        out
+    }
+
+    fn rr(owner: Vec<u8>, rrtype: u16, ttl: u32, rdata: Vec<u8>) -> Vec<u8> {
+        let mut out = owner;
+        out.extend(rrtype.to_be_bytes());
+        out.extend(1u16.to_be_bytes());
+        out.extend(ttl.to_be_bytes());
+        out.extend(
+            u16::try_from(rdata.len())
+                .expect("test rdata fits")
+                .to_be_bytes(),
+        );
+        out.extend(rdata);
+        out
+    }
+
+    #[derive(Clone, Default)]
+    struct Msg {
+        id: u16,
+        flags: u16,
+        questions: Vec<Vec<u8>>,
+        answers: Vec<Vec<u8>>,
+        authorities: Vec<Vec<u8>>,
+        additionals: Vec<Vec<u8>>,
+    }
+
+    /// Offset of the first question's name: compressed names point here.
+    const Q0: u16 = 12;
+
+    impl Msg {
+        fn new(id: u16, flags: u16) -> Msg {
+            Msg {
+                id,
+                flags,
+                ..Msg::default()
+            }
+        }
+
+        fn question(mut self, owner: Vec<u8>, rrtype: u16) -> Msg {
+            let mut q = owner;
+            q.extend(rrtype.to_be_bytes());
+            q.extend(1u16.to_be_bytes());
+            self.questions.push(q);
+            self
+        }
+
+        fn answer(mut self, record: Vec<u8>) -> Msg {
+            self.answers.push(record);
+            self
+        }
+
+        fn authority(mut self, record: Vec<u8>) -> Msg {
+            self.authorities.push(record);
+            self
+        }
+
+        fn additional(mut self, record: Vec<u8>) -> Msg {
+            self.additionals.push(record);
+            self
+        }
+
+        fn build(&self) -> Vec<u8> {
+            let count = |v: &Vec<Vec<u8>>| u16::try_from(v.len()).expect("test count fits");
+            let mut out = Vec::new();
+            for field in [
+                self.id,
+                self.flags,
+                count(&self.questions),
+                count(&self.answers),
+                count(&self.authorities),
+                count(&self.additionals),
+            ] {
+                out.extend(field.to_be_bytes());
+            }
+            for part in self
+                .questions
+                .iter()
+                .chain(&self.answers)
+                .chain(&self.authorities)
+                .chain(&self.additionals)
+            {
+                out.extend(part);
+            }
+            out
+        }
+    }
+
+    fn tcp_frame(msg: &[u8]) -> Vec<u8> {
+        let mut out = u16::try_from(msg.len())
+            .expect("test message fits")
+            .to_be_bytes()
+            .to_vec();
+        out.extend_from_slice(msg);
+        out
+    }
+
+    fn run(parser: &mut DnsParser, dir: Dir, data: &[u8]) -> Output {
+        let mut out = Output::default();
+        parser.parse(dir, data, &mut out);
+        out
+    }
+
+    fn udp(dir: Dir, data: &[u8]) -> Output {
+        run(&mut DnsParser::new(false), dir, data)
+    }
+
+    fn only_record(out: &Output) -> &Value {
+        assert_eq!(out.records.len(), 1, "records: {:?}", out.records);
+        &out.records[0].object
+    }
+
+    /// Serialised, so that key order counts.
+    fn text(v: &Value) -> String {
+        serde_json::to_string(v).expect("serialisable")
+    }
+
+    /// The request and response of `dig www.suricata-ids.org` (dns-udp-eve-dig).
+    fn dig_request() -> Vec<u8> {
+        Msg::new(36146, 0x0120)
+            .question(name("www.suricata-ids.org"), TYPE_A)
+            .build()
+    }
+
+    fn dig_response() -> Vec<u8> {
+        Msg::new(36146, 0x81a0)
+            .question(name("www.suricata-ids.org"), TYPE_A)
+            .answer(rr(ptr(Q0), TYPE_CNAME, 3544, name("suricata-ids.org")))
+            // 50: the name in the CNAME rdata (12 header, 26 question, 12 record header).
+            .answer(rr(ptr(50), TYPE_A, 244, vec![192, 0, 78, 24]))
+            .answer(rr(ptr(50), TYPE_A, 244, vec![192, 0, 78, 25]))
+            .build()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Conformance shapes
+    // -----------------------------------------------------------------------------------
+
+    #[test]
+    fn request_record_matches_dig_case() {
+        let out = udp(Dir::ToServer, &dig_request());
+        let expected = json!({
+            "version": 3, "type": "request", "tx_id": 0, "id": 36146, "flags": "120",
+            "rd": true, "opcode": 0, "rcode": "NOERROR",
+            "queries": [{"rrname": "www.suricata-ids.org", "rrtype": "A"}]
+        });
+        assert_eq!(text(only_record(&out)), text(&expected));
+        assert_eq!(out.records[0].event_type, "dns");
+        assert_eq!(out.records[0].dir, Dir::ToServer);
+        assert!(out.anomalies.is_empty());
+        assert_eq!(
+            out.buffers,
+            vec![
+                (Dir::ToServer, "dns.query", b"www.suricata-ids.org".to_vec()),
+                (
+                    Dir::ToServer,
+                    "dns.queries.rrname",
+                    b"www.suricata-ids.org".to_vec()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn response_record_matches_dig_case() {
+        let mut parser = DnsParser::new(false);
+        run(&mut parser, Dir::ToServer, &dig_request());
+        let out = run(&mut parser, Dir::ToClient, &dig_response());
+        let expected = json!({
+            "version": 3, "type": "response", "tx_id": 1, "id": 36146, "flags": "81a0",
+            "qr": true, "rd": true, "ra": true, "opcode": 0, "rcode": "NOERROR",
+            "queries": [{"rrname": "www.suricata-ids.org", "rrtype": "A"}],
+            "answers": [
+                {"rrname": "www.suricata-ids.org", "rrtype": "CNAME", "ttl": 3544,
+                 "rdata": "suricata-ids.org"},
+                {"rrname": "suricata-ids.org", "rrtype": "A", "ttl": 244, "rdata": "192.0.78.24"},
+                {"rrname": "suricata-ids.org", "rrtype": "A", "ttl": 244, "rdata": "192.0.78.25"}
+            ],
+            "grouped": {"CNAME": ["suricata-ids.org"], "A": ["192.0.78.24", "192.0.78.25"]}
+        });
+        assert_eq!(text(only_record(&out)), text(&expected));
+        assert_eq!(out.records[0].dir, Dir::ToClient);
+        // `dns.query` belongs to requests only.
+        assert_eq!(
+            out.buffers,
+            vec![(
+                Dir::ToClient,
+                "dns.queries.rrname",
+                b"www.suricata-ids.org".to_vec()
+            )]
+        );
+    }
+
+    #[test]
+    fn response_without_request_is_logged() {
+        let out = udp(Dir::ToClient, &dig_response());
+        let rec = only_record(&out);
+        assert_eq!(rec["type"], "response");
+        assert_eq!(rec["tx_id"], 0);
+    }
+
+    #[test]
+    fn sshfp_answer_with_tc_flag() {
+        let fingerprint = [
+            0x19, 0x8c, 0x34, 0xa9, 0x2f, 0xc0, 0xb2, 0xab, 0x1d, 0xa5, 0x2b, 0x68, 0x8c, 0x2f,
+            0x19, 0x1d, 0x2d, 0x96, 0x0c, 0x09,
+        ];
+        let mut rdata = vec![1, 1];
+        rdata.extend(fingerprint);
+        let msg = Msg::new(7, 0x8380)
+            .question(name("anoncvs.netbsd.org"), TYPE_SSHFP)
+            .answer(rr(ptr(Q0), TYPE_SSHFP, 600, rdata))
+            .build();
+        let out = udp(Dir::ToClient, &msg);
+        let rec = only_record(&out);
+        assert_eq!(rec["tc"], true);
+        let sshfp = json!({
+            "fingerprint": "19:8c:34:a9:2f:c0:b2:ab:1d:a5:2b:68:8c:2f:19:1d:2d:96:0c:09",
+            "algo": 1, "type": 1
+        });
+        assert_eq!(
+            text(&rec["answers"][0]),
+            text(
+                &json!({"rrname": "anoncvs.netbsd.org", "rrtype": "SSHFP", "ttl": 600, "sshfp": sshfp})
+            )
+        );
+        assert_eq!(text(&rec["grouped"]), text(&json!({"SSHFP": [sshfp]})));
+    }
+
+    #[test]
+    fn txt_answer_like_dns_udp_eve_txt() {
+        let spf = b"v=spf1 include:_spf.google.com ~all";
+        let mut rdata = vec![u8::try_from(spf.len()).expect("fits")];
+        rdata.extend_from_slice(spf);
+        let msg = Msg::new(28243, 0x8180)
+            .question(name("google.com"), TYPE_TXT)
+            .answer(rr(ptr(Q0), TYPE_TXT, 3217, rdata))
+            .build();
+        let rec = udp(Dir::ToClient, &msg).records[0].object.clone();
+        assert_eq!(rec["flags"], "8180");
+        assert_eq!(
+            rec["answers"][0]["rdata"],
+            "v=spf1 include:_spf.google.com ~all"
+        );
+        assert_eq!(rec["answers"][0]["ttl"], 3217);
+        assert_eq!(
+            rec["grouped"]["TXT"][0],
+            "v=spf1 include:_spf.google.com ~all"
+        );
+    }
+
+    /// bug-1158: TXT answers, the second an empty string, with an NS authority; and the
+    /// transaction counter over requests with and without responses.
+    #[test]
+    fn txt_with_empty_string_and_ns_authority_like_bug_1158() {
+        let qname = "AAAAAO1kQA.=auth.srv.tunnel.com";
+        let mut txt = vec![32];
+        txt.extend_from_slice(b"AhvMAAO1kAFE5TE9QTjFFN09RN1lYSDk");
+        let response = Msg::new(49711, 0x8180)
+            .question(name(qname), TYPE_TXT)
+            .answer(rr(ptr(Q0), TYPE_TXT, 3, txt))
+            .answer(rr(ptr(Q0), TYPE_TXT, 3, vec![0]))
+            .authority(rr(
+                name("srv.tunnel.com"),
+                TYPE_NS,
+                604800,
+                name("iodine.tunnel.com"),
+            ))
+            .build();
+        let request = Msg::new(49711, 0x0100)
+            .question(name(qname), TYPE_TXT)
+            .build();
+
+        let mut parser = DnsParser::new(false);
+        let first = run(&mut parser, Dir::ToServer, &request);
+        assert_eq!(only_record(&first)["tx_id"], 0);
+        let out = run(&mut parser, Dir::ToClient, &response);
+        let rec = only_record(&out);
+        assert_eq!(rec["tx_id"], 1);
+        assert_eq!(
+            rec["answers"][0]["rdata"],
+            "AhvMAAO1kAFE5TE9QTjFFN09RN1lYSDk"
+        );
+        assert_eq!(rec["answers"][1]["rdata"], "");
+        assert_eq!(
+            rec["grouped"]["TXT"],
+            json!(["AhvMAAO1kAFE5TE9QTjFFN09RN1lYSDk", ""])
+        );
+        assert_eq!(
+            text(&rec["authorities"]),
+            text(
+                &json!([{"rrname": "srv.tunnel.com", "rrtype": "NS", "ttl": 604800,
+                          "rdata": "iodine.tunnel.com"}])
+            )
+        );
+
+        // Requests answered, then unanswered: 2, then 3 and 4.
+        for expected in [2, 3, 4] {
+            let out = run(&mut parser, Dir::ToServer, &request);
+            assert_eq!(only_record(&out)["tx_id"], expected);
+        }
+    }
+
+    /// bug-856: a CNAME chain with an SOA authority.
+    #[test]
+    fn soa_authority_like_bug_856() {
+        let msg = Msg::new(25783, 0x8180)
+            .question(name("static.programme-tv.net"), TYPE_AAAA)
+            .answer(rr(
+                ptr(Q0),
+                TYPE_CNAME,
+                630,
+                name("programme-tv.net.edgesuite.net"),
+            ))
+            .answer(rr(
+                name("programme-tv.net.edgesuite.net"),
+                TYPE_CNAME,
+                20432,
+                name("a1859.g.akamai.net"),
+            ))
+            .authority(rr(name("g.akamai.net"), TYPE_SOA, 1000, {
+                let mut soa = name("n0g.akamai.net");
+                soa.extend(name("hostmaster.akamai.com"));
+                for v in [1372967523u32, 1000, 1000, 1000, 1800] {
+                    soa.extend(v.to_be_bytes());
+                }
+                soa
+            }))
+            .build();
+        let out = udp(Dir::ToClient, &msg);
+        let rec = only_record(&out);
+        assert_eq!(
+            rec["grouped"]["CNAME"],
+            json!(["programme-tv.net.edgesuite.net", "a1859.g.akamai.net"])
+        );
+        let expected = json!([{
+            "rrname": "g.akamai.net", "rrtype": "SOA", "ttl": 1000,
+            "soa": {"mname": "n0g.akamai.net", "rname": "hostmaster.akamai.com",
+                    "serial": 1372967523, "refresh": 1000, "retry": 1000, "expire": 1000,
+                    "minimum": 1800}
+        }]);
+        assert_eq!(text(&rec["authorities"]), text(&expected));
+    }
+
+    /// dns-udp-junkrequest-first: an SNMP request to port 53, then a real query.
+    #[test]
+    fn junk_first_then_request() {
+        let snmp = [
+            0x30, 0x40, 0x02, 0x01, 0x03, 0x30, 0x0f, 0x02, 0x03, 0x00, 0x91, 0xc8, 0x02, 0x02,
+            0x05, 0xdc, 0x04, 0x01, 0x04, 0x02, 0x01, 0x03, 0x04, 0x15, 0x30, 0x13, 0x04, 0x00,
+            0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x04, 0x05, 0x61, 0x64, 0x6d, 0x69, 0x6e, 0x04,
+            0x00, 0x04, 0x00, 0x30, 0x13, 0x04, 0x00, 0x04, 0x00, 0xa0, 0x0d, 0x02, 0x03, 0x00,
+            0x91, 0xc8, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00,
+        ];
+        // RD + AD, one question, an OPT record without options.
+        let query = Msg::new(0xc58e, 0x0120)
+            .question(name("catenacyber.Fr"), TYPE_A)
+            .additional(rr(vec![0], TYPE_OPT, 0, Vec::new()))
+            .build();
+        assert!(!probe(&snmp, false));
+        assert!(probe(&query, false));
+
+        let mut parser = DnsParser::new(false);
+        assert_eq!(run(&mut parser, Dir::ToServer, &snmp), Output::default());
+        let out = run(&mut parser, Dir::ToServer, &query);
+        let rec = only_record(&out);
+        assert_eq!(rec["type"], "request");
+        assert_eq!(rec["queries"][0]["rrname"], "catenacyber.Fr");
+        assert_eq!(rec["tx_id"], 0);
+        // An OPT without options is not logged, and AD is not one of the logged bits.
+        assert!(rec.get("additionals").is_none());
+        assert!(rec.get("z").is_none());
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Record types
+    // -----------------------------------------------------------------------------------
+
+    fn single_answer(rrtype: u16, rdata: Vec<u8>) -> Value {
+        let msg = Msg::new(1, 0x8180)
+            .question(name("example.org"), rrtype)
+            .answer(rr(ptr(Q0), rrtype, 60, rdata))
+            .build();
+        only_record(&udp(Dir::ToClient, &msg)).clone()
+    }
+
+    #[test]
+    fn every_rdata_shape() {
+        let aaaa = single_answer(
+            TYPE_AAAA,
+            vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        );
+        assert_eq!(
+            aaaa["answers"][0]["rdata"],
+            "2001:0db8:0000:0000:0000:0000:0000:0001"
+        );
+        assert_eq!(
+            aaaa["grouped"]["AAAA"][0],
+            "2001:0db8:0000:0000:0000:0000:0000:0001"
+        );
+
+        let ns = single_answer(TYPE_NS, name_then_ptr("ns1", Q0));
+        assert_eq!(ns["answers"][0]["rdata"], "ns1.example.org");
+        assert_eq!(ns["grouped"]["NS"][0], "ns1.example.org");
+
+        let ptr_rec = single_answer(TYPE_PTR, name("host.example.net"));
+        assert_eq!(ptr_rec["answers"][0]["rdata"], "host.example.net");
+
+        // MX: only the exchange is logged, not the preference.
+        let mut mx = 10u16.to_be_bytes().to_vec();
+        mx.extend(name_then_ptr("mail", Q0));
+        let mx = single_answer(TYPE_MX, mx);
+        assert_eq!(mx["answers"][0]["rdata"], "mail.example.org");
+        assert_eq!(mx["grouped"]["MX"][0], "mail.example.org");
+
+        let mut srv = Vec::new();
+        for v in [10u16, 20, 5060] {
+            srv.extend(v.to_be_bytes());
+        }
+        srv.extend(name("sip.example.org"));
+        let srv = single_answer(TYPE_SRV, srv);
+        let srv_obj =
+            json!({"priority": 10, "weight": 20, "port": 5060, "name": "sip.example.org"});
+        assert_eq!(text(&srv["answers"][0]["srv"]), text(&srv_obj));
+        assert_eq!(text(&srv["grouped"]["SRV"][0]), text(&srv_obj));
+
+        let null = single_answer(TYPE_NULL, b"raw\x00bytes".to_vec());
+        assert_eq!(null["answers"][0]["rdata"], "raw\u{0}bytes");
+        assert_eq!(null["grouped"]["NULL"][0], "raw\u{0}bytes");
+
+        // Two strings in one TXT record: two detailed entries.
+        let txt = single_answer(TYPE_TXT, b"\x03one\x03two".to_vec());
+        assert_eq!(txt["answers"][0]["rdata"], "one");
+        assert_eq!(txt["answers"][1]["rdata"], "two");
+        assert_eq!(txt["grouped"]["TXT"], json!(["one", "two"]));
+
+        // Types Suricata does not decode: no rdata, not grouped.
+        let caa = single_answer(257, b"\x00\x05issueca.example".to_vec());
+        assert_eq!(
+            text(&caa["answers"][0]),
+            text(&json!({"rrname": "example.org", "rrtype": "257", "ttl": 60}))
+        );
+        assert_eq!(caa["queries"][0]["rrtype"], "257");
+        assert_eq!(caa["grouped"], json!({}));
+        let hinfo = single_answer(13, b"\x03CPU\x02OS".to_vec());
+        assert_eq!(
+            text(&hinfo["answers"][0]),
+            text(&json!({"rrname": "example.org", "rrtype": "HINFO", "ttl": 60}))
+        );
+        let dname = single_answer(39, name("example.net"));
+        assert_eq!(dname["answers"][0]["rrtype"], "DNAME");
+        assert!(dname["answers"][0].get("rdata").is_none());
+        let unknown = single_answer(65280, vec![1, 2, 3]);
+        assert_eq!(unknown["answers"][0]["rrtype"], "65280");
+    }
+
+    #[test]
+    fn opt_with_options_in_additionals() {
+        let mut options = 10u16.to_be_bytes().to_vec();
+        options.extend(8u16.to_be_bytes());
+        options.extend([0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04]);
+        options.extend(12u16.to_be_bytes());
+        options.extend(0u16.to_be_bytes());
+        let msg = Msg::new(5, 0x0100)
+            .question(name("example.org"), TYPE_A)
+            .additional(rr(vec![0], TYPE_OPT, 0x8000, options))
+            .build();
+        let out = udp(Dir::ToServer, &msg);
+        let expected = json!([{
+            "rrname": "", "rrtype": "OPT", "ttl": 32768,
+            "opt": [{"code": 10, "data": "deadbeef01020304"}, {"code": 12, "data": ""}]
+        }]);
+        assert_eq!(text(&only_record(&out)["additionals"]), text(&expected));
+    }
+
+    #[test]
+    fn multiple_questions_and_header_bits() {
+        // AA, Z, opcode 2 (status), rcode 3.
+        let flags = 0x8000 | (2 << 11) | 0x0400 | 0x0040 | 3;
+        let msg = Msg::new(9, flags)
+            .question(name("a.example"), TYPE_A)
+            .question(name_then_ptr("b", Q0 + 2), TYPE_AAAA)
+            .question(vec![0], 255)
+            .build();
+        let out = udp(Dir::ToClient, &msg);
+        let expected = json!({
+            "version": 3, "type": "response", "tx_id": 0, "id": 9, "flags": "9443",
+            "qr": true, "aa": true, "z": true, "opcode": 2, "rcode": "NXDOMAIN",
+            "queries": [
+                {"rrname": "a.example", "rrtype": "A"},
+                {"rrname": "b.example", "rrtype": "AAAA"},
+                {"rrname": "", "rrtype": "ANY"}
+            ]
+        });
+        assert_eq!(text(only_record(&out)), text(&expected));
+        assert_eq!(out.anomalies, vec![EV_Z_FLAG_SET]);
+        // The root name gives no buffer.
+        assert_eq!(out.buffers.len(), 2);
+    }
+
+    #[test]
+    fn unassigned_rcode_and_opcode() {
+        let msg = Msg::new(1, 0x8000 | (9 << 11) | 12)
+            .question(name("x.org"), TYPE_A)
+            .build();
+        let out = udp(Dir::ToClient, &msg);
+        let rec = only_record(&out);
+        assert_eq!(rec["rcode"], "12");
+        assert_eq!(rec["opcode"], 9);
+        assert_eq!(out.anomalies, vec![EV_INVALID_OPCODE]);
+    }
+
+    #[test]
+    fn non_utf8_names_are_escaped() {
+        let mut owner = vec![3, b'a', 0xff, b'b'];
+        owner.extend(name("org"));
+        let msg = Msg::new(1, 0x0100).question(owner, TYPE_A).build();
+        let out = udp(Dir::ToServer, &msg);
+        assert_eq!(only_record(&out)["queries"][0]["rrname"], "a\\xffb.org");
+        // The buffer keeps the raw bytes.
+        assert_eq!(out.buffers[0].2, b"a\xffb.org".to_vec());
+    }
+
+    #[test]
+    fn odd_address_lengths_render_empty_or_as_ipv6() {
+        assert_eq!(
+            single_answer(TYPE_A, vec![1, 2, 3])["answers"][0]["rdata"],
+            ""
+        );
+        assert_eq!(single_answer(TYPE_A, Vec::new())["answers"][0]["rdata"], "");
+        assert_eq!(
+            single_answer(TYPE_A, vec![0; 16])["answers"][0]["rdata"],
+            "0000:0000:0000:0000:0000:0000:0000:0000"
+        );
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Direction checks and events
+    // -----------------------------------------------------------------------------------
+
+    #[test]
+    fn request_sent_to_client_is_logged_as_response_with_event() {
+        let out = udp(Dir::ToClient, &dig_request());
+        assert_eq!(only_record(&out)["type"], "response");
+        assert_eq!(out.anomalies, vec![EV_NOT_RESPONSE]);
+    }
+
+    #[test]
+    fn response_sent_to_server_is_dropped_on_udp() {
+        assert_eq!(udp(Dir::ToServer, &dig_response()), Output::default());
+    }
+
+    #[test]
+    fn message_without_questions_uses_a_tx_id_but_is_not_logged() {
+        let bare = Msg::new(3, 0x8180)
+            .answer(rr(name("x.org"), TYPE_A, 1, vec![1, 1, 1, 1]))
+            .build();
+        let mut parser = DnsParser::new(false);
+        assert!(run(&mut parser, Dir::ToClient, &bare).records.is_empty());
+        let out = run(&mut parser, Dir::ToServer, &dig_request());
+        assert_eq!(only_record(&out)["tx_id"], 1);
+    }
+
+    #[test]
+    fn implausible_headers_are_ignored() {
+        // A request without questions, counts larger than the message, trailing bytes
+        // after a record-less header.
+        let no_question = Msg::new(1, 0x0100).build();
+        let mut huge = dig_request();
+        huge[7] = 0xff;
+        let mut padded = Msg::new(1, 0x8180).build();
+        padded.push(0);
+        for msg in [no_question, huge, padded] {
+            assert_eq!(udp(Dir::ToServer, &msg), Output::default());
+            assert!(!probe(&msg, false));
+        }
+        // A bare response header is plausible, but has nothing to log.
+        let bare = Msg::new(1, 0x8180).build();
+        assert!(probe(&bare, false));
+        assert!(udp(Dir::ToClient, &bare).records.is_empty());
+    }
+
+    #[test]
+    fn broken_authorities_and_additionals_are_dropped_and_flagged() {
+        let good = Msg::new(4, 0x8180)
+            .question(name("x.org"), TYPE_A)
+            .answer(rr(ptr(Q0), TYPE_A, 1, vec![9, 9, 9, 9]));
+        // An MX rdata of one byte cannot hold its preference.
+        let bad_authority = good
+            .clone()
+            .authority(rr(ptr(Q0), TYPE_MX, 1, vec![0]))
+            .additional(rr(ptr(Q0), TYPE_A, 1, vec![1, 2, 3, 4]))
+            .build();
+        let out = udp(Dir::ToClient, &bad_authority);
+        let rec = only_record(&out);
+        assert!(rec.get("authorities").is_none());
+        assert!(rec.get("additionals").is_none());
+        assert_eq!(rec["answers"][0]["rdata"], "9.9.9.9");
+        assert_eq!(out.anomalies, vec![EV_INVALID_AUTHORITIES]);
+
+        let bad_additional = good.additional(rr(ptr(Q0), TYPE_SOA, 1, vec![0])).build();
+        let out = udp(Dir::ToClient, &bad_additional);
+        assert!(only_record(&out).get("additionals").is_none());
+        assert_eq!(out.anomalies, vec![EV_INVALID_ADDITIONALS]);
+    }
+
+    #[test]
+    fn broken_answers_make_the_message_malformed() {
+        let msg = Msg::new(4, 0x8180)
+            .question(name("x.org"), TYPE_A)
+            .answer(rr(ptr(Q0), TYPE_SSHFP, 1, vec![1]))
+            .build();
+        assert_eq!(
+            parse_for_direction(&msg, Dir::ToClient),
+            Err(MessageError::Malformed)
+        );
+        // On UDP the event would land on an already logged transaction: nothing shows.
+        assert_eq!(udp(Dir::ToClient, &msg), Output::default());
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Names: compression, loops, limits
+    // -----------------------------------------------------------------------------------
+
+    #[test]
+    fn forward_pointer_is_followed() {
+        // The question points forward into the answer's rdata.
+        let msg = Msg::new(1, 0x8180)
+            .question(ptr(12 + 2 + 4 + 12), TYPE_CNAME)
+            .answer(rr(ptr(Q0), TYPE_CNAME, 1, name("target.example")))
+            .build();
+        let rec = udp(Dir::ToClient, &msg).records[0].object.clone();
+        assert_eq!(rec["queries"][0]["rrname"], "target.example");
+        assert_eq!(rec["answers"][0]["rrname"], "target.example");
+    }
+
+    #[test]
+    fn self_pointer_without_prior_pointer_is_an_error() {
+        let msg = Msg::new(1, 0x0100).question(ptr(Q0), TYPE_A).build();
+        assert_eq!(
+            parse_for_direction(&msg, Dir::ToServer),
+            Err(MessageError::Malformed)
+        );
+        assert_eq!(udp(Dir::ToServer, &msg), Output::default());
+        assert!(!probe(&msg, false));
+    }
+
+    #[test]
+    fn self_pointer_after_a_pointer_ends_the_name_with_infinite_loop() {
+        // 12: "a" then a pointer to 20; 16..20: type and class; 20: a pointer to itself.
+        let mut raw = Msg::new(1, 0x8180).build();
+        raw[5] = 1;
+        raw.extend(name_then_ptr("a", 20));
+        raw.extend(TYPE_A.to_be_bytes());
+        raw.extend(1u16.to_be_bytes());
+        raw.extend(ptr(20));
+        let out = udp(Dir::ToClient, &raw);
+        let rec = only_record(&out);
+        assert_eq!(rec["queries"][0]["rrname"], "a");
+        assert_eq!(rec["queries"][0]["rrtype"], "A");
+        assert_eq!(out.anomalies, vec![EV_INFINITE_LOOP]);
+    }
+
+    #[test]
+    fn pointer_loop_is_cut_at_the_segment_limit() {
+        // 12: question name = pointer to 18; 18: pointer to 20; 20: pointer to 18.
+        let mut raw = Msg::new(1, 0x8180).build();
+        raw[5] = 1;
+        raw.extend(ptr(18)); // 12..14
+        raw.extend(TYPE_A.to_be_bytes()); // 14..16
+        raw.extend(1u16.to_be_bytes()); // 16..18
+        raw.extend(ptr(20)); // 18..20
+        raw.extend(ptr(18)); // 20..22
+        let out = udp(Dir::ToClient, &raw);
+        let rec = only_record(&out);
+        assert_eq!(rec["queries"][0]["rrname"], "");
+        assert_eq!(rec["queries"][0]["rrname_truncated"], true);
+        assert_eq!(out.anomalies, vec![EV_NAME_TOO_LONG, EV_TOO_MANY_LABELS]);
+    }
+
+    #[test]
+    fn label_loop_through_pointer_is_bounded() {
+        // 12: "a" then a pointer back to 12: a name that repeats "a" forever.
+        let mut raw = Msg::new(1, 0x8180).build();
+        raw[5] = 1;
+        raw.extend(name_then_ptr("a", Q0));
+        raw.extend(TYPE_A.to_be_bytes());
+        raw.extend(1u16.to_be_bytes());
+        let out = udp(Dir::ToClient, &raw);
+        let rec = only_record(&out);
+        let rrname = rec["queries"][0]["rrname"].as_str().expect("string");
+        assert!(rrname.starts_with("a.a.a.") && rrname.len() <= MAX_NAME_LEN);
+        assert_eq!(rec["queries"][0]["rrname_truncated"], true);
+    }
+
+    #[test]
+    fn pointer_out_of_bounds_is_an_error() {
+        let msg = Msg::new(1, 0x0100).question(ptr(0x3fff), TYPE_A).build();
+        assert_eq!(
+            parse_for_direction(&msg, Dir::ToServer),
+            Err(MessageError::Malformed)
+        );
+
+        // A pointer to the very end of the message is an empty name; one past it is not.
+        let mut raw = Msg::new(1, 0x0100).build();
+        raw.extend(ptr(14));
+        let mut flags = NameFlags::default();
+        let mut cur = Cursor::new(&raw, 12, raw.len());
+        let at_end = parse_name(&mut cur, &mut flags);
+        assert_eq!(at_end.map(|n| n.value), Ok(Vec::new()));
+        assert_eq!(cur.pos, 14);
+        raw[12..14].copy_from_slice(&ptr(15));
+        let mut cur = Cursor::new(&raw, 12, raw.len());
+        assert_eq!(parse_name(&mut cur, &mut flags), Err(ParseError::Invalid));
+    }
+
+    #[test]
+    fn reserved_label_types_are_errors() {
+        for first in [0x40u8, 0x80] {
+            let mut raw = Msg::new(1, 0x0100).build();
+            raw[5] = 1;
+            raw.extend([first, 1, 0, 0, 1, 0, 1]);
+            assert_eq!(
+                parse_for_direction(&raw, Dir::ToServer),
+                Err(MessageError::Malformed)
+            );
+        }
+    }
+
+    #[test]
+    fn long_names_are_truncated_and_flagged() {
+        let label = "x".repeat(63);
+        let long = vec![label.as_str(); 20].join(".");
+        let msg = Msg::new(1, 0x0100).question(name(&long), TYPE_A).build();
+        let out = udp(Dir::ToServer, &msg);
+        let rec = only_record(&out);
+        let rrname = rec["queries"][0]["rrname"].as_str().expect("string");
+        assert_eq!(rrname.len(), MAX_NAME_LEN);
+        assert_eq!(rec["queries"][0]["rrname_truncated"], true);
+        assert_eq!(out.anomalies, vec![EV_NAME_TOO_LONG]);
+    }
+
+    #[test]
+    fn too_many_labels_without_pointer_is_an_error() {
+        let many = vec!["a"; 300].join(".");
+        let msg = Msg::new(1, 0x0100).question(name(&many), TYPE_A).build();
+        assert_eq!(
+            parse_for_direction(&msg, Dir::ToServer),
+            Err(MessageError::Malformed)
+        );
+    }
+
+    #[test]
+    fn name_running_to_the_end_of_rdata_needs_no_terminator() {
+        // A CNAME whose rdata ends without the zero label.
+        let msg = Msg::new(1, 0x8180)
+            .question(name("x.org"), TYPE_CNAME)
+            .answer(rr(ptr(Q0), TYPE_CNAME, 1, vec![3, b'f', b'o', b'o']))
+            .build();
+        let rec = udp(Dir::ToClient, &msg).records[0].object.clone();
+        assert_eq!(rec["answers"][0]["rdata"], "foo");
+        // A label running past the rdata is malformed.
+        let bad = Msg::new(1, 0x8180)
+            .question(name("x.org"), TYPE_CNAME)
+            .answer(rr(ptr(Q0), TYPE_CNAME, 1, vec![5, b'f', b'o', b'o']))
+            .build();
+        assert_eq!(
+            parse_for_direction(&bad, Dir::ToClient),
+            Err(MessageError::Malformed)
+        );
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Truncation and junk
+    // -----------------------------------------------------------------------------------
+
+    /// Every prefix of a message with every section and record shape.
+    fn rich_response() -> Vec<u8> {
+        let mut soa = name_then_ptr("ns", Q0);
+        soa.extend(name("hostmaster.example.org"));
+        for v in [1u32, 2, 3, 4, 5] {
+            soa.extend(v.to_be_bytes());
+        }
+        let mut srv = [1u16, 2, 3]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<_>>();
+        srv.extend(ptr(Q0));
+        let mut mx = 5u16.to_be_bytes().to_vec();
+        mx.extend(ptr(Q0));
+        Msg::new(77, 0x8180)
+            .question(name("example.org"), TYPE_A)
+            .answer(rr(ptr(Q0), TYPE_CNAME, 1, name_then_ptr("www", Q0)))
+            .answer(rr(ptr(Q0), TYPE_A, 1, vec![10, 0, 0, 1]))
+            .answer(rr(ptr(Q0), TYPE_MX, 1, mx))
+            .answer(rr(ptr(Q0), TYPE_TXT, 1, b"\x02hi".to_vec()))
+            .answer(rr(ptr(Q0), TYPE_SSHFP, 1, vec![1, 2, 0xaa, 0xbb]))
+            .authority(rr(ptr(Q0), TYPE_SOA, 1, soa))
+            .additional(rr(ptr(Q0), TYPE_SRV, 1, srv))
+            .additional(rr(vec![0], TYPE_OPT, 0, vec![0, 10, 0, 2, 1, 2]))
+            .build()
+    }
+
+    #[test]
+    fn rich_response_parses_whole() {
+        let out = udp(Dir::ToClient, &rich_response());
+        let rec = only_record(&out);
+        assert_eq!(rec["answers"].as_array().map(Vec::len), Some(5));
+        assert_eq!(rec["authorities"][0]["soa"]["mname"], "ns.example.org");
+        assert_eq!(rec["additionals"][0]["srv"]["name"], "example.org");
+        assert_eq!(rec["additionals"][1]["opt"][0]["data"], "0102");
+        assert!(out.anomalies.is_empty());
+        assert!(probe(&rich_response(), false));
+    }
+
+    #[test]
+    fn truncation_at_every_offset_never_panics() {
+        let full = rich_response();
+        for cut in 0..full.len() {
+            let prefix = &full[..cut];
+            let out = udp(Dir::ToClient, prefix);
+            // Counts that no longer fit, or questions/answers cut: nothing. A cut in the
+            // optional sections: the record, flagged.
+            for rec in &out.records {
+                assert_eq!(rec.object["type"], "response");
+            }
+            if out.records.is_empty() {
+                assert!(out.anomalies.is_empty(), "cut {cut}: {:?}", out.anomalies);
+            } else {
+                assert!(
+                    out.anomalies == vec![EV_INVALID_AUTHORITIES]
+                        || out.anomalies == vec![EV_INVALID_ADDITIONALS],
+                    "cut {cut}: {:?}",
+                    out.anomalies
+                );
+            }
+            let _ = probe(prefix, false);
+            let _ = probe(prefix, true);
+
+            // The same prefix framed for TCP, announced at full length: it waits.
+            let mut framed = tcp_frame(&full);
+            framed.truncate(cut + 2);
+            let mut parser = DnsParser::new(true);
+            assert_eq!(run(&mut parser, Dir::ToClient, &framed), Output::default());
+        }
+        // Each whole-but-short message announced at its own length, over TCP.
+        for cut in 0..full.len() {
+            let mut parser = DnsParser::new(true);
+            let _ = run(&mut parser, Dir::ToClient, &tcp_frame(&full[..cut]));
+        }
+    }
+
+    #[test]
+    fn request_truncated_anywhere_yields_nothing() {
+        let full = dig_request();
+        for cut in 0..full.len() {
+            assert_eq!(
+                udp(Dir::ToServer, &full[..cut]),
+                Output::default(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_junk_never_panics() {
+        // A fixed xorshift stream: reproducible without a dependency.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut claimed_random = 0;
+        for round in 0..2000 {
+            let len = usize::try_from(next() % 96).expect("small");
+            let mut data: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+            if round % 2 == 0 && data.len() >= 12 {
+                // Keep a plausible header half of the time to reach the body parsers.
+                data[2] &= 0x7f;
+                data[4] = 0;
+                data[5] = 1;
+                data[6..12].fill(0);
+                data[7] = u8::try_from(round % 4).expect("small");
+            }
+            if round % 2 == 1 && probe(&data, false) {
+                claimed_random += 1;
+            }
+            let _ = probe(&data, true);
+            let _ = udp(Dir::ToServer, &data);
+            let _ = udp(Dir::ToClient, &data);
+            let mut tcp = DnsParser::new(true);
+            let _ = run(&mut tcp, Dir::ToServer, &data);
+        }
+        // Fully random bytes are not claimed.
+        assert_eq!(claimed_random, 0);
+    }
+
+    #[test]
+    fn probe_rejects_other_protocols() {
+        let http = b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n";
+        let tls = [
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x5a, 0x5b, 0x5c,
+            0x5d, 0x5e,
+        ];
+        let ssh = b"SSH-2.0-OpenSSH_9.6\r\n";
+        for data in [&http[..], &tls[..], &ssh[..]] {
+            assert!(!probe(data, false));
+            assert!(!probe(data, true));
+        }
+        assert!(!probe(&[0; 11], false));
+        assert!(!probe(&[0; 13], true));
+    }
+
+    #[test]
+    fn probe_tells_direction() {
+        assert_eq!(probe_dir(&dig_request(), false), Some(Dir::ToServer));
+        assert_eq!(probe_dir(&dig_response(), false), Some(Dir::ToClient));
+        assert_eq!(
+            probe_dir(&tcp_frame(&dig_request()), true),
+            Some(Dir::ToServer)
+        );
+        // Over TCP, the header alone decides while the message is incomplete.
+        let framed = tcp_frame(&dig_response());
+        assert_eq!(probe_dir(&framed[..20], true), Some(Dir::ToClient));
+        assert_eq!(probe_dir(&dig_request(), true), None);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // TCP framing
+    // -----------------------------------------------------------------------------------
+
+    #[test]
+    fn tcp_message_split_at_every_byte() {
+        let stream = tcp_frame(&dig_request());
+        for cut in 0..=stream.len() {
+            let mut parser = DnsParser::new(true);
+            let first = run(&mut parser, Dir::ToServer, &stream[..cut]);
+            let second = run(&mut parser, Dir::ToServer, &stream[cut..]);
+            let records: Vec<_> = first.records.iter().chain(&second.records).collect();
+            assert_eq!(records.len(), 1, "cut {cut}");
+            assert_eq!(
+                records[0].object["queries"][0]["rrname"],
+                "www.suricata-ids.org"
+            );
+            assert_eq!(records[0].object["tx_id"], 0);
+        }
+    }
+
+    #[test]
+    fn tcp_byte_by_byte_with_several_messages() {
+        let mut stream = tcp_frame(&dig_request());
+        stream.extend([0, 0]); // an empty frame, skipped
+        stream.extend(tcp_frame(
+            &Msg::new(2, 0x0100)
+                .question(name("second.example"), TYPE_MX)
+                .build(),
+        ));
+        let mut parser = DnsParser::new(true);
+        let mut records = Vec::new();
+        for byte in &stream {
+            records.extend(run(&mut parser, Dir::ToServer, std::slice::from_ref(byte)).records);
+        }
+        let names: Vec<_> = records
+            .iter()
+            .map(|r| r.object["queries"][0]["rrname"].clone())
+            .collect();
+        assert_eq!(
+            names,
+            vec![json!("www.suricata-ids.org"), json!("second.example")]
+        );
+        assert_eq!(records[1].object["tx_id"], 1);
+    }
+
+    #[test]
+    fn tcp_several_messages_in_one_call_and_both_directions() {
+        let mut parser = DnsParser::new(true);
+        let mut requests = tcp_frame(&dig_request());
+        requests.extend(tcp_frame(&dig_request()));
+        let out = run(&mut parser, Dir::ToServer, &requests);
+        assert_eq!(out.records.len(), 2);
+        assert_eq!(out.records[1].object["tx_id"], 1);
+        let out = run(&mut parser, Dir::ToClient, &tcp_frame(&dig_response()));
+        assert_eq!(only_record(&out)["tx_id"], 2);
+    }
+
+    #[test]
+    fn tcp_failure_stops_the_flow_and_reports_on_the_same_chunk() {
+        let mut parser = DnsParser::new(true);
+        let mut stream = tcp_frame(&dig_request());
+        // A response sent towards the server.
+        stream.extend(tcp_frame(&dig_response()));
+        stream.extend(tcp_frame(&dig_request()));
+        let out = run(&mut parser, Dir::ToServer, &stream);
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.anomalies, vec![EV_NOT_REQUEST]);
+        // Nothing more is parsed, in either direction.
+        assert_eq!(
+            run(&mut parser, Dir::ToClient, &tcp_frame(&dig_response())),
+            Output::default()
+        );
+
+        // A malformed message first: no transaction to carry the event.
+        let mut parser = DnsParser::new(true);
+        let malformed = Msg::new(1, 0x0100).question(ptr(Q0), TYPE_A).build();
+        assert_eq!(
+            run(&mut parser, Dir::ToServer, &tcp_frame(&malformed)),
+            Output::default()
+        );
+        assert_eq!(
+            run(&mut parser, Dir::ToServer, &tcp_frame(&dig_request())),
+            Output::default()
+        );
+
+        // After a good message in the same chunk, the event shows.
+        let mut parser = DnsParser::new(true);
+        let mut stream = tcp_frame(&dig_request());
+        stream.extend(tcp_frame(&malformed));
+        let out = run(&mut parser, Dir::ToServer, &stream);
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.anomalies, vec![EV_MALFORMED_DATA]);
+
+        // An implausible header on TCP also stops the parser.
+        let mut parser = DnsParser::new(true);
+        let _ = run(
+            &mut parser,
+            Dir::ToServer,
+            &tcp_frame(&Msg::new(1, 0x0100).build()),
+        );
+        assert!(run(&mut parser, Dir::ToServer, &tcp_frame(&dig_request()))
+            .records
+            .is_empty());
+    }
+
+    #[test]
+    fn tcp_gap_resynchronises_on_dns_looking_data() {
+        let mut parser = DnsParser::new(true);
+        let framed = tcp_frame(&dig_response());
+        // Half a response, then a gap: the half is dropped.
+        assert!(run(&mut parser, Dir::ToClient, &framed[..10])
+            .records
+            .is_empty());
+        let mut out = Output::default();
+        parser.gap(Dir::ToClient, 100, &mut out);
+        // Junk after the gap is skipped in the response direction...
+        assert_eq!(
+            run(&mut parser, Dir::ToClient, b"\x00\x05junk!"),
+            Output::default()
+        );
+        // ...and a real message resumes parsing.
+        let out = run(&mut parser, Dir::ToClient, &framed);
+        assert_eq!(only_record(&out)["tx_id"], 0);
+    }
+
+    #[test]
+    fn parser_name() {
+        assert_eq!(DnsParser::new(false).name(), "dns");
+    }
+}

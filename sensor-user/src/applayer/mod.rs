@@ -1,0 +1,91 @@
+//! Application-layer protocols: detection by content, and the per-flow parsers that turn
+//! reassembled stream bytes (TCP) or datagrams (UDP) into EVE protocol records, sticky buffers
+//! for the signature engine, and protocol anomalies.
+
+pub mod dns;
+pub mod http;
+pub mod ssh;
+pub mod tls;
+
+/// Direction of data within a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// Client to server.
+    ToServer,
+    /// Server to client.
+    ToClient,
+}
+
+impl Dir {
+    /// The other direction.
+    pub fn flip(self) -> Dir {
+        match self {
+            Dir::ToServer => Dir::ToClient,
+            Dir::ToClient => Dir::ToServer,
+        }
+    }
+}
+
+/// One EVE protocol record: `object` is written under the key `event_type`
+/// (for example `"dns": {...}` with `"event_type": "dns"`). The pipeline adds the common
+/// fields (timestamp, flow id, addresses, ports, `app_proto`, `pcap_cnt`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppRecord {
+    /// `dns`, `http`, `tls`, `ssh`.
+    pub event_type: &'static str,
+    /// The protocol object.
+    pub object: serde_json::Value,
+    /// Direction of the packet that completed the record; decides src/dest orientation of
+    /// records that Suricata writes from the packet's point of view (DNS responses).
+    pub dir: Dir,
+}
+
+/// What one call into a parser produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    /// EVE records to write now.
+    pub records: Vec<AppRecord>,
+    /// Sticky buffers for the signature engine, named as Suricata's rule keywords
+    /// (`dns.query`, `tls.sni`, `tls.cert_subject`, `tls.cert_issuer`, `ja3.hash`,
+    /// `ja3s.hash`, `ja4.hash`, `ssh.software`, `ssh.proto`, …), with the direction they
+    /// belong to.
+    pub buffers: Vec<(Dir, &'static str, Vec<u8>)>,
+    /// Protocol anomalies, by Suricata's event names where one exists (for example
+    /// `INVALID_RECORD_TYPE`), written as EVE `anomaly` records of type `applayer`.
+    pub anomalies: Vec<&'static str>,
+    /// The parser handed the stream over (an HTTP `CONNECT` or `Upgrade` that succeeded):
+    /// bytes after this call belong to whatever protocol is detected next. `leftover` holds,
+    /// per direction, bytes the parser had already received beyond the switch point.
+    pub switch_protocol: Option<Leftover>,
+}
+
+/// Bytes a parser received beyond the point where it handed the stream over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// Client-to-server bytes.
+    pub to_server: Vec<u8>,
+    /// Server-to-client bytes.
+    pub to_client: Vec<u8>,
+}
+
+/// A protocol parser's state for one flow.
+pub trait AppParser: Send {
+    /// The `app_proto` name: `dns`, `http`, `tls`, `ssh`.
+    fn name(&self) -> &'static str;
+
+    /// Consumes the next in-order bytes of `dir`: any slice of the TCP stream (a message may
+    /// span calls, and a call may hold several messages), or exactly one UDP datagram.
+    fn parse(&mut self, dir: Dir, data: &[u8], out: &mut Output);
+
+    /// `len` bytes of `dir` were lost (a gap in the TCP stream). The parser resynchronises if
+    /// it can, or stops parsing that direction.
+    fn gap(&mut self, dir: Dir, len: usize, out: &mut Output) {
+        let _ = (dir, len, out);
+    }
+
+    /// The flow ends: write what is still pending (for example a handshake that never
+    /// completed, or a request without a response).
+    fn finish(&mut self, out: &mut Output) {
+        let _ = out;
+    }
+}

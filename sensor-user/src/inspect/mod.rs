@@ -1,0 +1,698 @@
+//! The deep-inspection pipeline shared by `precinct replay` (capture files) and, later, the
+//! live agent: link-layer decode, the shared header parser, a flow table keyed like the
+//! kernel's, TCP reassembly, application-layer detection and parsers, and EVE records.
+
+pub mod stream;
+
+use std::collections::HashMap;
+
+use sensor_common::{
+    flow::{tcp as tcpf, FlowKey, FlowStats},
+    parse::{ethertype, ipproto, parse_into, parse_l3, Fragment, Outcome, Parsed},
+};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    applayer::{self, AppParser, AppRecord, Dir, Output},
+    eve::{self, EveWriter},
+    flows::{self, Clock, Reason, Timeouts},
+};
+use stream::{Chunk, HalfStream, StreamLimits, StreamStats};
+
+/// Settings of the pipeline.
+#[derive(Clone, Debug)]
+pub struct InspectConfig {
+    /// Pick up TCP sessions whose handshake was not seen.
+    pub midstream: bool,
+    /// Reassembly limits per direction.
+    pub stream: StreamLimits,
+    /// Out-of-order bytes all streams together may hold.
+    pub stream_memcap: usize,
+    /// Flows tracked at once; beyond it new flows are counted and not inspected.
+    pub max_flows: usize,
+    /// Flow timeouts (by capture time).
+    pub timeouts: Timeouts,
+    /// `in_iface` written into records.
+    pub iface: Option<String>,
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig {
+            midstream: false,
+            stream: StreamLimits::default(),
+            stream_memcap: 256 << 20,
+            max_flows: 1 << 20,
+            timeouts: Timeouts::default(),
+            iface: None,
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default)]
+pub struct InspectStats {
+    /// Packets processed.
+    pub packets: u64,
+    /// Bytes processed (captured lengths).
+    pub bytes: u64,
+    /// Flows created.
+    pub flows: u64,
+    /// Packets that were not IP or whose headers could not be parsed, by outcome name.
+    pub undecoded: HashMap<&'static str, u64>,
+    /// Packets of a link type this build cannot decode.
+    pub unsupported_link: u64,
+    /// New flows not tracked because the flow table was full.
+    pub flows_over_limit: u64,
+    /// Reassembly counters.
+    pub stream: StreamStats,
+}
+
+enum App {
+    /// Not detected yet: the first bytes of each direction, kept for probing.
+    Probing([Vec<u8>; 2]),
+    Active(Box<dyn AppParser>),
+    Failed,
+    None,
+}
+
+struct Tcp {
+    half: [HalfStream; 2],
+    syn: bool,
+    syn_ack: bool,
+    fin: [bool; 2],
+    rst: bool,
+}
+
+struct Flow {
+    key: FlowKey,
+    id: u64,
+    stats: FlowStats,
+    tcp: Option<Tcp>,
+    app: App,
+    app_proto: Option<&'static str>,
+}
+
+/// Bytes of each direction inspected before giving up on detection.
+const PROBE_LIMIT: usize = 4096;
+
+/// The pipeline: feed it packets, it writes EVE records.
+pub struct Pipeline {
+    cfg: InspectConfig,
+    flows: HashMap<FlowKey, Flow>,
+    eve: EveWriter,
+    pending: usize,
+    last_sweep_ns: u64,
+    pcap_cnt: u64,
+    /// Counters so far.
+    pub stats: InspectStats,
+}
+
+/// LINKTYPE_ values handled.
+mod link {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const RAW: u32 = 101;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+    /// Some systems write raw IP as DLT 12 or 14.
+    pub const RAW_ALT: [u32; 2] = [12, 14];
+}
+
+fn raw_ip_type(data: &[u8]) -> u16 {
+    match data.first().map(|b| b >> 4) {
+        Some(4) => ethertype::IPV4,
+        Some(6) => ethertype::IPV6,
+        _ => 0,
+    }
+}
+
+/// Decodes one frame of `linktype`; `None` for a link type this build does not know.
+pub fn decode(linktype: u32, data: &[u8]) -> Option<Parsed> {
+    let mut p = Parsed::default();
+    match linktype {
+        link::ETHERNET => parse_into(data, &mut p),
+        link::RAW | link::IPV4 | link::IPV6 => parse_l3(data, 0, raw_ip_type(data), &mut p),
+        lt if link::RAW_ALT.contains(&lt) => parse_l3(data, 0, raw_ip_type(data), &mut p),
+        link::LINUX_SLL => {
+            let et = data
+                .get(14..16)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .unwrap_or(0);
+            if data.len() < 16 {
+                p.outcome = Outcome::TruncatedEthernet;
+            } else {
+                parse_l3(data, 16, et, &mut p);
+            }
+        }
+        link::LINUX_SLL2 => {
+            let et = data
+                .get(0..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .unwrap_or(0);
+            if data.len() < 20 {
+                p.outcome = Outcome::TruncatedEthernet;
+            } else {
+                parse_l3(data, 20, et, &mut p);
+            }
+        }
+        link::NULL | link::LOOP => {
+            let Some(af) = data.get(0..4) else {
+                p.outcome = Outcome::TruncatedEthernet;
+                return Some(p);
+            };
+            // NULL stores the address family in the capturing host's order, LOOP in network
+            // order; IPv4 is 2 everywhere, IPv6 24, 28 or 30 depending on the OS.
+            let fam = if linktype == link::NULL && af[0] != 0 {
+                u32::from(af[0])
+            } else {
+                u32::from(af[3])
+            };
+            let et = match fam {
+                2 => ethertype::IPV4,
+                24 | 28 | 30 => ethertype::IPV6,
+                _ => 0,
+            };
+            parse_l3(data, 4, et, &mut p);
+        }
+        _ => return None,
+    }
+    Some(p)
+}
+
+fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>> {
+    let tcp = proto == ipproto::TCP;
+    let dns_port = ports.0 == 53 || ports.1 == 53;
+    if tcp {
+        if applayer::http::probe(data) {
+            return Some(Box::new(applayer::http::HttpParser::new()));
+        }
+        if applayer::tls::probe(data) {
+            return Some(Box::new(applayer::tls::TlsParser::new()));
+        }
+        if applayer::ssh::probe(data) {
+            return Some(Box::new(applayer::ssh::SshParser::new()));
+        }
+        if dns_port && applayer::dns::probe(data, true) {
+            return Some(Box::new(applayer::dns::DnsParser::new(true)));
+        }
+    } else if proto == ipproto::UDP
+        && (applayer::dns::probe(data, false) || (dns_port && !data.is_empty()))
+    {
+        return Some(Box::new(applayer::dns::DnsParser::new(false)));
+    }
+    None
+}
+
+impl Pipeline {
+    /// A pipeline writing to `eve`.
+    pub fn new(cfg: InspectConfig, eve: EveWriter) -> Pipeline {
+        Pipeline {
+            cfg,
+            flows: HashMap::new(),
+            eve,
+            pending: 0,
+            last_sweep_ns: 0,
+            pcap_cnt: 0,
+            stats: InspectStats::default(),
+        }
+    }
+
+    /// The EVE writer (for its counts).
+    pub fn eve(&self) -> &EveWriter {
+        &self.eve
+    }
+
+    /// Flows currently tracked.
+    pub fn active_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Processes one captured frame.
+    pub fn packet(&mut self, ts_ns: u64, linktype: u32, data: &[u8]) -> anyhow::Result<()> {
+        self.pcap_cnt += 1;
+        self.stats.packets += 1;
+        self.stats.bytes += data.len() as u64;
+        if ts_ns >= self.last_sweep_ns + 1_000_000_000 {
+            self.sweep(ts_ns)?;
+            self.last_sweep_ns = ts_ns;
+        }
+        let Some(p) = decode(linktype, data) else {
+            self.stats.unsupported_link += 1;
+            return Ok(());
+        };
+        if !p.is_trackable() {
+            *self.stats.undecoded.entry(p.outcome.name()).or_default() += 1;
+            return Ok(());
+        }
+        let (key, dir) = FlowKey::from_parsed(&p, 0);
+        if !self.flows.contains_key(&key) {
+            if self.flows.len() >= self.cfg.max_flows {
+                self.stats.flows_over_limit += 1;
+                return Ok(());
+            }
+            self.stats.flows += 1;
+            let tcp = (key.proto == ipproto::TCP).then(|| Tcp {
+                half: [HalfStream::default(), HalfStream::default()],
+                syn: false,
+                syn_ack: false,
+                fin: [false; 2],
+                rst: false,
+            });
+            let app = if matches!(key.proto, ipproto::TCP | ipproto::UDP)
+                && p.fragment != Fragment::Later
+            {
+                App::Probing([Vec::new(), Vec::new()])
+            } else {
+                App::None
+            };
+            self.flows.insert(
+                key,
+                Flow {
+                    key,
+                    id: flows::flow_id(&key, ts_ns),
+                    stats: FlowStats::default(),
+                    tcp,
+                    app,
+                    app_proto: None,
+                },
+            );
+        }
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return Ok(());
+        };
+        flow.stats
+            .account(&p, dir, 1, data.len() as u64, ts_ns.max(1));
+        let end = usize::from(p.ip_end).min(data.len());
+        let start = usize::from(p.payload_off).min(end);
+        let payload = &data[start..end];
+        if p.fragment == Fragment::Later {
+            return Ok(());
+        }
+        let mut outputs: Vec<(Dir, Output)> = Vec::new();
+        let to_server = usize::from(flow.stats.client_dir) == dir;
+        let app_dir = if to_server {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        match key.proto {
+            ipproto::TCP => {
+                let chunks = self.tcp_segment(&key, &p, data, dir, payload);
+                let Some(flow) = self.flows.get_mut(&key) else {
+                    return Ok(());
+                };
+                for (chunk_dir, chunk) in chunks {
+                    feed_app(flow, chunk_dir, chunk, &mut outputs);
+                }
+            }
+            ipproto::UDP if !payload.is_empty() => {
+                feed_app(flow, app_dir, Chunk::Data(payload.to_vec()), &mut outputs);
+            }
+            _ => {}
+        }
+        self.write_outputs(&key, ts_ns, outputs)
+    }
+
+    /// Reassembly for one TCP segment; returns what became deliverable, in order.
+    fn tcp_segment(
+        &mut self,
+        key: &FlowKey,
+        p: &Parsed,
+        data: &[u8],
+        dir: usize,
+        payload: &[u8],
+    ) -> Vec<(Dir, Chunk)> {
+        let l4 = usize::from(p.l4_off);
+        let seq = data
+            .get(l4 + 4..l4 + 8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0);
+        let flags = p.tcp_flags;
+        let (midstream, limits, cap) =
+            (self.cfg.midstream, self.cfg.stream, self.cfg.stream_memcap);
+        let Some(flow) = self.flows.get_mut(key) else {
+            return Vec::new();
+        };
+        let client = usize::from(flow.stats.client_dir);
+        let as_dir = |d: usize| {
+            if d == client {
+                Dir::ToServer
+            } else {
+                Dir::ToClient
+            }
+        };
+        let Some(tcp) = flow.tcp.as_mut() else {
+            return Vec::new();
+        };
+        let stats = &mut self.stats.stream;
+        let mut out: Vec<(Dir, Chunk)> = Vec::new();
+        let mut chunks = Vec::new();
+        let syn = flags & tcpf::SYN != 0;
+        let ack = flags & tcpf::ACK != 0;
+        let mut data_seq = seq;
+        if syn {
+            // The SYN takes one sequence number; data on a SYN (TCP Fast Open) follows it.
+            data_seq = seq.wrapping_add(1);
+            if ack {
+                tcp.syn_ack = true;
+            } else {
+                tcp.syn = true;
+            }
+            tcp.half[dir].start(data_seq);
+        }
+        let handshake = tcp.syn && tcp.syn_ack;
+        if !payload.is_empty() {
+            if !tcp.half[dir].started() && midstream {
+                tcp.half[dir].start(seq);
+            }
+            if handshake || midstream {
+                tcp.half[dir].segment(
+                    data_seq,
+                    payload,
+                    &limits,
+                    stats,
+                    &mut self.pending,
+                    cap,
+                    &mut chunks,
+                );
+            }
+        }
+        out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
+        if flags & tcpf::FIN != 0 {
+            tcp.fin[dir] = true;
+            tcp.half[dir].flush(&limits, stats, &mut self.pending, &mut chunks);
+            out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
+        }
+        if flags & tcpf::RST != 0 {
+            tcp.rst = true;
+            for d in 0..2 {
+                tcp.half[d].flush(&limits, stats, &mut self.pending, &mut chunks);
+                out.extend(chunks.drain(..).map(|c| (as_dir(d), c)));
+            }
+        }
+        out
+    }
+
+    fn write_outputs(
+        &mut self,
+        key: &FlowKey,
+        ts_ns: u64,
+        outputs: Vec<(Dir, Output)>,
+    ) -> anyhow::Result<()> {
+        let Some(flow) = self.flows.get(key) else {
+            return Ok(());
+        };
+        let mut records = Vec::new();
+        for (_, out) in &outputs {
+            for r in &out.records {
+                records.push(app_record(
+                    flow,
+                    r,
+                    ts_ns,
+                    self.pcap_cnt,
+                    self.cfg.iface.as_deref(),
+                ));
+            }
+            for a in &out.anomalies {
+                records.push(anomaly_record(
+                    flow,
+                    a,
+                    ts_ns,
+                    self.pcap_cnt,
+                    self.cfg.iface.as_deref(),
+                ));
+            }
+        }
+        for r in &records {
+            self.eve.write(r)?;
+        }
+        Ok(())
+    }
+
+    /// Ends flows idle past their timeout at capture time `now_ns`.
+    fn sweep(&mut self, now_ns: u64) -> anyhow::Result<()> {
+        let ended: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(k, f)| {
+                flows::expiry(k, &f.stats, now_ns, &self.cfg.timeouts) == Some(Reason::Timeout)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in ended {
+            self.end_flow(&key, Reason::Timeout, now_ns)?;
+        }
+        Ok(())
+    }
+
+    /// Ends one flow: flushes its streams and parser, then writes its flow record.
+    fn end_flow(&mut self, key: &FlowKey, reason: Reason, now_ns: u64) -> anyhow::Result<()> {
+        let Some(mut flow) = self.flows.remove(key) else {
+            return Ok(());
+        };
+        let mut outputs = Vec::new();
+        let client = usize::from(flow.stats.client_dir);
+        let mut flushed = Vec::new();
+        if let Some(tcp) = flow.tcp.as_mut() {
+            for d in 0..2 {
+                let mut chunks = Vec::new();
+                tcp.half[d].flush(
+                    &self.cfg.stream,
+                    &mut self.stats.stream,
+                    &mut self.pending,
+                    &mut chunks,
+                );
+                let dir = if d == client {
+                    Dir::ToServer
+                } else {
+                    Dir::ToClient
+                };
+                flushed.extend(chunks.into_iter().map(|c| (dir, c)));
+            }
+        }
+        for (dir, c) in flushed {
+            feed_app(&mut flow, dir, c, &mut outputs);
+        }
+        if let App::Active(parser) = &mut flow.app {
+            let mut out = Output::default();
+            parser.finish(&mut out);
+            outputs.push((Dir::ToServer, out));
+        }
+        let ts = flow.stats.last_ns.max(now_ns.min(flow.stats.last_ns));
+        let iface = self.cfg.iface.clone();
+        let mut records = Vec::new();
+        for (_, out) in &outputs {
+            for r in &out.records {
+                records.push(app_record(&flow, r, ts, self.pcap_cnt, iface.as_deref()));
+            }
+            for a in &out.anomalies {
+                records.push(anomaly_record(
+                    &flow,
+                    a,
+                    ts,
+                    self.pcap_cnt,
+                    iface.as_deref(),
+                ));
+            }
+        }
+        records.push(flow_record(&flow, reason, iface.as_deref()));
+        for r in &records {
+            self.eve.write(r)?;
+        }
+        Ok(())
+    }
+
+    /// Ends every flow (`reason: shutdown`), in the order they were created, and flushes.
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        let mut keys: Vec<(u64, FlowKey)> = self
+            .flows
+            .values()
+            .map(|f| (f.stats.first_ns, f.key))
+            .collect();
+        keys.sort();
+        for (_, key) in keys {
+            self.end_flow(&key, Reason::Shutdown, 0)?;
+        }
+        self.eve.flush()
+    }
+}
+
+/// Hands reassembled bytes (or a gap) to the flow's parser, detecting the protocol first.
+fn feed_app(flow: &mut Flow, dir: Dir, chunk: Chunk, outputs: &mut Vec<(Dir, Output)>) {
+    let idx = match dir {
+        Dir::ToServer => 0,
+        Dir::ToClient => 1,
+    };
+    match (&mut flow.app, chunk) {
+        (App::Active(parser), Chunk::Data(data)) => {
+            let mut out = Output::default();
+            parser.parse(dir, &data, &mut out);
+            let switch = out.switch_protocol.take();
+            outputs.push((dir, out));
+            if let Some(left) = switch {
+                flow.app = App::Probing([Vec::new(), Vec::new()]);
+                for (d, bytes) in [
+                    (Dir::ToServer, left.to_server),
+                    (Dir::ToClient, left.to_client),
+                ] {
+                    if !bytes.is_empty() {
+                        feed_app(flow, d, Chunk::Data(bytes), outputs);
+                    }
+                }
+            }
+        }
+        (App::Active(parser), Chunk::Gap(len)) => {
+            let mut out = Output::default();
+            parser.gap(dir, usize::try_from(len).unwrap_or(usize::MAX), &mut out);
+            outputs.push((dir, out));
+        }
+        (App::Probing(seen), Chunk::Data(data)) => {
+            seen[idx].extend_from_slice(&data);
+            let ports = (flow.key.port_a, flow.key.port_b);
+            if let Some(parser) = probe(flow.key.proto, &seen[idx], ports) {
+                let buffered = std::mem::take(seen);
+                flow.app_proto.get_or_insert(parser.name());
+                flow.app = App::Active(parser);
+                // The detecting direction first, then what the other side already sent.
+                let other = 1 - idx;
+                let order = [(idx, dir), (other, dir.flip())];
+                for (i, d) in order {
+                    if !buffered[i].is_empty() {
+                        feed_app(flow, d, Chunk::Data(buffered[i].clone()), outputs);
+                    }
+                }
+            } else if seen[idx].len() > PROBE_LIMIT
+                || (!seen[0].is_empty() && !seen[1].is_empty() && flow.key.proto == ipproto::UDP)
+            {
+                flow.app = App::Failed;
+                flow.app_proto.get_or_insert("failed");
+            }
+        }
+        (App::Probing(_), Chunk::Gap(_)) => {
+            flow.app = App::Failed;
+            flow.app_proto.get_or_insert("failed");
+        }
+        (App::Failed | App::None, _) => {}
+    }
+}
+
+fn header(
+    flow: &Flow,
+    event_type: &str,
+    ts_ns: u64,
+    pcap_cnt: u64,
+    iface: Option<&str>,
+    dir: Dir,
+) -> Map<String, Value> {
+    let o = flows::orient(&flow.key, &flow.stats);
+    let (src, sport, dst, dport) = match dir {
+        Dir::ToServer => (o.src, o.sport, o.dst, o.dport),
+        Dir::ToClient => (o.dst, o.dport, o.src, o.sport),
+    };
+    let mut r = Map::new();
+    r.insert("timestamp".into(), json!(eve::format_timestamp(ts_ns)));
+    r.insert("flow_id".into(), json!(flow.id));
+    if let Some(i) = iface {
+        r.insert("in_iface".into(), json!(i));
+    }
+    r.insert("pcap_cnt".into(), json!(pcap_cnt));
+    r.insert("event_type".into(), json!(event_type));
+    if flow.key.vlan != 0 {
+        r.insert("vlan".into(), json!([flow.key.vlan]));
+    }
+    r.insert("src_ip".into(), json!(src.to_string()));
+    if matches!(flow.key.proto, ipproto::TCP | ipproto::UDP) {
+        r.insert("src_port".into(), json!(sport));
+    }
+    r.insert("dest_ip".into(), json!(dst.to_string()));
+    if matches!(flow.key.proto, ipproto::TCP | ipproto::UDP) {
+        r.insert("dest_port".into(), json!(dport));
+    }
+    r.insert("proto".into(), json!(eve::proto_name(flow.key.proto)));
+    r
+}
+
+fn app_record(
+    flow: &Flow,
+    rec: &AppRecord,
+    ts_ns: u64,
+    pcap_cnt: u64,
+    iface: Option<&str>,
+) -> Value {
+    // DNS records follow the packet (a response goes server to client); the others are
+    // written from the client's side, as Suricata does.
+    let dir = if rec.event_type == "dns" {
+        rec.dir
+    } else {
+        Dir::ToServer
+    };
+    let mut r = header(flow, rec.event_type, ts_ns, pcap_cnt, iface, dir);
+    let mut object = rec.object.clone();
+    if let Value::Object(m) = &mut object {
+        if let Some(tx) = m.remove("__tx_id") {
+            r.insert("tx_id".into(), tx);
+        }
+    }
+    r.insert(rec.event_type.into(), object);
+    Value::Object(r)
+}
+
+fn anomaly_record(
+    flow: &Flow,
+    event: &str,
+    ts_ns: u64,
+    pcap_cnt: u64,
+    iface: Option<&str>,
+) -> Value {
+    let mut r = header(flow, "anomaly", ts_ns, pcap_cnt, iface, Dir::ToServer);
+    let app_proto = flow.app_proto.unwrap_or("unknown");
+    r.insert("app_proto".into(), json!(app_proto));
+    r.insert(
+        "anomaly".into(),
+        json!({"app_proto": app_proto, "type": "applayer", "event": event, "layer": "proto_parser"}),
+    );
+    Value::Object(r)
+}
+
+fn tcp_state(tcp: &Tcp) -> &'static str {
+    match (tcp.rst, tcp.fin[0], tcp.fin[1], tcp.syn, tcp.syn_ack) {
+        (true, ..) | (_, true, true, ..) => "closed",
+        (_, true, false, ..) | (_, false, true, ..) => "fin_wait1",
+        (_, _, _, true, true) => "established",
+        (_, _, _, true, false) => "syn_sent",
+        (_, _, _, false, true) => "syn_recv",
+        _ => "established",
+    }
+}
+
+fn flow_record(flow: &Flow, reason: Reason, iface: Option<&str>) -> Value {
+    let mut v = flows::flow_record(
+        &flow.key,
+        &flow.stats,
+        reason,
+        &Clock { offset_ns: 0 },
+        iface,
+    );
+    let Value::Object(m) = &mut v else { return v };
+    m.insert("flow_id".into(), json!(flow.id));
+    if let Some(app) = flow.app_proto {
+        // After `proto`, where Suricata writes it.
+        let mut out = Map::new();
+        for (k, val) in std::mem::take(m) {
+            let after_proto = k == "proto";
+            out.insert(k, val);
+            if after_proto {
+                out.insert("app_proto".into(), json!(app));
+            }
+        }
+        *m = out;
+    }
+    if let (Some(tcp), Some(Value::Object(t))) = (&flow.tcp, m.get_mut("tcp")) {
+        t.insert("state".into(), json!(tcp_state(tcp)));
+    }
+    v
+}

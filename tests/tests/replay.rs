@@ -1,0 +1,249 @@
+//! `precinct replay` on captures this project builds itself: the CLI's behaviour (exit codes,
+//! errors, damaged files) and the EVE records, field by field.
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+use tests::{
+    agent::precinct_bin,
+    session::{udp_frame, write_pcap, TcpSession},
+};
+
+const CLIENT: [u8; 4] = [192, 0, 2, 10];
+const SERVER: [u8; 4] = [198, 51, 100, 20];
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("precinct-replay-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn replay(pcap: &std::path::Path, extra: &[&str]) -> (std::process::Output, Vec<Value>) {
+    let eve = pcap.with_extension("eve.json");
+    let _ = std::fs::remove_file(&eve);
+    let out = Command::new(precinct_bin())
+        .args(["replay", "--pcap"])
+        .arg(pcap)
+        .arg("--eve")
+        .arg(&eve)
+        .args(extra)
+        .output()
+        .expect("run precinct replay");
+    let events = std::fs::read_to_string(&eve)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    (out, events)
+}
+
+fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}
+
+fn http_session() -> Vec<Vec<u8>> {
+    let mut s = TcpSession::new(CLIENT, 40000, SERVER, 80);
+    let mut frames = s.handshake();
+    let req = b"GET /voter/lookup?id=7 HTTP/1.1\r\nHost: portal.example.gov\r\nUser-Agent: precinct-test/1.0\r\nAccept: */*\r\n\r\n";
+    frames.extend(s.client_data(req, 40));
+    let body = vec![b'x'; 3000];
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 3000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&body);
+    frames.extend(s.server_data(&resp, 1400));
+    frames.extend(s.close());
+    frames
+}
+
+#[test]
+fn http_session_gives_http_and_flow_records() {
+    let dir = scratch("http");
+    let pcap = dir.join("http.pcap");
+    let frames = http_session();
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write pcap");
+    let (out, events) = replay(&pcap, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = of_type(&events, "http");
+    assert_eq!(http.len(), 1, "{events:#?}");
+    let h = http[0];
+    assert_eq!(h["src_ip"], "192.0.2.10");
+    assert_eq!(h["src_port"], 40000);
+    assert_eq!(h["dest_ip"], "198.51.100.20");
+    assert_eq!(h["dest_port"], 80);
+    assert_eq!(h["proto"], "TCP");
+    assert_eq!(h["tx_id"], 0);
+    assert_eq!(h["http"]["hostname"], "portal.example.gov");
+    assert_eq!(h["http"]["url"], "/voter/lookup?id=7");
+    assert_eq!(h["http"]["http_user_agent"], "precinct-test/1.0");
+    assert_eq!(h["http"]["http_content_type"], "text/html");
+    assert_eq!(h["http"]["http_method"], "GET");
+    assert_eq!(h["http"]["protocol"], "HTTP/1.1");
+    assert_eq!(h["http"]["status"], 200);
+    assert_eq!(h["http"]["length"], 3000);
+    // Written when the response completes, with its last segment: frames are the handshake
+    // (1-3), three request segments (4-6) and three response segments (7-9).
+    assert_eq!(h["pcap_cnt"], 9);
+    assert!(
+        h["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-09-21T")),
+        "{h}"
+    );
+
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 1);
+    let f = flows[0];
+    assert_eq!(f["app_proto"], "http");
+    assert_eq!(f["flow"]["pkts_toserver"], 2 + 3 + 2);
+    assert_eq!(f["flow"]["pkts_toclient"], 1 + 3 + 1);
+    let bytes_ts: usize = [0, 2, 3, 4, 5, 9, 11]
+        .iter()
+        .map(|&i| frames[i].len())
+        .sum();
+    let bytes_tc: usize = [1, 6, 7, 8, 10].iter().map(|&i| frames[i].len()).sum();
+    assert_eq!(f["flow"]["bytes_toserver"], bytes_ts);
+    assert_eq!(f["flow"]["bytes_toclient"], bytes_tc);
+    assert_eq!(f["flow"]["reason"], "shutdown");
+    assert_eq!(f["flow"]["state"], "closed");
+    assert_eq!(f["tcp"]["state"], "closed");
+    assert_eq!(f["tcp"]["tcp_flags_ts"], "1b");
+    assert_eq!(f["tcp"]["tcp_flags_tc"], "1b");
+    assert_eq!(
+        f["flow_id"], h["flow_id"],
+        "app and flow records share the flow id"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn reordered_and_retransmitted_segments_give_the_same_records() {
+    let dir = scratch("reorder");
+    let frames = http_session();
+    let mut shuffled = frames.clone();
+    // Swap two request segments and retransmit one response segment.
+    shuffled.swap(3, 5);
+    shuffled.insert(8, frames[7].clone());
+    let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
+    write_pcap(&a, &frames, 1_790_000_000, 1000).expect("write");
+    write_pcap(&b, &shuffled, 1_790_000_000, 1000).expect("write");
+    let (_, ea) = replay(&a, &[]);
+    let (out, eb) = replay(&b, &[]);
+    assert!(out.status.success());
+    let strip = |v: &Value| {
+        let mut h = v["http"].clone();
+        h.as_object_mut().map(|m| m.remove("length"));
+        h
+    };
+    let ha = of_type(&ea, "http");
+    let hb = of_type(&eb, "http");
+    assert_eq!(hb.len(), 1);
+    assert_eq!(strip(ha[0]), strip(hb[0]));
+    assert_eq!(hb[0]["http"]["length"], 3000);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn midstream_pickup_is_optional() {
+    let dir = scratch("midstream");
+    let pcap = dir.join("mid.pcap");
+    let frames = http_session();
+    // Drop the handshake: the capture starts with the request.
+    write_pcap(&pcap, &frames[3..], 1_790_000_000, 1000).expect("write");
+    let (_, without) = replay(&pcap, &[]);
+    assert!(
+        of_type(&without, "http").is_empty(),
+        "no handshake, no inspection"
+    );
+    assert_eq!(
+        of_type(&without, "flow").len(),
+        1,
+        "the flow is still accounted"
+    );
+    let (_, with) = replay(&pcap, &["--midstream"]);
+    assert_eq!(of_type(&with, "http").len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn udp_flows_and_unknown_payloads() {
+    let dir = scratch("udp");
+    let pcap = dir.join("udp.pcap");
+    let frames = vec![
+        udp_frame(CLIENT, 5000, SERVER, 9999, b"hello"),
+        udp_frame(SERVER, 9999, CLIENT, 5000, b"world!"),
+        udp_frame(CLIENT, 5000, SERVER, 9999, b"again"),
+    ];
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let (out, events) = replay(&pcap, &[]);
+    assert!(out.status.success());
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0]["flow"]["pkts_toserver"], 2);
+    assert_eq!(flows[0]["flow"]["pkts_toclient"], 1);
+    assert_eq!(flows[0]["app_proto"], "failed");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn idle_flows_time_out_by_capture_time() {
+    let dir = scratch("timeout");
+    let pcap = dir.join("t.pcap");
+    // Two datagrams 40 s apart: the first flow (one direction only) times out after 30 s.
+    let frames = vec![
+        udp_frame(CLIENT, 5000, SERVER, 9999, b"first"),
+        udp_frame(CLIENT, 5001, SERVER, 9999, b"second"),
+    ];
+    write_pcap(&pcap, &frames, 1_790_000_000, 40_000_000).expect("write");
+    let (_, events) = replay(&pcap, &[]);
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 2);
+    assert_eq!(flows[0]["src_port"], 5000);
+    assert_eq!(flows[0]["flow"]["reason"], "timeout");
+    assert_eq!(flows[1]["flow"]["reason"], "shutdown");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_is_explained() {
+    let dir = scratch("bad");
+    let missing = dir.join("missing.pcap");
+    let (out, _) = replay(&missing, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.pcap"), "{err}");
+
+    let junk = dir.join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").expect("write");
+    let (out, _) = replay(&junk, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("junk.pcap") && err.contains("not a pcap"),
+        "{err}"
+    );
+
+    // A capture cut in the middle of its last packet: what came before is still processed.
+    let good = dir.join("good.pcap");
+    let frames = http_session();
+    write_pcap(&good, &frames, 1_790_000_000, 1000).expect("write");
+    let bytes = std::fs::read(&good).expect("read");
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 30]).expect("write");
+    let (out, events) = replay(&cut, &[]);
+    assert!(!out.status.success(), "a damaged capture fails the command");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cut.pcap") && err.contains("damaged after packet"),
+        "{err}"
+    );
+    assert_eq!(
+        of_type(&events, "http").len(),
+        1,
+        "records before the damage are written"
+    );
+    assert_eq!(of_type(&events, "flow").len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
