@@ -354,10 +354,10 @@ impl HttpParser {
                         }
                         return;
                     };
-                    if line.is_empty() {
-                        continue; // leading blank lines between requests are tolerated
-                    }
                     let parts = split_ws(&line);
+                    if parts.is_empty() {
+                        continue; // blank or all-whitespace lines between requests are skipped
+                    }
                     let mut tx = Tx {
                         id: self.next_id,
                         ..Tx::default()
@@ -438,6 +438,14 @@ impl HttpParser {
             match &mut self.resp.phase {
                 Phase::Stopped => return,
                 Phase::Line => {
+                    // An HTTP/0.9 request gets a bare body, no status line or headers.
+                    if let Some(i) = self.txs.iter().position(|t| !t.response_done) {
+                        if self.txs[i].protocol.is_empty() && !self.resp.buf.is_empty() {
+                            self.resp_tx = Some(i);
+                            self.resp.phase = Phase::Body(Body::UntilClose);
+                            continue;
+                        }
+                    }
                     let Some(line) = take_line(&mut self.resp.buf) else {
                         if self.resp.buf.len() > MAX_HEADER_BYTES {
                             self.resp.phase = Phase::Stopped;
@@ -451,7 +459,7 @@ impl HttpParser {
                         Some(i) => i,
                         None => {
                             // A response nobody asked for: keep it as its own transaction.
-                            out.anomalies.push("UNSOLICITED_RESPONSE");
+                            out.anomalies.push("UNABLE_TO_MATCH_RESPONSE_TO_REQUEST");
                             let tx = Tx {
                                 id: self.next_id,
                                 request_done: true,
@@ -813,13 +821,21 @@ mod tests {
     #[test]
     fn odd_requests_are_logged_with_anomalies() {
         let out = run(&[
-            (Dir::ToServer, b"GET /nohttp\r\n"),
+            (Dir::ToServer, b"GET /x HTTP/1.0\r\n\r\n"),
             (Dir::ToClient, b"HTTP/1.0 2XX ok\r\n\r\nbody"),
         ]);
-        assert!(out.anomalies.contains(&"REQUEST_LINE_MISSING_PROTOCOL"));
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].object["status_string"], "2XX");
         assert_eq!(out.records[0].object["length"], 4, "body read until close");
+        // HTTP/0.9: no protocol, whitespace lines after it are not requests, bare body back.
+        let out = run(&[
+            (Dir::ToServer, b"GET /\n \n \n\n"),
+            (Dir::ToClient, b"<html>hi</html>"),
+        ]);
+        assert_eq!(out.anomalies, vec!["REQUEST_LINE_MISSING_PROTOCOL"]);
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.records[0].object["length"], 15);
+        assert!(out.records[0].object.get("protocol").is_none());
     }
 
     #[test]

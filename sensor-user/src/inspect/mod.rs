@@ -551,6 +551,16 @@ fn feed_app(flow: &mut Flow, dir: Dir, chunk: Chunk, outputs: &mut Vec<(Dir, Out
             outputs.push((dir, out));
         }
         (App::Probing(seen), Chunk::Data(data)) => {
+            if dir == Dir::ToServer
+                && seen[0].is_empty()
+                && seen[1].is_empty()
+                && data.starts_with(b"HTTP/1.")
+            {
+                // Picked up mid-stream with the server speaking first: the side we took for
+                // the client is the server. Turn the flow around, as Suricata does.
+                flow.stats.client_dir ^= 1;
+                return feed_app(flow, Dir::ToClient, Chunk::Data(data), outputs);
+            }
             seen[idx].extend_from_slice(&data);
             let ports = (flow.key.port_a, flow.key.port_b);
             if let Some(parser) = probe(flow.key.proto, &seen[idx], ports) {
