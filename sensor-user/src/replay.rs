@@ -137,7 +137,7 @@ fn summary(p: &Pipeline, took: Duration) {
             }
         );
     }
-    let st = &s.stream;
+    let st = p.stream_stats();
     if st.gaps + st.out_of_order + st.retransmissions + st.overlaps > 0 || s.flows_over_limit > 0 {
         eprintln!(
             "replay: tcp: {} retransmissions, {} overlaps, {} out of order, {} gaps; {} flows over the table limit",

@@ -17,7 +17,7 @@ use crate::{
     eve::{self, EveWriter},
     flows::{self, Clock, Reason, Timeouts},
 };
-use stream::{Chunk, HalfStream, StreamLimits, StreamStats};
+use stream::{Chunk, HalfStream, Reassembly, StreamLimits, StreamStats};
 
 /// Settings of the pipeline.
 #[derive(Clone, Debug)]
@@ -64,8 +64,6 @@ pub struct InspectStats {
     pub unsupported_link: u64,
     /// New flows not tracked because the flow table was full.
     pub flows_over_limit: u64,
-    /// Reassembly counters.
-    pub stream: StreamStats,
 }
 
 enum App {
@@ -101,7 +99,7 @@ pub struct Pipeline {
     cfg: InspectConfig,
     flows: HashMap<FlowKey, Flow>,
     eve: EveWriter,
-    pending: usize,
+    reassembly: Reassembly,
     last_sweep_ns: u64,
     pcap_cnt: u64,
     /// Counters so far.
@@ -199,9 +197,7 @@ fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>
         if dns_port && applayer::dns::probe(data, true) {
             return Some(Box::new(applayer::dns::DnsParser::new(true)));
         }
-    } else if proto == ipproto::UDP
-        && (applayer::dns::probe(data, false) || (dns_port && !data.is_empty()))
-    {
+    } else if proto == ipproto::UDP && dns_port && applayer::dns::probe(data, false) {
         return Some(Box::new(applayer::dns::DnsParser::new(false)));
     }
     None
@@ -211,14 +207,19 @@ impl Pipeline {
     /// A pipeline writing to `eve`.
     pub fn new(cfg: InspectConfig, eve: EveWriter) -> Pipeline {
         Pipeline {
+            reassembly: Reassembly::new(cfg.stream, cfg.stream_memcap),
             cfg,
             flows: HashMap::new(),
             eve,
-            pending: 0,
             last_sweep_ns: 0,
             pcap_cnt: 0,
             stats: InspectStats::default(),
         }
+    }
+
+    /// Reassembly counters.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.reassembly.stats
     }
 
     /// The EVE writer (for its counts).
@@ -332,8 +333,7 @@ impl Pipeline {
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
             .unwrap_or(0);
         let flags = p.tcp_flags;
-        let (midstream, limits, cap) =
-            (self.cfg.midstream, self.cfg.stream, self.cfg.stream_memcap);
+        let midstream = self.cfg.midstream;
         let Some(flow) = self.flows.get_mut(key) else {
             return Vec::new();
         };
@@ -348,7 +348,7 @@ impl Pipeline {
         let Some(tcp) = flow.tcp.as_mut() else {
             return Vec::new();
         };
-        let stats = &mut self.stats.stream;
+        let r = &mut self.reassembly;
         let mut out: Vec<(Dir, Chunk)> = Vec::new();
         let mut chunks = Vec::new();
         let syn = flags & tcpf::SYN != 0;
@@ -370,27 +370,19 @@ impl Pipeline {
                 tcp.half[dir].start(seq);
             }
             if handshake || midstream {
-                tcp.half[dir].segment(
-                    data_seq,
-                    payload,
-                    &limits,
-                    stats,
-                    &mut self.pending,
-                    cap,
-                    &mut chunks,
-                );
+                tcp.half[dir].segment(data_seq, payload, r, &mut chunks);
             }
         }
         out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
         if flags & tcpf::FIN != 0 {
             tcp.fin[dir] = true;
-            tcp.half[dir].flush(&limits, stats, &mut self.pending, &mut chunks);
+            tcp.half[dir].flush(r, &mut chunks);
             out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
         }
         if flags & tcpf::RST != 0 {
             tcp.rst = true;
             for d in 0..2 {
-                tcp.half[d].flush(&limits, stats, &mut self.pending, &mut chunks);
+                tcp.half[d].flush(r, &mut chunks);
                 out.extend(chunks.drain(..).map(|c| (as_dir(d), c)));
             }
         }
@@ -460,12 +452,7 @@ impl Pipeline {
         if let Some(tcp) = flow.tcp.as_mut() {
             for d in 0..2 {
                 let mut chunks = Vec::new();
-                tcp.half[d].flush(
-                    &self.cfg.stream,
-                    &mut self.stats.stream,
-                    &mut self.pending,
-                    &mut chunks,
-                );
+                tcp.half[d].flush(&mut self.reassembly, &mut chunks);
                 let dir = if d == client {
                     Dir::ToServer
                 } else {
@@ -560,6 +547,17 @@ fn feed_app(flow: &mut Flow, dir: Dir, chunk: Chunk, outputs: &mut Vec<(Dir, Out
                 // the client is the server. Turn the flow around, as Suricata does.
                 flow.stats.client_dir ^= 1;
                 return feed_app(flow, Dir::ToClient, Chunk::Data(data), outputs);
+            }
+            let first = seen[0].is_empty() && seen[1].is_empty();
+            let dns_port = flow.key.port_a == 53 || flow.key.port_b == 53;
+            if first && flow.key.proto == ipproto::UDP && dns_port {
+                if let Some(real) = applayer::dns::probe_dir(&data, false) {
+                    if real != dir {
+                        // The first datagram seen is a response: its sender is the server.
+                        flow.stats.client_dir ^= 1;
+                        return feed_app(flow, real, Chunk::Data(data), outputs);
+                    }
+                }
             }
             seen[idx].extend_from_slice(&data);
             let ports = (flow.key.port_a, flow.key.port_b);

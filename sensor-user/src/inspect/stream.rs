@@ -47,6 +47,32 @@ pub struct StreamStats {
     pub gaps: u64,
 }
 
+/// What all streams share: limits, counters and the out-of-order memory held by all of them,
+/// kept within `memcap` by declaring gaps.
+#[derive(Clone, Debug)]
+pub struct Reassembly {
+    /// Per-direction limits.
+    pub limits: StreamLimits,
+    /// Out-of-order bytes all streams together may hold.
+    pub memcap: usize,
+    /// Out-of-order bytes held now.
+    pub pending: usize,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl Reassembly {
+    /// Shared state with these limits and nothing held.
+    pub fn new(limits: StreamLimits, memcap: usize) -> Reassembly {
+        Reassembly {
+            limits,
+            memcap,
+            pending: 0,
+            stats: StreamStats::default(),
+        }
+    }
+}
+
 /// One direction's reassembly state.
 #[derive(Debug, Default)]
 pub struct HalfStream {
@@ -85,18 +111,8 @@ impl HalfStream {
     }
 
     /// Adds a segment's payload starting at sequence number `seq`; pushes what became
-    /// deliverable onto `out`. `global_pending` is the reassembly memory of all streams,
-    /// kept within `global_cap` by declaring gaps.
-    pub fn segment(
-        &mut self,
-        seq: u32,
-        payload: &[u8],
-        limits: &StreamLimits,
-        stats: &mut StreamStats,
-        global_pending: &mut usize,
-        global_cap: usize,
-        out: &mut Vec<Chunk>,
-    ) {
+    /// deliverable onto `out`.
+    pub fn segment(&mut self, seq: u32, payload: &[u8], r: &mut Reassembly, out: &mut Vec<Chunk>) {
         let Some(base) = self.base else { return };
         if payload.is_empty() || self.depth_reached {
             return;
@@ -104,78 +120,71 @@ impl HalfStream {
         // Offsets more than 2^31 behind the base are old data from before the stream started.
         let rel = seq.wrapping_sub(base);
         if rel > 1 << 31 {
-            stats.retransmissions += 1;
+            r.stats.retransmissions += 1;
             return;
         }
         let mut start = u64::from(rel);
         let mut data = payload;
         let end = start + data.len() as u64;
         if end <= self.next {
-            stats.retransmissions += 1;
+            r.stats.retransmissions += 1;
             return;
         }
         if start < self.next {
-            stats.overlaps += 1;
+            r.stats.overlaps += 1;
             data = &data[(self.next - start) as usize..];
             start = self.next;
         }
         if start > self.next {
-            stats.out_of_order += 1;
-            self.hold(start, data, global_pending);
-            let over_direction = self.pending_bytes > limits.direction_memcap;
-            if over_direction || *global_pending > global_cap {
-                self.skip_to_first_pending(stats, out);
-                self.drain(limits, global_pending, out);
+            r.stats.out_of_order += 1;
+            self.hold(start, data, r);
+            if self.pending_bytes > r.limits.direction_memcap || r.pending > r.memcap {
+                self.skip_to_first_pending(r, out);
+                self.drain(r, out);
             }
             return;
         }
-        self.deliver(data, limits, out);
-        self.drain(limits, global_pending, out);
+        self.deliver(data, &r.limits, out);
+        self.drain(r, out);
     }
 
     /// Everything still held is delivered after declaring the holes as gaps: the connection
     /// ended, or the flow is being flushed.
-    pub fn flush(
-        &mut self,
-        limits: &StreamLimits,
-        stats: &mut StreamStats,
-        global_pending: &mut usize,
-        out: &mut Vec<Chunk>,
-    ) {
+    pub fn flush(&mut self, r: &mut Reassembly, out: &mut Vec<Chunk>) {
         while !self.pending.is_empty() && !self.depth_reached {
-            self.skip_to_first_pending(stats, out);
-            self.drain(limits, global_pending, out);
+            self.skip_to_first_pending(r, out);
+            self.drain(r, out);
         }
-        *global_pending -= self.pending_bytes;
+        r.pending -= self.pending_bytes;
         self.pending.clear();
         self.pending_bytes = 0;
     }
 
-    fn hold(&mut self, start: u64, data: &[u8], global_pending: &mut usize) {
+    fn hold(&mut self, start: u64, data: &[u8], r: &mut Reassembly) {
         // First bytes win: keep an existing segment at the same offset if it is longer.
         if let Some(existing) = self.pending.get(&start) {
             if existing.len() >= data.len() {
                 return;
             }
             self.pending_bytes -= existing.len();
-            *global_pending -= existing.len();
+            r.pending -= existing.len();
         }
         self.pending_bytes += data.len();
-        *global_pending += data.len();
+        r.pending += data.len();
         self.pending.insert(start, data.to_vec());
     }
 
-    fn skip_to_first_pending(&mut self, stats: &mut StreamStats, out: &mut Vec<Chunk>) {
+    fn skip_to_first_pending(&mut self, r: &mut Reassembly, out: &mut Vec<Chunk>) {
         if let Some((&first, _)) = self.pending.first_key_value() {
             if first > self.next {
-                stats.gaps += 1;
+                r.stats.gaps += 1;
                 out.push(Chunk::Gap(first - self.next));
                 self.next = first;
             }
         }
     }
 
-    fn drain(&mut self, limits: &StreamLimits, global_pending: &mut usize, out: &mut Vec<Chunk>) {
+    fn drain(&mut self, r: &mut Reassembly, out: &mut Vec<Chunk>) {
         while let Some((&start, _)) = self.pending.first_key_value() {
             if start > self.next {
                 break;
@@ -184,11 +193,11 @@ impl HalfStream {
                 break;
             };
             self.pending_bytes -= data.len();
-            *global_pending -= data.len();
+            r.pending -= data.len();
             let end = start + data.len() as u64;
             if end > self.next {
                 let from = (self.next - start) as usize;
-                self.deliver(&data[from..], limits, out);
+                self.deliver(&data[from..], &r.limits, out);
             }
         }
     }
@@ -217,23 +226,16 @@ impl HalfStream {
 mod tests {
     use super::*;
 
-    fn feed(h: &mut HalfStream, segs: &[(u32, &[u8])]) -> (Vec<Chunk>, StreamStats, usize) {
-        let limits = StreamLimits::default();
-        let mut stats = StreamStats::default();
-        let mut global = 0usize;
+    fn shared() -> Reassembly {
+        Reassembly::new(StreamLimits::default(), usize::MAX)
+    }
+
+    fn feed(h: &mut HalfStream, r: &mut Reassembly, segs: &[(u32, &[u8])]) -> Vec<Chunk> {
         let mut out = Vec::new();
         for (seq, data) in segs {
-            h.segment(
-                *seq,
-                data,
-                &limits,
-                &mut stats,
-                &mut global,
-                usize::MAX,
-                &mut out,
-            );
+            h.segment(*seq, data, r, &mut out);
         }
-        (out, stats, global)
+        out
     }
 
     fn bytes(chunks: &[Chunk]) -> Vec<u8> {
@@ -248,47 +250,59 @@ mod tests {
 
     #[test]
     fn in_order_and_out_of_order_give_the_same_bytes() {
+        let mut r = shared();
         let mut a = HalfStream::default();
         a.start(1000);
-        let (out, _, _) = feed(&mut a, &[(1000, b"hello "), (1006, b"wor"), (1009, b"ld")]);
+        let out = feed(
+            &mut a,
+            &mut r,
+            &[(1000, b"hello "), (1006, b"wor"), (1009, b"ld")],
+        );
         assert_eq!(bytes(&out), b"hello world");
         let mut b = HalfStream::default();
         b.start(1000);
-        let (out, stats, global) =
-            feed(&mut b, &[(1009, b"ld"), (1006, b"wor"), (1000, b"hello ")]);
+        let out = feed(
+            &mut b,
+            &mut r,
+            &[(1009, b"ld"), (1006, b"wor"), (1000, b"hello ")],
+        );
         assert_eq!(bytes(&out), b"hello world");
-        assert_eq!(stats.out_of_order, 2);
-        assert_eq!(global, 0, "nothing left held");
+        assert_eq!(r.stats.out_of_order, 2);
+        assert_eq!(r.pending, 0, "nothing left held");
     }
 
     #[test]
     fn retransmissions_and_overlaps_deliver_each_byte_once() {
+        let mut r = shared();
         let mut h = HalfStream::default();
         h.start(1);
-        let (out, stats, _) = feed(
+        let out = feed(
             &mut h,
+            &mut r,
             &[(1, b"abcd"), (1, b"abcd"), (3, b"cdef"), (2, b"XX")],
         );
         assert_eq!(bytes(&out), b"abcdef");
-        assert_eq!(stats.retransmissions, 2);
-        assert_eq!(stats.overlaps, 1);
+        assert_eq!(r.stats.retransmissions, 2);
+        assert_eq!(r.stats.overlaps, 1);
     }
 
     #[test]
     fn sequence_numbers_wrap() {
+        let mut r = shared();
         let mut h = HalfStream::default();
         h.start(u32::MAX - 2);
-        let (out, _, _) = feed(&mut h, &[(u32::MAX - 2, b"abc"), (0, b"def")]);
+        let out = feed(&mut h, &mut r, &[(u32::MAX - 2, b"abc"), (0, b"def")]);
         assert_eq!(bytes(&out), b"abcdef");
     }
 
     #[test]
     fn holes_become_gaps_on_flush_and_when_over_the_cap() {
+        let mut r = shared();
         let mut h = HalfStream::default();
         h.start(0);
-        let (mut out, mut stats, mut global) = feed(&mut h, &[(0, b"ab"), (5, b"fg")]);
-        assert_eq!(global, 2);
-        h.flush(&StreamLimits::default(), &mut stats, &mut global, &mut out);
+        let mut out = feed(&mut h, &mut r, &[(0, b"ab"), (5, b"fg")]);
+        assert_eq!(r.pending, 2);
+        h.flush(&mut r, &mut out);
         assert_eq!(
             out,
             vec![
@@ -297,76 +311,66 @@ mod tests {
                 Chunk::Data(b"fg".to_vec())
             ]
         );
-        assert_eq!(global, 0);
+        assert_eq!(r.pending, 0);
 
+        let mut r = Reassembly::new(
+            StreamLimits {
+                depth: 0,
+                direction_memcap: 4,
+            },
+            usize::MAX,
+        );
         let mut h = HalfStream::default();
         h.start(0);
-        let limits = StreamLimits {
-            depth: 0,
-            direction_memcap: 4,
-        };
-        let mut stats = StreamStats::default();
-        let mut global = 0;
         let mut out = Vec::new();
-        h.segment(
-            10,
-            b"xyz",
-            &limits,
-            &mut stats,
-            &mut global,
-            usize::MAX,
-            &mut out,
-        );
+        h.segment(10, b"xyz", &mut r, &mut out);
         assert!(out.is_empty());
-        h.segment(
-            20,
-            b"12",
-            &limits,
-            &mut stats,
-            &mut global,
-            usize::MAX,
-            &mut out,
-        );
+        h.segment(20, b"12", &mut r, &mut out);
         assert_eq!(
             out,
             vec![Chunk::Gap(10), Chunk::Data(b"xyz".to_vec())],
             "cap exceeded: skip the hole"
         );
         assert_eq!(h.pending_bytes(), 2);
+        assert_eq!(r.pending, 2);
+    }
+
+    #[test]
+    fn global_memcap_forces_gaps_too() {
+        let mut r = Reassembly::new(StreamLimits::default(), 3);
+        let mut h = HalfStream::default();
+        h.start(0);
+        let mut out = Vec::new();
+        h.segment(5, b"ab", &mut r, &mut out);
+        assert!(out.is_empty());
+        h.segment(9, b"cd", &mut r, &mut out);
+        assert_eq!(out, vec![Chunk::Gap(5), Chunk::Data(b"ab".to_vec())]);
     }
 
     #[test]
     fn depth_stops_delivery() {
+        let mut r = Reassembly::new(
+            StreamLimits {
+                depth: 5,
+                direction_memcap: 1 << 20,
+            },
+            usize::MAX,
+        );
         let mut h = HalfStream::default();
         h.start(0);
-        let limits = StreamLimits {
-            depth: 5,
-            direction_memcap: 1 << 20,
-        };
-        let mut stats = StreamStats::default();
-        let (mut g, mut out) = (0, Vec::new());
-        h.segment(0, b"abc", &limits, &mut stats, &mut g, usize::MAX, &mut out);
-        h.segment(
-            3,
-            b"defgh",
-            &limits,
-            &mut stats,
-            &mut g,
-            usize::MAX,
-            &mut out,
-        );
-        h.segment(8, b"ijk", &limits, &mut stats, &mut g, usize::MAX, &mut out);
+        let out = feed(&mut h, &mut r, &[(0, b"abc"), (3, b"defgh"), (8, b"ijk")]);
         assert_eq!(bytes(&out), b"abcde");
     }
 
     #[test]
     fn nothing_before_the_start_is_known() {
+        let mut r = shared();
         let mut h = HalfStream::default();
-        let (out, _, _) = feed(&mut h, &[(5, b"data")]);
+        let out = feed(&mut h, &mut r, &[(5, b"data")]);
         assert!(out.is_empty());
         h.start(100);
-        let (out, stats, _) = feed(&mut h, &[(50, b"old"), (100, b"new")]);
+        let out = feed(&mut h, &mut r, &[(50, b"old"), (100, b"new")]);
         assert_eq!(bytes(&out), b"new");
-        assert_eq!(stats.retransmissions, 1);
+        assert_eq!(r.stats.retransmissions, 1);
     }
 }
