@@ -107,6 +107,11 @@ pub fn expiry(key: &FlowKey, s: &FlowStats, now_ns: u64, t: &Timeouts) -> Option
     }
 }
 
+/// The address in a key or parse result's 16-byte field.
+pub fn ip_of(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    addr(family, bytes)
+}
+
 fn addr(family: u8, bytes: &[u8; 16]) -> IpAddr {
     if family == FAMILY_IPV4 {
         IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))

@@ -6,6 +6,7 @@ pub mod applayer;
 pub mod capture;
 pub mod community_id;
 pub mod config;
+pub mod detect;
 pub mod datapath;
 pub mod doctor;
 pub mod eve;

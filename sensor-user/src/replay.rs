@@ -8,12 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
 use log::warn;
+
+use std::sync::Arc;
 
 use crate::{
     capture::CaptureReader,
     config::Config,
+    detect::{addr::default_vars, classification::Classifications, sig::Refusal, RuleSet},
     eve::{EveTarget, EveWriter},
     inspect::{InspectConfig, Pipeline},
 };
@@ -40,16 +42,35 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if !opts.rules.is_empty() {
-        warn!(
-            "{} rule file(s) given, but this build does not evaluate signatures yet: no alerts \
-             will be written",
-            opts.rules.len()
+    let rules = if opts.rules.is_empty() {
+        None
+    } else {
+        let files: Vec<&std::path::Path> = opts.rules.iter().map(|p| p.as_path()).collect();
+        let set = RuleSet::load(&files, &default_vars(), &Classifications::builtin())?;
+        let r = &set.report;
+        eprintln!(
+            "replay: rules: {} loaded, {} skipped",
+            r.loaded,
+            r.skipped.len()
         );
-        for r in &opts.rules {
-            std::fs::metadata(r).with_context(|| format!("rule file {}", r.display()))?;
+        for (reason, n) in r.by_reason().iter().take(5) {
+            eprintln!("replay:   {n} {reason}");
         }
-    }
+        for s in r
+            .skipped
+            .iter()
+            .filter(|s| matches!(s.reason, Refusal::Invalid(_)))
+            .take(5)
+        {
+            warn!(
+                "{}: sid {}: {}",
+                s.origin,
+                s.sid.map(|x| x.to_string()).unwrap_or("?".into()),
+                s.reason
+            );
+        }
+        Some(Arc::new(set))
+    };
     let mut reader = CaptureReader::open(&opts.pcap)?;
     let eve = EveWriter::open(&EveTarget::parse(&opts.eve))?;
     let cfg = InspectConfig {
@@ -58,6 +79,9 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         ..InspectConfig::default()
     };
     let mut pipeline = Pipeline::new(cfg, eve);
+    if let Some(rules) = rules {
+        pipeline.set_rules(rules);
+    }
     let started = Instant::now();
     let progress = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();

@@ -12,8 +12,11 @@ use sensor_common::{
 };
 use serde_json::{json, Map, Value};
 
+use std::sync::Arc;
+
 use crate::{
     applayer::{self, AppParser, AppRecord, Dir, Output},
+    detect::{self, Detector, FlowState, Hit, PacketInfo, RuleSet},
     eve::{self, EveWriter},
     flows::{self, Clock, Reason, Timeouts},
 };
@@ -34,6 +37,9 @@ pub struct InspectConfig {
     pub timeouts: Timeouts,
     /// `in_iface` written into records.
     pub iface: Option<String>,
+    /// Write a `flow` record when a flow ends. Off in the live agent, whose flow records come
+    /// from the kernel's flow map.
+    pub flow_records: bool,
 }
 
 impl Default for InspectConfig {
@@ -45,6 +51,7 @@ impl Default for InspectConfig {
             max_flows: 1 << 20,
             timeouts: Timeouts::default(),
             iface: None,
+            flow_records: true,
         }
     }
 }
@@ -89,6 +96,7 @@ struct Flow {
     tcp: Option<Tcp>,
     app: App,
     app_proto: Option<&'static str>,
+    detect: FlowState,
 }
 
 /// Bytes of each direction inspected before giving up on detection.
@@ -102,6 +110,8 @@ pub struct Pipeline {
     reassembly: Reassembly,
     last_sweep_ns: u64,
     pcap_cnt: u64,
+    rules: Option<Arc<RuleSet>>,
+    detector: Detector,
     /// Counters so far.
     pub stats: InspectStats,
 }
@@ -213,8 +223,15 @@ impl Pipeline {
             eve,
             last_sweep_ns: 0,
             pcap_cnt: 0,
+            rules: None,
+            detector: Detector::new(),
             stats: InspectStats::default(),
         }
+    }
+
+    /// Inspects with these signatures from now on.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = Some(rules);
     }
 
     /// Reassembly counters.
@@ -279,6 +296,7 @@ impl Pipeline {
                     tcp,
                     app,
                     app_proto: None,
+                    detect: FlowState::default(),
                 },
             );
         }
@@ -300,12 +318,24 @@ impl Pipeline {
         } else {
             Dir::ToClient
         };
+        // What packet signatures inspect: for a reassembled TCP stream the in-order bytes
+        // this packet made available, otherwise the packet's payload.
+        let mut inspected: Option<Vec<u8>> = None;
         match key.proto {
             ipproto::TCP => {
                 let chunks = self.tcp_segment(&key, &p, data, dir, payload);
                 let Some(flow) = self.flows.get_mut(&key) else {
                     return Ok(());
                 };
+                if flow.tcp.as_ref().is_some_and(|t| t.half[dir].started()) {
+                    let mut stream = Vec::new();
+                    for (d, c) in &chunks {
+                        if let (true, Chunk::Data(bytes)) = (*d == app_dir, c) {
+                            stream.extend_from_slice(bytes);
+                        }
+                    }
+                    inspected = Some(stream);
+                }
                 for (chunk_dir, chunk) in chunks {
                     feed_app(flow, chunk_dir, chunk, &mut outputs);
                 }
@@ -315,7 +345,98 @@ impl Pipeline {
             }
             _ => {}
         }
-        self.write_outputs(&key, ts_ns, outputs)
+        let alerts = self.detect(
+            &key,
+            &p,
+            dir,
+            inspected.as_deref().unwrap_or(payload),
+            payload.len(),
+            &outputs,
+            ts_ns,
+        );
+        self.write_outputs(&key, ts_ns, outputs)?;
+        for a in &alerts {
+            self.eve.write(a)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the signatures on this packet and on the app-layer buffers it produced; returns
+    /// the alert records.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the packet's parts, computed once by the caller"
+    )]
+    fn detect(
+        &mut self,
+        key: &FlowKey,
+        p: &Parsed,
+        dir: usize,
+        inspected: &[u8],
+        dsize: usize,
+        outputs: &[(Dir, Output)],
+        ts_ns: u64,
+    ) -> Vec<Value> {
+        let Some(rules) = self.rules.clone() else {
+            return Vec::new();
+        };
+        let Some(flow) = self.flows.get_mut(key) else {
+            return Vec::new();
+        };
+        let to_server = usize::from(flow.stats.client_dir) == dir;
+        let established = match &flow.tcp {
+            Some(t) => {
+                (t.syn && t.syn_ack)
+                    || (self.cfg.midstream && (t.half[0].started() || t.half[1].started()))
+            }
+            None => flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0,
+        };
+        let (src, dst) = (
+            flows::ip_of(p.family, &p.src),
+            flows::ip_of(p.family, &p.dst),
+        );
+        let has_ports = matches!(key.proto, ipproto::TCP | ipproto::UDP);
+        let info = PacketInfo {
+            ts_ns,
+            src,
+            sport: if has_ports { p.sport } else { 0 },
+            dst,
+            dport: if has_ports { p.dport } else { 0 },
+            proto: p.proto,
+            ttl: p.ttl,
+            tcp_flags: p.tcp_flags,
+            icmp_type: p.icmp_type,
+            icmp_code: p.icmp_code,
+            payload: inspected,
+            dsize,
+            to_server,
+            established,
+            app_proto: flow.app_proto,
+            flow_id: flow.id,
+        };
+        let mut hits: Vec<Hit> = self.detector.packet(&rules, &info, &mut flow.detect);
+        if let Some(app) = flow.app_proto {
+            for (_, out) in outputs {
+                hits.extend(
+                    self.detector
+                        .app(&rules, &info, &mut flow.detect, app, &out.buffers),
+                );
+            }
+        }
+        let iface = self.cfg.iface.as_deref();
+        hits.iter()
+            .map(|h| {
+                alert_record(
+                    flow,
+                    &rules.signatures()[h.sig as usize],
+                    h,
+                    ts_ns,
+                    self.pcap_cnt,
+                    iface,
+                    to_server,
+                )
+            })
+            .collect()
     }
 
     /// Reassembly for one TCP segment; returns what became deliverable, in order.
@@ -425,6 +546,16 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Ends flows idle past their timeout at `now_ns` when no packet has done so for a second
+    /// (the live agent calls it when no packets arrive).
+    pub fn tick(&mut self, now_ns: u64) -> anyhow::Result<()> {
+        if now_ns >= self.last_sweep_ns + 1_000_000_000 {
+            self.sweep(now_ns)?;
+            self.last_sweep_ns = now_ns;
+        }
+        Ok(())
+    }
+
     /// Ends flows idle past their timeout at capture time `now_ns`.
     fn sweep(&mut self, now_ns: u64) -> anyhow::Result<()> {
         let ended: Vec<FlowKey> = self
@@ -486,7 +617,9 @@ impl Pipeline {
                 ));
             }
         }
-        records.push(flow_record(&flow, reason, iface.as_deref()));
+        if self.cfg.flow_records {
+            records.push(flow_record(&flow, reason, iface.as_deref()));
+        }
         for r in &records {
             self.eve.write(r)?;
         }
@@ -622,6 +755,98 @@ fn header(
     }
     r.insert("proto".into(), json!(eve::proto_name(flow.key.proto)));
     r
+}
+
+fn alert_record(
+    flow: &Flow,
+    sig: &detect::sig::Signature,
+    hit: &Hit,
+    ts_ns: u64,
+    pcap_cnt: u64,
+    iface: Option<&str>,
+    to_server: bool,
+) -> Value {
+    let dir = if to_server {
+        Dir::ToServer
+    } else {
+        Dir::ToClient
+    };
+    let mut r = header(flow, "alert", ts_ns, pcap_cnt, iface, dir);
+    if let Some(tx) = hit.tx_id {
+        r.insert("tx_id".into(), json!(tx));
+    }
+    r.insert("alert".into(), detect::alert_object(sig));
+    if let Some(app) = flow.app_proto {
+        r.insert("app_proto".into(), json!(app));
+        if let Some(obj) = alert_app_object(app, &flow.detect) {
+            r.insert(app.into(), obj);
+        }
+    }
+    let o = flows::orient(&flow.key, &flow.stats);
+    let s = &flow.stats;
+    r.insert(
+        "flow".into(),
+        json!({
+            "pkts_toserver": s.pkts[o.ts],
+            "pkts_toclient": s.pkts[o.ts ^ 1],
+            "bytes_toserver": s.bytes[o.ts],
+            "bytes_toclient": s.bytes[o.ts ^ 1],
+            "start": eve::format_timestamp(s.first_ns),
+        }),
+    );
+    Value::Object(r)
+}
+
+/// The protocol object of an alert, from the transaction's buffers seen so far.
+fn alert_app_object(app: &str, st: &FlowState) -> Option<Value> {
+    let text = |ts: bool, n: &str| {
+        st.buffer(ts, n)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            m.insert(k.into(), json!(v));
+        }
+    };
+    match app {
+        "http" => {
+            put("hostname", text(true, "http.host"));
+            put("url", text(true, "http.uri.raw"));
+            put("http_user_agent", text(true, "http.user_agent"));
+            put("http_method", text(true, "http.method"));
+            put("protocol", text(true, "http.protocol"));
+            if let Some(code) = text(false, "http.stat_code").and_then(|c| c.parse::<u16>().ok()) {
+                m.insert("status".into(), json!(code));
+            }
+        }
+        "tls" => {
+            put("sni", text(true, "tls.sni"));
+            put("subject", text(false, "tls.cert_subject"));
+            put("issuerdn", text(false, "tls.cert_issuer"));
+        }
+        "ssh" => {
+            for (ts, side) in [(true, "client"), (false, "server")] {
+                let mut o = Map::new();
+                if let Some(v) = text(ts, "ssh.proto") {
+                    o.insert("proto_version".into(), json!(v));
+                }
+                if let Some(v) = text(ts, "ssh.software") {
+                    o.insert("software_version".into(), json!(v));
+                }
+                if !o.is_empty() {
+                    m.insert(side.into(), Value::Object(o));
+                }
+            }
+        }
+        "dns" => {
+            if let Some(q) = text(true, "dns.query") {
+                m.insert("queries".into(), json!([{ "rrname": q }]));
+            }
+        }
+        _ => {}
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 fn app_record(

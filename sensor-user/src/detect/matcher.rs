@@ -1,0 +1,790 @@
+//! Matching one buffer against a rule's list of payload keywords, with Suricata's semantics:
+//! `content` with its positional modifiers (absolute `offset`/`depth`, relative
+//! `distance`/`within` measured from the end of the previous match, `startswith`,
+//! `endswith`, negation), `pcre`, `byte_test`, `byte_jump`, `byte_extract`, `isdataat` and
+//! `bsize`. Later relative keywords that fail make earlier contents try their next
+//! occurrence (backtracking), as in Suricata.
+
+use std::collections::HashMap;
+
+/// A number or a `byte_extract` variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Val {
+    /// A constant.
+    Const(i64),
+    /// A variable set by `byte_extract` earlier in the rule.
+    Var(String),
+}
+
+impl Val {
+    fn get(&self, vars: &HashMap<String, i64>) -> Option<i64> {
+        match self {
+            Val::Const(n) => Some(*n),
+            Val::Var(v) => vars.get(v).copied(),
+        }
+    }
+}
+
+/// Numeric comparisons (`dsize`, `ttl`, `bsize`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// `N`.
+    Eq(i64),
+    /// `!N`.
+    Ne(i64),
+    /// `<N`.
+    Lt(i64),
+    /// `>N`.
+    Gt(i64),
+    /// `<=N`.
+    Le(i64),
+    /// `>=N`.
+    Ge(i64),
+    /// `N<>M`: strictly between.
+    Between(i64, i64),
+    /// `N-M`: inclusive.
+    Inclusive(i64, i64),
+}
+
+impl Range {
+    /// Whether `v` satisfies the comparison.
+    pub fn test(&self, v: i64) -> bool {
+        match *self {
+            Range::Eq(n) => v == n,
+            Range::Ne(n) => v != n,
+            Range::Lt(n) => v < n,
+            Range::Gt(n) => v > n,
+            Range::Le(n) => v <= n,
+            Range::Ge(n) => v >= n,
+            Range::Between(a, b) => v > a && v < b,
+            Range::Inclusive(a, b) => v >= a && v <= b,
+        }
+    }
+}
+
+/// `content` and its modifiers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Content {
+    /// The bytes.
+    pub pattern: Vec<u8>,
+    /// `!content`.
+    pub negated: bool,
+    /// `nocase`.
+    pub nocase: bool,
+    /// `offset`.
+    pub offset: Option<Val>,
+    /// `depth`.
+    pub depth: Option<Val>,
+    /// `distance`.
+    pub distance: Option<Val>,
+    /// `within`.
+    pub within: Option<Val>,
+    /// `startswith`.
+    pub startswith: bool,
+    /// `endswith`.
+    pub endswith: bool,
+    /// `fast_pattern`.
+    pub fast_pattern: bool,
+    /// `fast_pattern:offset,length`.
+    pub fast_slice: Option<(usize, usize)>,
+}
+
+impl Content {
+    /// A content with no modifiers yet.
+    pub fn new(pattern: Vec<u8>, negated: bool) -> Content {
+        Content {
+            pattern,
+            negated,
+            nocase: false,
+            offset: None,
+            depth: None,
+            distance: None,
+            within: None,
+            startswith: false,
+            endswith: false,
+            fast_pattern: false,
+            fast_slice: None,
+        }
+    }
+
+    fn relative(&self) -> bool {
+        self.distance.is_some() || self.within.is_some()
+    }
+}
+
+/// PCRE compile options from the flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcreOpts {
+    /// `i`.
+    pub caseless: bool,
+    /// `s`.
+    pub dotall: bool,
+    /// `m`.
+    pub multiline: bool,
+    /// `x`.
+    pub extended: bool,
+    /// `A`.
+    pub anchored: bool,
+    /// `E`.
+    pub dollar_endonly: bool,
+    /// `G`.
+    pub ungreedy: bool,
+}
+
+/// A compiled `pcre`.
+#[derive(Clone, Debug)]
+pub struct Pcre {
+    regex: pcre2::bytes::Regex,
+    source: String,
+    /// `R`: matches from the end of the previous match.
+    pub relative: bool,
+    /// `!"/.../"`.
+    pub negated: bool,
+}
+
+impl PartialEq for Pcre {
+    fn eq(&self, other: &Pcre) -> bool {
+        self.source == other.source
+            && self.relative == other.relative
+            && self.negated == other.negated
+    }
+}
+
+impl Pcre {
+    /// Compiles a pattern (PCRE2 with JIT, as Suricata uses).
+    pub fn new(
+        pattern: &str,
+        opts: PcreOpts,
+        relative: bool,
+        negated: bool,
+    ) -> Result<Pcre, String> {
+        let mut p = String::new();
+        // Options PCRE2's builder does not take directly become inline flags.
+        if opts.anchored {
+            p.push_str("\\G(?:");
+        }
+        if opts.ungreedy {
+            p.push_str("(?U)");
+        }
+        if opts.dollar_endonly {
+            // PCRE2_DOLLAR_ENDONLY has no inline form; `\z` gives the same meaning for `$`
+            // when not multiline, which is the only case the flag changes.
+        }
+        p.push_str(pattern);
+        if opts.anchored {
+            p.push(')');
+        }
+        let regex = pcre2::bytes::RegexBuilder::new()
+            .caseless(opts.caseless)
+            .dotall(opts.dotall)
+            .multi_line(opts.multiline)
+            .extended(opts.extended)
+            .jit_if_available(true)
+            .build(&p)
+            .map_err(|e| format!("pcre /{pattern}/ does not compile: {e}"))?;
+        Ok(Pcre {
+            regex,
+            source: p,
+            relative,
+            negated,
+        })
+    }
+
+    fn find_from(&self, buf: &[u8], start: usize) -> Option<(usize, usize)> {
+        if start > buf.len() {
+            return None;
+        }
+        // Matching the subslice keeps \G and ^ at the relative start, as Suricata does.
+        match self.regex.find(&buf[start..]) {
+            Ok(Some(m)) => Some((start + m.start(), start + m.end())),
+            _ => None,
+        }
+    }
+}
+
+/// `byte_test`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteTest {
+    bytes: u8,
+    op: u8,
+    not: bool,
+    value: Val,
+    offset: Val,
+    relative: bool,
+    little: bool,
+    string: Option<u32>,
+    bitmask: Option<u64>,
+}
+
+impl ByteTest {
+    /// Builds a test; `op` is `<`, `>`, `=`, `<=`, `>=`, `&`, `^`, optionally prefixed `!`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per byte_test field"
+    )]
+    pub fn new(
+        bytes: u8,
+        op: &str,
+        value: Val,
+        offset: Val,
+        relative: bool,
+        little: bool,
+        string: Option<u32>,
+        bitmask: Option<u64>,
+    ) -> Result<ByteTest, String> {
+        let (not, op) = match op.strip_prefix('!') {
+            Some(rest) => (true, if rest.is_empty() { "=" } else { rest }),
+            None => (false, op),
+        };
+        let op = match op {
+            "<" => b'<',
+            ">" => b'>',
+            "=" => b'=',
+            "<=" => b'l',
+            ">=" => b'g',
+            "&" => b'&',
+            "^" => b'^',
+            other => return Err(format!("byte_test operator {other:?}")),
+        };
+        if bytes == 0 || (string.is_none() && bytes > 8) || bytes > 23 {
+            return Err("byte_test bytes must be 1-8 (or up to 23 with string)".into());
+        }
+        Ok(ByteTest {
+            bytes,
+            op,
+            not,
+            value,
+            offset,
+            relative,
+            little,
+            string,
+            bitmask,
+        })
+    }
+}
+
+/// `byte_jump`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteJump {
+    /// Bytes to read.
+    pub bytes: u8,
+    /// Offset of the read.
+    pub offset: Val,
+    /// From the previous match.
+    pub relative: bool,
+    /// Little-endian.
+    pub little: bool,
+    /// Read as a number in this radix.
+    pub string: Option<u32>,
+    /// Mask applied to the value.
+    pub bitmask: Option<u64>,
+    /// Value multiplier.
+    pub multiplier: i64,
+    /// Round the jump up to 4 bytes.
+    pub align: bool,
+    /// Jump from the start of the buffer.
+    pub from_beginning: bool,
+    /// Jump from the end of the buffer.
+    pub from_end: bool,
+    /// Added after the jump.
+    pub post_offset: i64,
+}
+
+/// `byte_extract`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ByteExtract {
+    /// Bytes to read.
+    pub bytes: u8,
+    /// Offset of the read.
+    pub offset: i64,
+    /// Variable name.
+    pub var: String,
+    /// From the previous match.
+    pub relative: bool,
+    /// Little-endian.
+    pub little: bool,
+    /// Read as a number in this radix.
+    pub string: Option<u32>,
+    /// Mask.
+    pub bitmask: Option<u64>,
+    /// Multiplier.
+    pub multiplier: i64,
+    /// Round the value up to this multiple.
+    pub align: i64,
+}
+
+/// `isdataat`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsDataAt {
+    /// Offset that must (not) hold data.
+    pub n: Val,
+    /// From the previous match.
+    pub relative: bool,
+    /// `!`.
+    pub negated: bool,
+}
+
+/// One payload keyword.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Matcher {
+    /// `content`.
+    Content(Content),
+    /// `pcre`.
+    Pcre(Pcre),
+    /// `byte_test`.
+    ByteTest(ByteTest),
+    /// `byte_jump`.
+    ByteJump(ByteJump),
+    /// `byte_extract`.
+    ByteExtract(ByteExtract),
+    /// `isdataat`.
+    IsDataAt(IsDataAt),
+    /// `bsize` (and `urilen`).
+    Bsize(Range),
+}
+
+/// Reads `bytes` at `at` as a number: binary (big or little endian) or text in `radix`.
+fn read_number(
+    buf: &[u8],
+    at: usize,
+    bytes: usize,
+    little: bool,
+    string: Option<u32>,
+) -> Option<u64> {
+    let raw = buf.get(at..at.checked_add(bytes)?)?;
+    match string {
+        Some(radix) => {
+            let text = std::str::from_utf8(raw).ok()?;
+            u64::from_str_radix(text.trim(), radix).ok()
+        }
+        None => {
+            let mut v = 0u64;
+            if little {
+                for b in raw.iter().rev() {
+                    v = (v << 8) | u64::from(*b);
+                }
+            } else {
+                for b in raw {
+                    v = (v << 8) | u64::from(*b);
+                }
+            }
+            Some(v)
+        }
+    }
+}
+
+fn apply_mask(v: u64, mask: Option<u64>) -> u64 {
+    match mask {
+        Some(m) if m != 0 => (v & m) >> m.trailing_zeros(),
+        _ => v,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], nocase: bool) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    if nocase {
+        hay.windows(needle.len())
+            .position(|w| w.eq_ignore_ascii_case(needle))
+    } else {
+        memchr::memmem::find(hay, needle)
+    }
+}
+
+/// Whether `buf` satisfies `ms`. `vars` receives `byte_extract` values.
+pub fn match_list(ms: &[Matcher], buf: &[u8], vars: &mut HashMap<String, i64>) -> bool {
+    step(ms, buf, 0, 0, vars, 0)
+}
+
+/// Bound on backtracking work for one list.
+const MAX_STEPS: usize = 4096;
+
+fn step(
+    ms: &[Matcher],
+    buf: &[u8],
+    idx: usize,
+    prev: usize,
+    vars: &mut HashMap<String, i64>,
+    depth: usize,
+) -> bool {
+    if depth > MAX_STEPS {
+        return false;
+    }
+    let Some(m) = ms.get(idx) else { return true };
+    match m {
+        Matcher::Content(c) => {
+            let len = c.pattern.len();
+            let (start, end) = if c.startswith {
+                (0usize, len.min(buf.len()))
+            } else if c.relative() {
+                let d = c.distance.as_ref().and_then(|v| v.get(vars)).unwrap_or(0);
+                let s = (prev as i64 + d).max(0) as usize;
+                let e = match c.within.as_ref().and_then(|v| v.get(vars)) {
+                    Some(w) => ((prev as i64 + d + w).max(0) as usize).min(buf.len()),
+                    None => buf.len(),
+                };
+                (s, e)
+            } else {
+                let o = c
+                    .offset
+                    .as_ref()
+                    .and_then(|v| v.get(vars))
+                    .unwrap_or(0)
+                    .max(0) as usize;
+                let e = match c.depth.as_ref().and_then(|v| v.get(vars)) {
+                    Some(dp) => (o + dp.max(0) as usize).min(buf.len()),
+                    None => buf.len(),
+                };
+                (o, e)
+            };
+            let window = if start <= end && start <= buf.len() {
+                &buf[start..end]
+            } else {
+                &[][..]
+            };
+            if c.negated {
+                let found = if c.endswith {
+                    end == buf.len() && window.len() >= len && {
+                        let tail = &window[window.len() - len..];
+                        if c.nocase {
+                            tail.eq_ignore_ascii_case(&c.pattern)
+                        } else {
+                            tail == c.pattern.as_slice()
+                        }
+                    }
+                } else {
+                    find(window, &c.pattern, c.nocase).is_some()
+                };
+                return !found && step(ms, buf, idx + 1, prev, vars, depth + 1);
+            }
+            let next_relative = ms.get(idx + 1).is_some_and(is_relative);
+            let mut from = 0usize;
+            while let Some(p) = find(&window[from.min(window.len())..], &c.pattern, c.nocase) {
+                let at = start + from + p;
+                let mend = at + len;
+                from += p + 1;
+                if c.endswith && mend != buf.len() {
+                    continue;
+                }
+                if step(ms, buf, idx + 1, mend, vars, depth + 1) {
+                    return true;
+                }
+                if !next_relative {
+                    // Later keywords do not depend on where this one matched.
+                    return false;
+                }
+            }
+            false
+        }
+        Matcher::Pcre(p) => {
+            let start = if p.relative { prev } else { 0 };
+            match p.find_from(buf, start) {
+                Some((_, e)) if !p.negated => step(ms, buf, idx + 1, e, vars, depth + 1),
+                None if p.negated => step(ms, buf, idx + 1, prev, vars, depth + 1),
+                _ => false,
+            }
+        }
+        Matcher::ByteTest(t) => {
+            let Some(off) = t.offset.get(vars) else {
+                return false;
+            };
+            let base = if t.relative { prev as i64 } else { 0 };
+            let at = base + off;
+            if at < 0 {
+                return false;
+            }
+            let Some(v) = read_number(buf, at as usize, usize::from(t.bytes), t.little, t.string)
+            else {
+                return false;
+            };
+            let v = apply_mask(v, t.bitmask);
+            let Some(want) = t.value.get(vars) else {
+                return false;
+            };
+            let want = want as u64;
+            let ok = match t.op {
+                b'<' => v < want,
+                b'>' => v > want,
+                b'=' => v == want,
+                b'l' => v <= want,
+                b'g' => v >= want,
+                b'&' => v & want != 0,
+                b'^' => v ^ want != 0,
+                _ => false,
+            };
+            ok != t.not && step(ms, buf, idx + 1, prev, vars, depth + 1)
+        }
+        Matcher::ByteJump(j) => {
+            let Some(off) = j.offset.get(vars) else {
+                return false;
+            };
+            let base = if j.relative { prev as i64 } else { 0 };
+            let at = base + off;
+            if at < 0 {
+                return false;
+            }
+            let Some(v) = read_number(buf, at as usize, usize::from(j.bytes), j.little, j.string)
+            else {
+                return false;
+            };
+            let mut jump = apply_mask(v, j.bitmask) as i64 * j.multiplier;
+            if j.align && jump % 4 != 0 {
+                jump += 4 - jump % 4;
+            }
+            let pos = if j.from_beginning {
+                jump
+            } else if j.from_end {
+                buf.len() as i64 + jump
+            } else {
+                at + i64::from(j.bytes) + jump
+            } + j.post_offset;
+            if pos < 0 || pos as usize > buf.len() {
+                return false;
+            }
+            step(ms, buf, idx + 1, pos as usize, vars, depth + 1)
+        }
+        Matcher::ByteExtract(e) => {
+            let base = if e.relative { prev as i64 } else { 0 };
+            let at = base + e.offset;
+            if at < 0 {
+                return false;
+            }
+            let Some(v) = read_number(buf, at as usize, usize::from(e.bytes), e.little, e.string)
+            else {
+                return false;
+            };
+            let mut v = apply_mask(v, e.bitmask) as i64 * e.multiplier;
+            if e.align > 0 && v % e.align != 0 {
+                v += e.align - v % e.align;
+            }
+            vars.insert(e.var.clone(), v);
+            step(
+                ms,
+                buf,
+                idx + 1,
+                at as usize + usize::from(e.bytes),
+                vars,
+                depth + 1,
+            )
+        }
+        Matcher::IsDataAt(d) => {
+            let Some(n) = d.n.get(vars) else { return false };
+            let pos = if d.relative { prev as i64 + n } else { n };
+            let has = pos >= 0 && (pos as usize) < buf.len();
+            has != d.negated && step(ms, buf, idx + 1, prev, vars, depth + 1)
+        }
+        Matcher::Bsize(r) => {
+            r.test(buf.len() as i64) && step(ms, buf, idx + 1, prev, vars, depth + 1)
+        }
+    }
+}
+
+fn is_relative(m: &Matcher) -> bool {
+    match m {
+        Matcher::Content(c) => c.relative(),
+        Matcher::Pcre(p) => p.relative,
+        Matcher::ByteTest(t) => t.relative,
+        Matcher::ByteJump(j) => j.relative,
+        Matcher::ByteExtract(e) => e.relative,
+        Matcher::IsDataAt(d) => d.relative,
+        Matcher::Bsize(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(p: &str) -> Content {
+        Content::new(p.as_bytes().to_vec(), false)
+    }
+
+    fn run(ms: Vec<Matcher>, buf: &[u8]) -> bool {
+        match_list(&ms, buf, &mut HashMap::new())
+    }
+
+    #[test]
+    fn content_positions() {
+        assert!(run(vec![Matcher::Content(content("abc"))], b"xxabcxx"));
+        assert!(!run(vec![Matcher::Content(content("ABC"))], b"xxabcxx"));
+        let mut c = content("ABC");
+        c.nocase = true;
+        assert!(run(vec![Matcher::Content(c)], b"xxabcxx"));
+        let mut c = content("abc");
+        c.depth = Some(Val::Const(4));
+        assert!(!run(vec![Matcher::Content(c.clone())], b"xxabcxx"));
+        c.depth = Some(Val::Const(5));
+        assert!(run(vec![Matcher::Content(c)], b"xxabcxx"));
+        let mut c = content("abc");
+        c.offset = Some(Val::Const(3));
+        assert!(!run(vec![Matcher::Content(c.clone())], b"xxabcxx"));
+        assert!(run(vec![Matcher::Content(c)], b"xxabcxabcx"));
+        let mut s = content("GET");
+        s.startswith = true;
+        assert!(run(vec![Matcher::Content(s.clone())], b"GET /"));
+        assert!(!run(vec![Matcher::Content(s)], b" GET /"));
+        let mut e = content(".exe");
+        e.endswith = true;
+        assert!(run(vec![Matcher::Content(e.clone())], b"/a.exe"));
+        assert!(!run(vec![Matcher::Content(e)], b"/a.exe?x"));
+    }
+
+    #[test]
+    fn relative_contents_backtrack() {
+        // "a" then "b" within 2 bytes: the first "a" fails, the second succeeds.
+        let mut b = content("b");
+        b.within = Some(Val::Const(2));
+        assert!(run(
+            vec![Matcher::Content(content("a")), Matcher::Content(b.clone())],
+            b"a....ab"
+        ));
+        assert!(!run(
+            vec![Matcher::Content(content("a")), Matcher::Content(b)],
+            b"a....a..b"
+        ));
+        let mut d = content("c");
+        d.distance = Some(Val::Const(3));
+        assert!(run(
+            vec![Matcher::Content(content("x")), Matcher::Content(d.clone())],
+            b"x123c"
+        ));
+        assert!(!run(
+            vec![Matcher::Content(content("x")), Matcher::Content(d)],
+            b"x12c"
+        ));
+    }
+
+    #[test]
+    fn negated_content() {
+        let mut n = content("evil");
+        n.negated = true;
+        assert!(run(
+            vec![
+                Matcher::Content(content("GET")),
+                Matcher::Content(n.clone())
+            ],
+            b"GET /good"
+        ));
+        assert!(!run(
+            vec![Matcher::Content(content("GET")), Matcher::Content(n)],
+            b"GET /evil"
+        ));
+    }
+
+    #[test]
+    fn byte_keywords() {
+        // Length byte 3 then "abc": byte_jump over the length, then content at the jump.
+        let buf = b"\x00\x03abcXYZ";
+        let jump = ByteJump {
+            bytes: 2,
+            offset: Val::Const(0),
+            relative: false,
+            little: false,
+            string: None,
+            bitmask: None,
+            multiplier: 1,
+            align: false,
+            from_beginning: false,
+            from_end: false,
+            post_offset: 0,
+        };
+        let mut c = content("XYZ");
+        c.distance = Some(Val::Const(0));
+        c.within = Some(Val::Const(3));
+        assert!(run(vec![Matcher::ByteJump(jump), Matcher::Content(c)], buf));
+        let t = ByteTest::new(
+            2,
+            ">",
+            Val::Const(2),
+            Val::Const(0),
+            false,
+            false,
+            None,
+            None,
+        )
+        .expect("test");
+        assert!(run(vec![Matcher::ByteTest(t)], buf));
+        let t = ByteTest::new(
+            2,
+            "!=",
+            Val::Const(3),
+            Val::Const(0),
+            false,
+            false,
+            None,
+            None,
+        )
+        .expect("test");
+        assert!(!run(vec![Matcher::ByteTest(t)], buf));
+        let t = ByteTest::new(
+            3,
+            "=",
+            Val::Const(123),
+            Val::Const(1),
+            false,
+            false,
+            Some(10),
+            None,
+        )
+        .expect("string");
+        assert!(run(vec![Matcher::ByteTest(t)], b"x123"));
+        let ex = ByteExtract {
+            bytes: 1,
+            offset: 1,
+            var: "len".into(),
+            relative: false,
+            little: false,
+            string: None,
+            bitmask: None,
+            multiplier: 1,
+            align: 0,
+        };
+        let mut c = content("abc");
+        c.depth = Some(Val::Var("len".into()));
+        c.offset = Some(Val::Const(2));
+        assert!(run(
+            vec![Matcher::ByteExtract(ex), Matcher::Content(c)],
+            buf
+        ));
+        let d = IsDataAt {
+            n: Val::Const(7),
+            relative: false,
+            negated: false,
+        };
+        assert!(run(vec![Matcher::IsDataAt(d.clone())], buf));
+        assert!(!run(vec![Matcher::IsDataAt(d)], &buf[..7]));
+        assert!(run(vec![Matcher::Bsize(Range::Between(5, 9))], buf));
+    }
+
+    #[test]
+    fn pcre_flags_and_relative() {
+        let p = Pcre::new("^ab+c", PcreOpts::default(), false, false).expect("pcre");
+        assert!(run(vec![Matcher::Pcre(p.clone())], b"abbbc"));
+        assert!(!run(vec![Matcher::Pcre(p)], b"xabbbc"));
+        let p = Pcre::new("^def", PcreOpts::default(), true, false).expect("pcre");
+        assert!(run(
+            vec![Matcher::Content(content("abc")), Matcher::Pcre(p)],
+            b"abcdef"
+        ));
+        let p = Pcre::new(
+            "evil",
+            PcreOpts {
+                caseless: true,
+                ..Default::default()
+            },
+            false,
+            true,
+        )
+        .expect("pcre");
+        assert!(!run(vec![Matcher::Pcre(p)], b"EVIL"));
+        assert!(Pcre::new("(unclosed", PcreOpts::default(), false, false).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(Range::Between(1, 5).test(3) && !Range::Between(1, 5).test(5));
+        assert!(Range::Ne(3).test(4) && !Range::Ne(3).test(3));
+        assert!(Range::Ge(3).test(3) && Range::Lt(3).test(2));
+    }
+}
