@@ -359,7 +359,10 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
         }
     }
     s.checks.iter().all(|c| match c {
-        PacketCheck::Dsize(r) => r.test(p.dsize as i64),
+        // `dsize:!N` means "a payload, but not of N bytes" in Suricata.
+        PacketCheck::Dsize(r) => {
+            r.test(p.dsize as i64) && !(matches!(r, super::matcher::Range::Ne(_)) && p.dsize == 0)
+        }
         PacketCheck::Ttl(r) => r.test(i64::from(p.ttl)),
         PacketCheck::Itype(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_type)),
         PacketCheck::Icode(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_code)),
@@ -375,11 +378,11 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
                 }
             }
         }
-        PacketCheck::AppProto(neg, name) => {
-            let have = p.app_proto.unwrap_or("unknown");
-            let is = have == name || (name == "http" && have == "http1");
-            is != *neg
-        }
+        PacketCheck::AppProto(neg, name) => match p.app_proto {
+            // Nothing is known yet: only a positive test for "unknown" matches.
+            None => !*neg && name == "unknown",
+            Some(have) => (have == name || (name == "http" && have == "http1")) != *neg,
+        },
     })
 }
 

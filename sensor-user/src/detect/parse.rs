@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_column() {
-        let e = parse_rule("alert tcp any any any any (sid:1;)").expect_err("direction");
+        let e = parse_rule("alert tcp any any => any any (sid:1;)").expect_err("direction");
         assert_eq!(e.column, 19);
         assert!(e.message.contains("->"), "{e}");
         let e = parse_rule("alert tcp any any -> any any (msg:\"open; sid:1;)").expect_err("quote");

@@ -83,6 +83,8 @@ enum App {
 
 struct Tcp {
     half: [HalfStream; 2],
+    /// In-order bytes not yet acknowledged by the other side, per direction.
+    unacked: [std::collections::VecDeque<Chunk>; 2],
     syn: bool,
     syn_ack: bool,
     fin: [bool; 2],
@@ -97,6 +99,7 @@ struct Flow {
     app: App,
     app_proto: Option<&'static str>,
     detect: FlowState,
+    alerted: bool,
 }
 
 /// Bytes of each direction inspected before giving up on detection.
@@ -275,6 +278,7 @@ impl Pipeline {
             self.stats.flows += 1;
             let tcp = (key.proto == ipproto::TCP).then(|| Tcp {
                 half: [HalfStream::default(), HalfStream::default()],
+                unacked: Default::default(),
                 syn: false,
                 syn_ack: false,
                 fin: [false; 2],
@@ -297,6 +301,7 @@ impl Pipeline {
                     app,
                     app_proto: None,
                     detect: FlowState::default(),
+                    alerted: false,
                 },
             );
         }
@@ -323,20 +328,14 @@ impl Pipeline {
         let mut inspected: Option<Vec<u8>> = None;
         match key.proto {
             ipproto::TCP => {
-                let chunks = self.tcp_segment(&key, &p, data, dir, payload);
+                let (arrived, released) = self.tcp_segment(&key, &p, data, dir, payload);
                 let Some(flow) = self.flows.get_mut(&key) else {
                     return Ok(());
                 };
                 if flow.tcp.as_ref().is_some_and(|t| t.half[dir].started()) {
-                    let mut stream = Vec::new();
-                    for (d, c) in &chunks {
-                        if let (true, Chunk::Data(bytes)) = (*d == app_dir, c) {
-                            stream.extend_from_slice(bytes);
-                        }
-                    }
-                    inspected = Some(stream);
+                    inspected = Some(arrived);
                 }
-                for (chunk_dir, chunk) in chunks {
+                for (chunk_dir, chunk) in released {
                     feed_app(flow, chunk_dir, chunk, &mut outputs);
                 }
             }
@@ -414,17 +413,10 @@ impl Pipeline {
             app_proto: flow.app_proto,
             flow_id: flow.id,
         };
-        let mut hits: Vec<Hit> = self.detector.packet(&rules, &info, &mut flow.detect);
-        if let Some(app) = flow.app_proto {
-            for (_, out) in outputs {
-                hits.extend(
-                    self.detector
-                        .app(&rules, &info, &mut flow.detect, app, &out.buffers),
-                );
-            }
-        }
+        let hits: Vec<Hit> = self.detector.packet(&rules, &info, &mut flow.detect);
         let iface = self.cfg.iface.as_deref();
-        hits.iter()
+        let mut alerts: Vec<Value> = hits
+            .iter()
             .map(|h| {
                 alert_record(
                     flow,
@@ -436,10 +428,94 @@ impl Pipeline {
                     to_server,
                 )
             })
-            .collect()
+            .collect();
+        alerts.extend(self.detect_app(key, outputs, ts_ns, established));
+        if !alerts.is_empty() {
+            if let Some(flow) = self.flows.get_mut(key) {
+                flow.alerted = true;
+            }
+        }
+        alerts
     }
 
-    /// Reassembly for one TCP segment; returns what became deliverable, in order.
+    /// App-layer signatures on the buffers parsers produced. The transaction's direction,
+    /// not the packet that released the data (often the peer's acknowledgement), orients the
+    /// match and the alert, as in Suricata.
+    fn detect_app(
+        &mut self,
+        key: &FlowKey,
+        outputs: &[(Dir, Output)],
+        ts_ns: u64,
+        established: bool,
+    ) -> Vec<Value> {
+        let Some(rules) = self.rules.clone() else {
+            return Vec::new();
+        };
+        let Some(flow) = self.flows.get_mut(key) else {
+            return Vec::new();
+        };
+        let Some(app) = flow.app_proto else {
+            return Vec::new();
+        };
+        let o = flows::orient(&flow.key, &flow.stats);
+        let iface = self.cfg.iface.as_deref();
+        let mut alerts = Vec::new();
+        for (_, out) in outputs {
+            // Buffers of one call share a direction in practice; group them anyway.
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let bufs: Vec<(Dir, &'static str, Vec<u8>)> =
+                    out.buffers.iter().filter(|b| b.0 == dir).cloned().collect();
+                if bufs.is_empty() {
+                    continue;
+                }
+                let to_server = dir == Dir::ToServer;
+                let (src, sport, dst, dport) = if to_server {
+                    (o.src, o.sport, o.dst, o.dport)
+                } else {
+                    (o.dst, o.dport, o.src, o.sport)
+                };
+                let info = PacketInfo {
+                    ts_ns,
+                    src,
+                    sport,
+                    dst,
+                    dport,
+                    proto: flow.key.proto,
+                    ttl: 0,
+                    tcp_flags: 0,
+                    icmp_type: 0,
+                    icmp_code: 0,
+                    payload: &[],
+                    dsize: 0,
+                    to_server,
+                    established,
+                    app_proto: Some(app),
+                    flow_id: flow.id,
+                };
+                for h in self
+                    .detector
+                    .app(&rules, &info, &mut flow.detect, app, &bufs)
+                {
+                    alerts.push(alert_record(
+                        flow,
+                        &rules.signatures()[h.sig as usize],
+                        &h,
+                        ts_ns,
+                        self.pcap_cnt,
+                        iface,
+                        to_server,
+                    ));
+                }
+            }
+        }
+        alerts
+    }
+
+    /// Reassembly for one TCP segment. Returns the in-order bytes this segment made
+    /// available in its own direction (what packet signatures inspect), and the bytes of
+    /// either direction that became visible to the application layer: as in Suricata's IDS
+    /// mode, data reaches the parsers once the other side has acknowledged it (or when the
+    /// connection is reset).
     fn tcp_segment(
         &mut self,
         key: &FlowKey,
@@ -447,16 +523,18 @@ impl Pipeline {
         data: &[u8],
         dir: usize,
         payload: &[u8],
-    ) -> Vec<(Dir, Chunk)> {
+    ) -> (Vec<u8>, Vec<(Dir, Chunk)>) {
         let l4 = usize::from(p.l4_off);
-        let seq = data
-            .get(l4 + 4..l4 + 8)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(0);
+        let word = |at: usize| {
+            data.get(l4 + at..l4 + at + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(0)
+        };
+        let (seq, ackn) = (word(4), word(8));
         let flags = p.tcp_flags;
         let midstream = self.cfg.midstream;
         let Some(flow) = self.flows.get_mut(key) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let client = usize::from(flow.stats.client_dir);
         let as_dir = |d: usize| {
@@ -467,10 +545,9 @@ impl Pipeline {
             }
         };
         let Some(tcp) = flow.tcp.as_mut() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let r = &mut self.reassembly;
-        let mut out: Vec<(Dir, Chunk)> = Vec::new();
         let mut chunks = Vec::new();
         let syn = flags & tcpf::SYN != 0;
         let ack = flags & tcpf::ACK != 0;
@@ -494,20 +571,53 @@ impl Pipeline {
                 tcp.half[dir].segment(data_seq, payload, r, &mut chunks);
             }
         }
-        out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
         if flags & tcpf::FIN != 0 {
             tcp.fin[dir] = true;
             tcp.half[dir].flush(r, &mut chunks);
-            out.extend(chunks.drain(..).map(|c| (as_dir(dir), c)));
         }
+        let mut arrived = Vec::new();
+        for c in &chunks {
+            if let Chunk::Data(d) = c {
+                arrived.extend_from_slice(d);
+            }
+        }
+        tcp.unacked[dir].extend(chunks);
+        let mut released = Vec::new();
         if flags & tcpf::RST != 0 {
             tcp.rst = true;
             for d in 0..2 {
-                tcp.half[d].flush(r, &mut chunks);
-                out.extend(chunks.drain(..).map(|c| (as_dir(d), c)));
+                let mut rest = Vec::new();
+                tcp.half[d].flush(r, &mut rest);
+                tcp.unacked[d].extend(rest);
+                released.extend(tcp.unacked[d].drain(..).map(|c| (as_dir(d), c)));
+            }
+        } else if ack {
+            let other = 1 - dir;
+            if let Some(upto) = tcp.half[other].offset_of(ackn) {
+                let mut at = tcp.half[other].delivered()
+                    - tcp.unacked[other].iter().map(chunk_len).sum::<u64>();
+                while let Some(front) = tcp.unacked[other].front_mut() {
+                    let len = chunk_len(front);
+                    if at + len <= upto {
+                        at += len;
+                        if let Some(c) = tcp.unacked[other].pop_front() {
+                            released.push((as_dir(other), c));
+                        }
+                    } else {
+                        // Part of a chunk acknowledged: hand over that part now.
+                        if let Chunk::Data(d) = front {
+                            let n = upto.saturating_sub(at) as usize;
+                            if n > 0 && n < d.len() {
+                                let head: Vec<u8> = d.drain(..n).collect();
+                                released.push((as_dir(other), Chunk::Data(head)));
+                            }
+                        }
+                        break;
+                    }
+                }
             }
         }
-        out
+        (arrived, released)
     }
 
     fn write_outputs(
@@ -582,7 +692,7 @@ impl Pipeline {
         let mut flushed = Vec::new();
         if let Some(tcp) = flow.tcp.as_mut() {
             for d in 0..2 {
-                let mut chunks = Vec::new();
+                let mut chunks: Vec<Chunk> = tcp.unacked[d].drain(..).collect();
                 tcp.half[d].flush(&mut self.reassembly, &mut chunks);
                 let dir = if d == client {
                     Dir::ToServer
@@ -601,6 +711,15 @@ impl Pipeline {
             outputs.push((Dir::ToServer, out));
         }
         let ts = flow.stats.last_ns.max(now_ns.min(flow.stats.last_ns));
+        // Detection on what the flush released runs with the flow back in the table.
+        let established = flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0
+            || flow.tcp.as_ref().is_some_and(|t| t.syn && t.syn_ack);
+        let fkey = flow.key;
+        self.flows.insert(fkey, flow);
+        let alerts = self.detect_app(&fkey, &outputs, ts, established);
+        let Some(flow) = self.flows.remove(&fkey) else {
+            return Ok(());
+        };
         let iface = self.cfg.iface.clone();
         let mut records = Vec::new();
         for (_, out) in &outputs {
@@ -617,6 +736,9 @@ impl Pipeline {
                 ));
             }
         }
+        let mut flow = flow;
+        flow.alerted |= !alerts.is_empty();
+        records.extend(alerts);
         if self.cfg.flow_records {
             records.push(flow_record(&flow, reason, iface.as_deref()));
         }
@@ -638,6 +760,13 @@ impl Pipeline {
             self.end_flow(&key, Reason::Shutdown, 0)?;
         }
         self.eve.flush()
+    }
+}
+
+fn chunk_len(c: &Chunk) -> u64 {
+    match c {
+        Chunk::Data(d) => d.len() as u64,
+        Chunk::Gap(n) => *n,
     }
 }
 
@@ -912,6 +1041,9 @@ fn flow_record(flow: &Flow, reason: Reason, iface: Option<&str>) -> Value {
     );
     let Value::Object(m) = &mut v else { return v };
     m.insert("flow_id".into(), json!(flow.id));
+    if let Some(Value::Object(f)) = m.get_mut("flow") {
+        f.insert("alerted".into(), json!(flow.alerted));
+    }
     if let Some(app) = flow.app_proto {
         // After `proto`, where Suricata writes it.
         let mut out = Map::new();

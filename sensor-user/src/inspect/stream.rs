@@ -100,6 +100,13 @@ impl HalfStream {
         }
     }
 
+    /// The stream offset of sequence number `seq` (for acknowledgement numbers), when the
+    /// stream has started and `seq` is not before its start.
+    pub fn offset_of(&self, seq: u32) -> Option<u64> {
+        let rel = seq.wrapping_sub(self.base?);
+        (rel <= 1 << 31).then_some(u64::from(rel))
+    }
+
     /// Out-of-order bytes held now.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes
