@@ -194,10 +194,12 @@ fn split_options(s: &str, base: usize) -> Result<Vec<(String, Option<String>, us
     if in_quotes {
         return Err(err(base + start, "a quoted value is not closed"));
     }
-    let rest = s[start.min(s.len())..].trim();
+    let tail = &s[start.min(s.len())..];
+    let rest = tail.trim();
     if !rest.is_empty() {
+        let lead = tail.len() - tail.trim_start().len();
         return Err(err(
-            base + start,
+            base + start + lead,
             format!("option {rest:?} is not ended with ;"),
         ));
     }
@@ -349,7 +351,7 @@ mod tests {
         assert!(e.message.contains("7"), "{e}");
         let e = parse_rule("alert tcp any any -> any any (msg:\"x\"; sid:1)").expect_err("no ;");
         assert!(e.message.contains("not ended"), "{e}");
-        assert_eq!(e.column, 41);
+        assert_eq!(e.column, 40, "the column of `sid`");
     }
 
     #[test]
