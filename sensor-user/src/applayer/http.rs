@@ -698,6 +698,14 @@ impl AppParser for HttpParser {
                 self.parse_responses(out);
             }
         }
+        // The transaction a response is being read for, else the newest request.
+        let current = self
+            .resp_tx
+            .and_then(|i| self.txs.get(i))
+            .or_else(|| self.txs.back());
+        if let Some(tx) = current {
+            out.tx = Some((tx.id, tx.eve()));
+        }
     }
 
     fn gap(&mut self, dir: Dir, _len: usize, _out: &mut Output) {

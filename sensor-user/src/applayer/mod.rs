@@ -57,6 +57,9 @@ pub struct Output {
     /// bytes after this call belong to whatever protocol is detected next. `leftover` holds,
     /// per direction, bytes the parser had already received beyond the switch point.
     pub switch_protocol: Option<Leftover>,
+    /// The transaction in progress after this call, as its EVE protocol object so far, with
+    /// its id: alerts on it carry this object, as Suricata's do.
+    pub tx: Option<(u64, serde_json::Value)>,
 }
 
 /// Bytes a parser received beyond the point where it handed the stream over.

@@ -83,8 +83,10 @@ enum App {
 
 struct Tcp {
     half: [HalfStream; 2],
-    /// In-order bytes not yet acknowledged by the other side, per direction.
+    /// In-order bytes not yet handed to the application layer, per direction.
     unacked: [std::collections::VecDeque<Chunk>; 2],
+    /// Stream offset up to which the peer acknowledged each direction.
+    acked: [u64; 2],
     syn: bool,
     syn_ack: bool,
     fin: [bool; 2],
@@ -100,6 +102,8 @@ struct Flow {
     app_proto: Option<&'static str>,
     detect: FlowState,
     alerted: bool,
+    /// The app-layer transaction in progress (id, EVE object), for alert records.
+    tx: Option<(u64, Value)>,
 }
 
 /// Bytes of each direction inspected before giving up on detection.
@@ -279,6 +283,7 @@ impl Pipeline {
             let tcp = (key.proto == ipproto::TCP).then(|| Tcp {
                 half: [HalfStream::default(), HalfStream::default()],
                 unacked: Default::default(),
+                acked: [0; 2],
                 syn: false,
                 syn_ack: false,
                 fin: [false; 2],
@@ -302,6 +307,7 @@ impl Pipeline {
                     app_proto: None,
                     detect: FlowState::default(),
                     alerted: false,
+                    tx: None,
                 },
             );
         }
@@ -460,6 +466,11 @@ impl Pipeline {
         let o = flows::orient(&flow.key, &flow.stats);
         let iface = self.cfg.iface.as_deref();
         let mut alerts = Vec::new();
+        // Detection runs once the packet's data is parsed, so alerts carry the transaction
+        // as it stands after the whole packet.
+        if let Some(tx) = outputs.iter().rev().find_map(|(_, o)| o.tx.clone()) {
+            flow.tx = Some(tx);
+        }
         for (_, out) in outputs {
             // Buffers of one call share a direction in practice; group them anyway.
             for dir in [Dir::ToServer, Dir::ToClient] {
@@ -591,30 +602,19 @@ impl Pipeline {
                 tcp.unacked[d].extend(rest);
                 released.extend(tcp.unacked[d].drain(..).map(|c| (as_dir(d), c)));
             }
-        } else if ack {
-            let other = 1 - dir;
+            return (arrived, released);
+        }
+        // This direction's data the peer acknowledged earlier is handed over now; the other
+        // direction's data this packet acknowledges is handed over now only when the packet
+        // carries none of its own (Suricata's IDS-mode timing, seen in its test captures).
+        release_acked(tcp, dir, &mut released, &as_dir);
+        let other = 1 - dir;
+        if ack {
             if let Some(upto) = tcp.half[other].offset_of(ackn) {
-                let mut at = tcp.half[other].delivered()
-                    - tcp.unacked[other].iter().map(chunk_len).sum::<u64>();
-                while let Some(front) = tcp.unacked[other].front_mut() {
-                    let len = chunk_len(front);
-                    if at + len <= upto {
-                        at += len;
-                        if let Some(c) = tcp.unacked[other].pop_front() {
-                            released.push((as_dir(other), c));
-                        }
-                    } else {
-                        // Part of a chunk acknowledged: hand over that part now.
-                        if let Chunk::Data(d) = front {
-                            let n = upto.saturating_sub(at) as usize;
-                            if n > 0 && n < d.len() {
-                                let head: Vec<u8> = d.drain(..n).collect();
-                                released.push((as_dir(other), Chunk::Data(head)));
-                            }
-                        }
-                        break;
-                    }
-                }
+                tcp.acked[other] = tcp.acked[other].max(upto);
+            }
+            if payload.is_empty() {
+                release_acked(tcp, other, &mut released, &as_dir);
             }
         }
         (arrived, released)
@@ -763,6 +763,36 @@ impl Pipeline {
     }
 }
 
+/// Moves `d`'s unacknowledged chunks that the peer has acknowledged to `out`, splitting a
+/// chunk that is acknowledged in part.
+fn release_acked(
+    tcp: &mut Tcp,
+    d: usize,
+    out: &mut Vec<(Dir, Chunk)>,
+    as_dir: &dyn Fn(usize) -> Dir,
+) {
+    let upto = tcp.acked[d];
+    let mut at = tcp.half[d].delivered() - tcp.unacked[d].iter().map(chunk_len).sum::<u64>();
+    while let Some(front) = tcp.unacked[d].front_mut() {
+        let len = chunk_len(front);
+        if at + len <= upto {
+            at += len;
+            if let Some(c) = tcp.unacked[d].pop_front() {
+                out.push((as_dir(d), c));
+            }
+            continue;
+        }
+        if let Chunk::Data(bytes) = front {
+            let n = upto.saturating_sub(at) as usize;
+            if n > 0 && n < bytes.len() {
+                let head: Vec<u8> = bytes.drain(..n).collect();
+                out.push((as_dir(d), Chunk::Data(head)));
+            }
+        }
+        break;
+    }
+}
+
 fn chunk_len(c: &Chunk) -> u64 {
     match c {
         Chunk::Data(d) => d.len() as u64,
@@ -901,13 +931,19 @@ fn alert_record(
         Dir::ToClient
     };
     let mut r = header(flow, "alert", ts_ns, pcap_cnt, iface, dir);
-    if let Some(tx) = hit.tx_id {
-        r.insert("tx_id".into(), json!(tx));
+    let tx = hit.tx_id.and(flow.tx.as_ref());
+    if let Some(id) = tx.map(|t| t.0).or(hit.tx_id) {
+        r.insert("tx_id".into(), json!(id));
     }
     r.insert("alert".into(), detect::alert_object(sig));
     if let Some(app) = flow.app_proto {
         r.insert("app_proto".into(), json!(app));
-        if let Some(obj) = alert_app_object(app, &flow.detect) {
+        let obj = match tx {
+            Some((_, o)) => Some(o.clone()),
+            None if hit.tx_id.is_some() => alert_app_object(app, &flow.detect),
+            None => None,
+        };
+        if let Some(obj) = obj {
             r.insert(app.into(), obj);
         }
     }
