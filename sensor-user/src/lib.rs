@@ -14,3 +14,4 @@ pub mod flows;
 pub mod inspect;
 pub mod metrics;
 pub mod replay;
+pub mod rules_check;

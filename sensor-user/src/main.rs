@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor, replay};
+use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor, replay, rules_check};
 
 /// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
 #[derive(Parser)]
@@ -58,10 +58,31 @@ enum Command {
         #[arg(long, value_name = "FILE|-")]
         eve: String,
     },
+    /// Rule file tools.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Configuration file tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rule files and report what loaded, what did not and why.
+    Check {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A classification.config to use instead of the built-in one.
+        #[arg(long, value_name = "FILE")]
+        classification: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -141,6 +162,17 @@ fn real_main() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Rules {
+            command:
+                RulesCommand::Check {
+                    files,
+                    classification,
+                    json,
+                },
+        } => {
+            rules_check::run(&files, classification.as_deref(), json)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -381,7 +381,10 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
         PacketCheck::AppProto(neg, name) => match p.app_proto {
             // Nothing is known yet: only a positive test for "unknown" matches.
             None => !*neg && name == "unknown",
-            Some(have) => (have == name || (name == "http" && have == "http1")) != *neg,
+            Some(have) => {
+                let norm = |n: &str| if n == "http1" { "http" } else { n }.to_string();
+                (norm(have) == norm(name)) != *neg
+            }
         },
     })
 }

@@ -205,7 +205,7 @@ impl Pcre {
 /// `byte_test`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ByteTest {
-    bytes: u8,
+    bytes: Val,
     op: u8,
     not: bool,
     value: Val,
@@ -223,7 +223,7 @@ impl ByteTest {
         reason = "one argument per byte_test field"
     )]
     pub fn new(
-        bytes: u8,
+        bytes: Val,
         op: &str,
         value: Val,
         offset: Val,
@@ -246,8 +246,10 @@ impl ByteTest {
             "^" => b'^',
             other => return Err(format!("byte_test operator {other:?}")),
         };
-        if bytes == 0 || (string.is_none() && bytes > 8) || bytes > 23 {
-            return Err("byte_test bytes must be 1-8 (or up to 23 with string)".into());
+        if let Val::Const(n) = bytes {
+            if n < 1 || (string.is_none() && n > 8) || n > 23 {
+                return Err("byte_test bytes must be 1-8 (or up to 23 with string)".into());
+            }
         }
         Ok(ByteTest {
             bytes,
@@ -494,8 +496,10 @@ fn step(
             if at < 0 {
                 return false;
             }
-            let Some(v) = read_number(buf, at as usize, usize::from(t.bytes), t.little, t.string)
-            else {
+            let Some(n) = t.bytes.get(vars).filter(|n| (1..=23).contains(n)) else {
+                return false;
+            };
+            let Some(v) = read_number(buf, at as usize, n as usize, t.little, t.string) else {
                 return false;
             };
             let v = apply_mask(v, t.bitmask);
@@ -694,7 +698,7 @@ mod tests {
         c.within = Some(Val::Const(3));
         assert!(run(vec![Matcher::ByteJump(jump), Matcher::Content(c)], buf));
         let t = ByteTest::new(
-            2,
+            Val::Const(2),
             ">",
             Val::Const(2),
             Val::Const(0),
@@ -706,7 +710,7 @@ mod tests {
         .expect("test");
         assert!(run(vec![Matcher::ByteTest(t)], buf));
         let t = ByteTest::new(
-            2,
+            Val::Const(2),
             "!=",
             Val::Const(3),
             Val::Const(0),
@@ -718,7 +722,7 @@ mod tests {
         .expect("test");
         assert!(!run(vec![Matcher::ByteTest(t)], buf));
         let t = ByteTest::new(
-            3,
+            Val::Const(3),
             "=",
             Val::Const(123),
             Val::Const(1),

@@ -931,9 +931,7 @@ fn compile_inner(
             "pcre" => parse_pcre(need()?, &mut b)?,
             "byte_test" => {
                 let args = split_args(need()?);
-                let bytes: u8 = usize_arg(&args, 0, "byte_test bytes")?
-                    .parse()
-                    .map_err(|_| Refusal::Invalid("byte_test bytes".into()))?;
+                let bytes = val(&usize_arg(&args, 0, "byte_test bytes")?, &b.extract_vars)?;
                 let op = usize_arg(&args, 1, "byte_test operator")?;
                 let value = val(&usize_arg(&args, 2, "byte_test value")?, &b.extract_vars)?;
                 let offset = val(&usize_arg(&args, 3, "byte_test offset")?, &b.extract_vars)?;
@@ -997,9 +995,10 @@ fn compile_inner(
                         }
                     }
                 }
-                if bytes == 0 || (flags.string.is_none() && bytes > 8) {
+                // 0 bytes is a jump by `post_offset` alone (Suricata 7+).
+                if (flags.string.is_none() && bytes > 8) || bytes > 23 {
                     return Err(Refusal::Invalid(
-                        "byte_jump bytes must be 1-8 (or up to 23 with string)".into(),
+                        "byte_jump bytes must be 0-8 (or up to 23 with string)".into(),
                     ));
                 }
                 b.list().matchers.push(Matcher::ByteJump(j));
