@@ -35,11 +35,23 @@ pub mod id {
     pub const FLOWS_NOT_TRACKED: usize = 13;
     /// First slot of the per-[`Outcome`](crate::parse::Outcome) counters.
     pub const OUTCOME_BASE: usize = 16;
+    /// Flow-head records submitted to the ring buffer.
+    pub const HEAD_RECORDS: usize = 48;
+    /// Frame bytes copied into those records.
+    pub const HEAD_BYTES: usize = 49;
+    /// Records lost because the ring buffer had no room (the reservation failed).
+    pub const RINGBUF_RESERVE_FAILURES: usize = 50;
+    /// Records whose frame was longer than [`crate::head::MAX_CAPTURE`] and was cut.
+    pub const HEAD_TRUNCATED: usize = 51;
+    /// Records discarded because copying the frame failed.
+    pub const HEAD_COPY_FAILURES: usize = 52;
 }
 
 /// Number of counter slots per hook.
-pub const COUNTER_SLOTS: usize = 48;
+pub const COUNTER_SLOTS: usize = 56;
 const _: () = assert!(id::OUTCOME_BASE + Outcome::COUNT <= COUNTER_SLOTS);
+const _: () = assert!(id::OUTCOME_BASE + OUTCOME_MASK < id::HEAD_RECORDS);
+const _: () = assert!(id::HEAD_COPY_FAILURES < COUNTER_SLOTS);
 /// Mask that keeps an outcome index provably inside the block (see `count_packet`).
 const OUTCOME_MASK: usize = 0x1f;
 const _: () = assert!(id::OUTCOME_BASE + OUTCOME_MASK < COUNTER_SLOTS);

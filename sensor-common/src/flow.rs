@@ -77,11 +77,17 @@ pub struct FlowStats {
     pub icmp_code: [u8; 2],
     /// Direction of the client (the side that opened the flow), as first judged on this CPU.
     pub client_dir: u8,
+    /// The flow's [`crate::head::mode`], as last read from the control map on this CPU.
+    pub head_mode: u8,
+    /// Head budget of each direction charged so far on this CPU (see [`crate::head`]).
+    pub head_sent: [u32; 2],
+    /// The settings' `control_epoch` when `head_mode` was read.
+    pub head_epoch: u32,
     /// Explicit padding to the 8-byte boundary.
-    pub _pad: u8,
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 56);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 72);
 
 fn be_u64(b: &[u8; 16], half: usize) -> u64 {
     let mut w = [0u8; 8];
@@ -147,7 +153,11 @@ impl FlowStats {
                 && p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN | tcp::ACK;
             self.client_dir = if syn_ack { (d ^ 1) as u8 } else { d as u8 };
         }
-        self.last_ns = now_ns;
+        // The first packet on a CPU may carry a finer clock than later ones (see the kernel's
+        // `account`): never let the last-seen time go back.
+        if now_ns > self.last_ns {
+            self.last_ns = now_ns;
+        }
         // Constant indexes only: with a variable one LLVM may build the element address with
         // `or`, which the BPF verifier refuses on pointers.
         if d == 0 {
@@ -185,10 +195,15 @@ impl FlowStats {
                 out.icmp_type = v.icmp_type;
                 out.icmp_code = v.icmp_code;
             }
+            if v.head_epoch >= out.head_epoch {
+                out.head_epoch = v.head_epoch;
+                out.head_mode = v.head_mode;
+            }
             for d in 0..2 {
                 out.pkts[d] += v.pkts[d];
                 out.bytes[d] += v.bytes[d];
                 out.tcp_flags[d] |= v.tcp_flags[d];
+                out.head_sent[d] = out.head_sent[d].saturating_add(v.head_sent[d]);
             }
         }
         out

@@ -9,6 +9,7 @@
 
 pub mod counters;
 pub mod flow;
+pub mod head;
 pub mod parse;
 
 pub use parse::{parse, parse_into, Packet, Parsed};
@@ -19,6 +20,13 @@ pub mod maps {
     pub const FLOWS: &str = "PRECINCT_FLOWS";
     /// Per-CPU array of [`crate::counters::Counters`], one slot per hook.
     pub const COUNTERS: &str = "PRECINCT_COUNTERS";
+    /// Ring buffer of flow heads: [`crate::head::HeadRecord`]s, each followed by frame bytes.
+    pub const HEADS: &str = "PRECINCT_HEADS";
+    /// One-entry array of [`crate::head::Settings`].
+    pub const SETTINGS: &str = "PRECINCT_SETTINGS";
+    /// Hash of [`crate::flow::FlowKey`] to a [`crate::head::mode`] (as `u32`), written by
+    /// userspace.
+    pub const HEAD_CONTROL: &str = "PRECINCT_HEAD_CONTROL";
 }
 
 /// Names of the programs in the eBPF object.
@@ -59,9 +67,11 @@ impl Hook {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: both are `#[repr(C)]`, made only of integers and byte arrays with explicit
+    // SAFETY: all are `#[repr(C)]`, made only of integers and byte arrays with explicit
     // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for crate::flow::FlowKey {}
     unsafe impl aya::Pod for crate::flow::FlowStats {}
     unsafe impl aya::Pod for crate::counters::Counters {}
+    unsafe impl aya::Pod for crate::head::Settings {}
+    unsafe impl aya::Pod for crate::head::HeadRecord {}
 }

@@ -1,21 +1,24 @@
-//! Precinct's kernel programs: XDP ingress and TC egress flow accounting.
+//! Precinct's kernel programs: XDP ingress and TC egress flow accounting, and flow heads for
+//! deep inspection.
 //!
 //! Both are thin: they run the shared parser from `sensor-common` over a bounds-checked view of
-//! the packet, bump the hook's per-CPU counters and account the packet into the per-CPU flow
-//! map. They never drop anything (filtering comes with the protection policy).
+//! the packet, bump the hook's per-CPU counters, account the packet into the per-CPU flow map,
+//! and copy the packets `sensor_common::head::select` picks into the ring buffer of flow heads.
+//! They never drop anything (filtering comes with the protection policy).
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_PIPE},
-    helpers::bpf_ktime_get_coarse_ns,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
-    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{TcContext, XdpContext},
 };
 use sensor_common::{
     counters::{id, Counters},
     flow::{FlowKey, FlowStats},
+    head::{self, HeadRecord, Settings, RECORD_HEADER},
     parse_into, Hook, Packet, Parsed, DEFAULT_FLOW_CAPACITY,
 };
 
@@ -66,6 +69,47 @@ static SCRATCH: PerCpuArray<Parsed> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "PRECINCT_COUNTERS")]
 static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(2, 0);
 
+/// Flow heads for userspace inspection; userspace sizes it at load.
+#[map(name = "PRECINCT_HEADS")]
+static HEADS: RingBuf = RingBuf::with_byte_size(head::DEFAULT_RING_BYTES, 0);
+
+/// Head settings, written by userspace after load. An array lookup is inlined by the
+/// verifier: reading it costs a few instructions.
+#[map(name = "PRECINCT_SETTINGS")]
+static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Per-flow bypass / keep, written by userspace; read only when the settings' epoch moved.
+#[map(name = "PRECINCT_HEAD_CONTROL")]
+static HEAD_CONTROL: HashMap<FlowKey, u32> =
+    HashMap::with_max_entries(head::DEFAULT_CONTROL_CAPACITY, 0);
+
+/// Copies the first bytes of the current packet into ring-buffer memory.
+trait CopyOut {
+    /// Copies `len` bytes from the start of the frame to `dst`; 0 on success.
+    fn copy_to(&self, dst: *mut u8, len: u32) -> i64;
+}
+
+struct XdpFrame(*mut aya_ebpf::bindings::xdp_md);
+
+impl CopyOut for XdpFrame {
+    #[inline(always)]
+    fn copy_to(&self, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: `dst` points at `len` writable bytes of a ring-buffer reservation (checked by
+        // the verifier too); the helper bounds-checks the packet.
+        unsafe { bpf_xdp_load_bytes(self.0, 0, dst.cast(), len) }
+    }
+}
+
+struct SkbFrame(*mut aya_ebpf::bindings::__sk_buff);
+
+impl CopyOut for SkbFrame {
+    #[inline(always)]
+    fn copy_to(&self, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: as for `XdpFrame`; the helper also reads non-linear skb data.
+        unsafe { bpf_skb_load_bytes(self.0 as *const _, 0, dst.cast(), len) }
+    }
+}
+
 /// Offsets beyond this are never needed for headers; the mask gives the verifier a bound.
 const MAX_HEADER_OFFSET: usize = 0x0fff;
 
@@ -98,9 +142,10 @@ impl Packet for DirectPacket {
 }
 
 #[inline(always)]
-fn account<T: FlowTable>(
+fn account<T: FlowTable, F: CopyOut>(
     flows: &T,
     pkt: &DirectPacket,
+    frame: &F,
     hook: Hook,
     ifindex: u32,
     segs: u64,
@@ -127,26 +172,157 @@ fn account<T: FlowTable>(
         return;
     }
     let (key, dir) = FlowKey::from_parsed(p, ifindex);
-    // The coarse clock (jiffy resolution, 1–4 ms) costs half of `bpf_ktime_get_ns` in a VM
-    // and is plenty for flow start, end and idle timeouts.
-    // SAFETY (this and the derefs below): a helper without arguments; per-CPU values written
-    // only by programs on this CPU.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if let Some(stats) = flows.lookup(&key) {
-        unsafe { &mut *stats }.account(p, dir, segs, wire_len, now);
+    // SAFETY (the derefs below): per-CPU values written only by programs on this CPU.
+    let stats = match flows.lookup(&key) {
+        Some(stats) => stats,
+        None => {
+            let mut fresh = FlowStats::default();
+            fresh.account(p, dir, segs, wire_len, now_ns(0));
+            match flows.create(&key, &fresh) {
+                Ok(()) => counters.c[id::FLOWS_CREATED] += 1,
+                Err(e) if e == -EEXIST => {
+                    // Another CPU created the entry between our lookup and insert.
+                    if let Some(stats) = flows.lookup(&key) {
+                        let stats = unsafe { &mut *stats };
+                        stats.account(p, dir, segs, wire_len, now_ns(stats.first_ns));
+                    }
+                }
+                Err(_) => counters.c[id::FLOWS_NOT_TRACKED] += 1,
+            }
+            // The head decision needs the map's copy: look it up again (new flows only).
+            let Some(stats) = flows.lookup(&key) else {
+                return;
+            };
+            heads(
+                unsafe { &mut *stats },
+                p,
+                &key,
+                dir,
+                pkt.len,
+                frame,
+                hook,
+                counters,
+            );
+            return;
+        }
+    };
+    let stats = unsafe { &mut *stats };
+    stats.account(p, dir, segs, wire_len, now_ns(stats.first_ns));
+    heads(stats, p, &key, dir, pkt.len, frame, hook, counters);
+}
+
+/// The time to account a packet at, given its flow's first-seen time on this CPU (0: none).
+///
+/// The coarse clock (jiffy resolution, 1–4 ms) costs half of `bpf_ktime_get_ns` in a VM and is
+/// plenty for flow end and idle timeouts. The first packet on a CPU takes the fine clock: the
+/// CPU that saw the flow first decides who the client is, and within one jiffy the coarse
+/// clock cannot tell a client's SYN on one CPU from the server's reply on another.
+#[inline(always)]
+fn now_ns(first_ns: u64) -> u64 {
+    // SAFETY: helpers without arguments.
+    if first_ns == 0 {
+        unsafe { bpf_ktime_get_ns() }
+    } else {
+        unsafe { bpf_ktime_get_coarse_ns() }
+    }
+}
+
+/// Sends the packet to the ring buffer when `head::select` picks it.
+#[inline(always)]
+fn heads<F: CopyOut>(
+    stats: &mut FlowStats,
+    p: &Parsed,
+    key: &FlowKey,
+    dir: usize,
+    len: usize,
+    frame: &F,
+    hook: Hook,
+    counters: &mut Counters,
+) {
+    let Some(s) = SETTINGS.get(0) else {
+        return;
+    };
+    if stats.control_stale(s) {
+        // SAFETY: a plain read of a hash-map value.
+        let mode = unsafe { HEAD_CONTROL.get(key) }.copied().unwrap_or(0);
+        stats.set_control(mode as u8, s);
+    }
+    let mut flags = head::select(stats, p, dir, s);
+    if flags == 0 {
         return;
     }
-    let mut stats = FlowStats::default();
-    stats.account(p, dir, segs, wire_len, now);
-    match flows.create(&key, &stats) {
-        Ok(()) => counters.c[id::FLOWS_CREATED] += 1,
-        Err(e) if e == -EEXIST => {
-            // Another CPU created the entry between our lookup and insert.
-            if let Some(stats) = flows.lookup(&key) {
-                unsafe { &mut *stats }.account(p, dir, segs, wire_len, now);
-            }
-        }
-        Err(_) => counters.c[id::FLOWS_NOT_TRACKED] += 1,
+    let (cap, truncated) = head::capture_len(len);
+    if truncated {
+        flags |= head::flag::TRUNCATED;
+    }
+    let rec = Rec {
+        key,
+        len: len as u32,
+        cap,
+        hook: hook as u8,
+        dir: dir as u8,
+        flags,
+    };
+    // Ring-buffer reservations must have sizes the verifier knows: one branch per class.
+    if cap <= 128 {
+        emit::<128, F>(frame, &rec, counters);
+    } else if cap <= 256 {
+        emit::<256, F>(frame, &rec, counters);
+    } else if cap <= 512 {
+        emit::<512, F>(frame, &rec, counters);
+    } else if cap <= 1024 {
+        emit::<1024, F>(frame, &rec, counters);
+    } else if cap <= 2048 {
+        emit::<2048, F>(frame, &rec, counters);
+    } else {
+        emit::<{ head::MAX_CAPTURE }, F>(frame, &rec, counters);
+    }
+}
+
+/// What a record says besides the frame bytes.
+struct Rec<'a> {
+    key: &'a FlowKey,
+    len: u32,
+    cap: usize,
+    hook: u8,
+    dir: u8,
+    flags: u8,
+}
+
+/// Reserves a record with room for `CAP` frame bytes (a power of two), fills it and submits it.
+#[inline(always)]
+fn emit<const CAP: usize, F: CopyOut>(frame: &F, rec: &Rec, counters: &mut Counters) {
+    let Some(mut entry) = HEADS.reserve_bytes(RECORD_HEADER + CAP, 0) else {
+        counters.c[id::RINGBUF_RESERVE_FAILURES] += 1;
+        return;
+    };
+    // In 1..=CAP for the verifier (a zero-length copy is refused); `cap` is already there.
+    let n = ((rec.cap as u32).wrapping_sub(1) & (CAP as u32 - 1)) + 1;
+    let base = entry.as_mut_ptr();
+    // SAFETY: the reservation is 8-aligned and RECORD_HEADER + CAP bytes long; the header
+    // takes its first RECORD_HEADER bytes.
+    unsafe {
+        let h = base as *mut HeadRecord;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).key = *rec.key;
+        (*h).orig_len = rec.len;
+        (*h).cap_len = n as u16;
+        (*h).hook = rec.hook;
+        (*h).dir = rec.dir;
+        (*h).flags = rec.flags;
+        (*h)._pad = [0; 3];
+    }
+    // SAFETY: `n <= CAP` bytes after the header, inside the reservation.
+    if frame.copy_to(unsafe { base.add(RECORD_HEADER) }, n) != 0 {
+        entry.discard(0);
+        counters.c[id::HEAD_COPY_FAILURES] += 1;
+        return;
+    }
+    entry.submit(0);
+    counters.c[id::HEAD_RECORDS] += 1;
+    counters.c[id::HEAD_BYTES] += u64::from(n);
+    if rec.flags & head::flag::TRUNCATED != 0 {
+        counters.c[id::HEAD_TRUNCATED] += 1;
     }
 }
 
@@ -160,6 +336,7 @@ fn ingress<T: FlowTable>(flows: &T, ctx: &XdpContext) -> u32 {
     account(
         flows,
         &pkt,
+        &XdpFrame(ctx.ctx),
         Hook::Ingress,
         ctx.ingress_ifindex() as u32,
         1,
@@ -209,7 +386,15 @@ pub fn precinct_egress(ctx: TcContext) -> i32 {
         0
     };
     let segs = core::cmp::max(skb.gso_segs, 1) as u64;
-    account(&FLOWS, &pkt, Hook::Egress, skb.ifindex, segs, vlan);
+    account(
+        &FLOWS,
+        &pkt,
+        &SkbFrame(ctx.skb.skb),
+        Hook::Egress,
+        skb.ifindex,
+        segs,
+        vlan,
+    );
     TC_ACT_PIPE
 }
 

@@ -1,8 +1,9 @@
-//! `precinct run`: attach, sweep the flow map into EVE records and metrics on a timer, and on
-//! SIGINT/SIGTERM flush every flow as `reason: shutdown` and detach.
+//! `precinct run`: attach, sweep the flow map into EVE records and metrics on a timer, inspect
+//! the flow heads the kernel sends (see [`crate::live`]), and on SIGINT/SIGTERM detach, finish
+//! inspection and flush every flow as `reason: shutdown`.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -11,18 +12,26 @@ use anyhow::Context as _;
 use log::{info, warn};
 use tokio::signal::unix::{signal, SignalKind};
 
+use sensor_common::head::Settings;
+
 use crate::{
     config::Config,
-    datapath::{Datapath, FlowMap, Maps},
+    datapath::{Datapath, FlowMap, LoadOptions, Maps},
     eve::{EveTarget, EveWriter},
     flows::{self, Clock, Reason},
+    heads::{self, HeadControl},
+    inspect::InspectConfig,
+    live::Live,
     metrics::{Endpoint, Metrics},
 };
 
 /// One sweep's bookkeeping, shared by the timer and the shutdown flush.
 struct Sweeper {
     flows: FlowMap,
+    control: HeadControl,
     eve: EveWriter,
+    /// EVE records counted into the metrics so far, by event type.
+    events_seen: BTreeMap<String, u64>,
     metrics: Endpoint,
     config: Config,
     ifnames: HashMap<u32, String>,
@@ -50,15 +59,21 @@ impl Sweeper {
             self.eve.write(&record)?;
             {
                 let m = self.metrics.0.lock().expect("metrics lock");
-                m.events.with_label_values(&["flow"]).inc();
                 m.flows_expired.with_label_values(&[reason.as_str()]).inc();
             }
             if !shutdown {
                 self.flows.remove(key)?;
+                self.control.forget(key)?;
             }
         }
         self.eve.flush()?;
         let mut m = self.metrics.0.lock().expect("metrics lock");
+        // Every producer writes through the same EVE writer: count what it wrote since.
+        for (kind, n) in self.eve.counts() {
+            let seen = self.events_seen.entry(kind.clone()).or_default();
+            m.events.with_label_values(&[&kind]).inc_by(n - *seen);
+            *seen = n;
+        }
         m.flows_active.set(active);
         m.refresh();
         Ok(())
@@ -76,8 +91,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
     let eve_target = EveTarget::parse(&config.eve);
     let eve = EveWriter::open(&eve_target)?;
-    let mut datapath =
-        Datapath::attach(&config.interfaces, config.xdp_mode, config.flows.capacity)?;
+    let load = LoadOptions {
+        flow_capacity: config.flows.capacity,
+        ring_bytes: config.inspect.ring_bytes,
+        heads: Settings {
+            head_bytes: config.inspect.head_bytes,
+            sample_one_in: config.inspect.sample_one_in,
+            ..Settings::DEFAULT
+        },
+    };
+    let mut datapath = Datapath::attach(&config.interfaces, config.xdp_mode, &load)?;
     let mut metrics = Metrics::new()?;
     metrics.set_attachments(datapath.attachments());
     for a in datapath.attachments() {
@@ -93,6 +116,27 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .collect();
     let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
     metrics.set_counter_map(counters);
+    let ring = heads::take_ring(datapath.ebpf())?;
+    let control = HeadControl::take(datapath.ebpf(), load.heads)?;
+    let inspect_cfg = InspectConfig {
+        midstream: config.inspect.midstream,
+        timeouts: config.flows.timeouts,
+        // `in_iface` when there is only one; the pipeline's flows are not per interface.
+        iface: match datapath.attachments() {
+            [one] => Some(one.iface.clone()),
+            _ => None,
+        },
+        // The kernel's flow map gives the flow records.
+        flow_records: false,
+        ..InspectConfig::default()
+    };
+    let live = Live::start(
+        ring,
+        inspect_cfg,
+        eve.clone(),
+        config.inspect.queue_depth,
+        metrics.live_counters(),
+    )?;
     let metrics = Endpoint(Arc::new(Mutex::new(metrics)));
     let server = if config.metrics.enabled {
         let serving = crate::metrics::serve(&config.metrics.listen, metrics.clone()).await?;
@@ -104,7 +148,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let interval = Duration::from_millis(config.flows.sweep_interval_ms);
     let mut sweeper = Sweeper {
         flows,
+        control,
         eve,
+        events_seen: BTreeMap::new(),
         metrics,
         config,
         ifnames,
@@ -128,6 +174,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     info!("stopping: flushing flows");
     // Detach first so that the flush sees final counters (the maps outlive the programs).
     drop(datapath);
+    // Then inspect what the kernel had already sent, before the last flow records.
+    if let Err(e) = live.stop() {
+        warn!("stopping live inspection: {e:#}");
+    }
     let result = sweeper.sweep(true);
     if let Some(server) = server {
         server.abort();

@@ -22,6 +22,8 @@ pub struct Config {
     pub flows: FlowConfig,
     /// Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// Deep inspection of flow heads.
+    pub inspect: InspectSection,
 }
 
 /// `[flows]`.
@@ -46,6 +48,36 @@ pub struct MetricsConfig {
     pub listen: String,
 }
 
+/// `[inspect]`: what the kernel sends for inspection, and the live pipeline.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectSection {
+    /// Head budget of each direction of every flow, bytes: packets are sent for inspection
+    /// until their L4 payload (at least 64 bytes a packet) reaches it (0: no heads).
+    pub head_bytes: u32,
+    /// After the head, send one packet in this many (0: none).
+    pub sample_one_in: u32,
+    /// Size of the kernel ring buffer, bytes: a power of two, at least 64 KiB.
+    pub ring_bytes: u32,
+    /// Records waiting between the ring-buffer reader and the inspection thread; beyond it
+    /// records are dropped and counted.
+    pub queue_depth: usize,
+    /// Pick up TCP sessions whose handshake was not seen (flows older than the agent).
+    pub midstream: bool,
+}
+
+impl Default for InspectSection {
+    fn default() -> Self {
+        InspectSection {
+            head_bytes: sensor_common::head::DEFAULT_HEAD_BYTES,
+            sample_one_in: 0,
+            ring_bytes: sensor_common::head::DEFAULT_RING_BYTES,
+            queue_depth: 65_536,
+            midstream: true,
+        }
+    }
+}
+
 /// Default EVE log path.
 pub const DEFAULT_EVE: &str = "/var/log/precinct/eve.json";
 /// Default metrics address.
@@ -59,6 +91,7 @@ impl Default for Config {
             eve: DEFAULT_EVE.into(),
             flows: FlowConfig::default(),
             metrics: MetricsConfig::default(),
+            inspect: InspectSection::default(),
         }
     }
 }
@@ -111,6 +144,15 @@ impl Config {
         if self.flows.sweep_interval_ms == 0 {
             return Err(bad("flows.sweep_interval_ms must be above 0"));
         }
+        let ring = self.inspect.ring_bytes;
+        if !ring.is_power_of_two() || ring < 64 << 10 {
+            return Err(bad(&format!(
+                "inspect.ring_bytes = {ring} must be a power of two of at least 65536 (64 KiB)"
+            )));
+        }
+        if self.inspect.queue_depth == 0 {
+            return Err(bad("inspect.queue_depth must be above 0"));
+        }
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",
@@ -161,6 +203,13 @@ max_age_secs = 600
 [metrics]
 enabled = false
 listen = "0.0.0.0:1"
+
+[inspect]
+head_bytes = 8192
+sample_one_in = 100
+ring_bytes = 1048576
+queue_depth = 10
+midstream = false
 "#;
         let c = Config::parse(text, Path::new("x.toml")).expect("parse");
         assert_eq!(c.interfaces, ["eth0", "eth1"]);
@@ -170,6 +219,11 @@ listen = "0.0.0.0:1"
         assert_eq!(c.flows.timeouts.max_age_secs, 600);
         assert!(!c.metrics.enabled);
         assert_eq!(c.eve_path(), None);
+        assert_eq!(c.inspect.head_bytes, 8192);
+        assert_eq!(c.inspect.sample_one_in, 100);
+        assert_eq!(c.inspect.ring_bytes, 1 << 20);
+        assert_eq!(c.inspect.queue_depth, 10);
+        assert!(!c.inspect.midstream);
     }
 
     #[test]
@@ -191,5 +245,8 @@ listen = "0.0.0.0:1"
         assert!(format!("{e:#}").contains("metrics.listen"), "{e:#}");
         let e = Config::parse("[flows]\ncapacity = 3\n", Path::new("c.toml")).expect_err("cap");
         assert!(format!("{e:#}").contains("flows.capacity"), "{e:#}");
+        let e = Config::parse("[inspect]\nring_bytes = 100000\n", Path::new("c.toml"))
+            .expect_err("ring");
+        assert!(format!("{e:#}").contains("inspect.ring_bytes"), "{e:#}");
     }
 }

@@ -1,5 +1,6 @@
 //! The kernel side as userspace sees it: loading the eBPF object, attaching the XDP ingress
-//! and TC egress programs, and reading (and expiring) the flow and counter maps.
+//! and TC egress programs, and reading (and expiring) the flow and counter maps. The flow-head
+//! maps are in [`crate::heads`].
 
 use std::fmt;
 
@@ -13,7 +14,8 @@ use log::warn;
 use sensor_common::{
     counters::Counters,
     flow::{FlowKey, FlowStats},
-    maps, programs, Hook,
+    head::{self, Settings},
+    maps, programs, Hook, DEFAULT_FLOW_CAPACITY,
 };
 
 /// The compiled eBPF object, built by `build.rs`.
@@ -67,15 +69,47 @@ pub struct Datapath {
     attachments: Vec<Attachment>,
 }
 
-/// Loads the eBPF object with a flow map of `flow_capacity` entries.
+/// Sizes and settings fixed when the object is loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Entries in the flow map.
+    pub flow_capacity: u32,
+    /// Bytes in the flow-head ring buffer (a power of two, a multiple of the page size).
+    pub ring_bytes: u32,
+    /// Head settings written into the settings map.
+    pub heads: Settings,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            flow_capacity: DEFAULT_FLOW_CAPACITY,
+            ring_bytes: head::DEFAULT_RING_BYTES,
+            heads: Settings::DEFAULT,
+        }
+    }
+}
+
+/// Loads the eBPF object with a flow map of `flow_capacity` entries and default head settings.
 pub fn load(flow_capacity: u32) -> anyhow::Result<Ebpf> {
-    EbpfLoader::new()
-        .map_max_entries(maps::FLOWS, flow_capacity)
+    load_with(&LoadOptions {
+        flow_capacity,
+        ..LoadOptions::default()
+    })
+}
+
+/// Loads the eBPF object as `opts` say, and writes its head settings.
+pub fn load_with(opts: &LoadOptions) -> anyhow::Result<Ebpf> {
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(maps::FLOWS, opts.flow_capacity)
+        .map_max_entries(maps::HEADS, opts.ring_bytes)
         .load(EBPF_OBJECT)
         .context(
             "loading the eBPF programs failed; `precinct doctor` checks the kernel, BTF and \
              privileges they need",
-        )
+        )?;
+    crate::heads::write_settings(&mut ebpf, &opts.heads)?;
+    Ok(ebpf)
 }
 
 fn ifindex(iface: &str) -> anyhow::Result<u32> {
@@ -93,12 +127,12 @@ impl Datapath {
     pub fn attach(
         ifaces: &[String],
         mode: XdpModeChoice,
-        flow_capacity: u32,
+        opts: &LoadOptions,
     ) -> anyhow::Result<Datapath> {
         if ifaces.is_empty() {
             bail!("no interface to attach to: pass --iface IFACE (or `interfaces` in the config)");
         }
-        let mut ebpf = load(flow_capacity)?;
+        let mut ebpf = load_with(opts)?;
         let mut attachments = Vec::new();
         {
             let xdp: &mut Xdp = program_mut(&mut ebpf, programs::INGRESS)?;

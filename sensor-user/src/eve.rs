@@ -1,11 +1,13 @@
 //! EVE JSON output: one JSON object a line, Suricata's field names, written through one
-//! writer that every producer of events shares.
+//! writer that every producer of events shares (clones of an [`EveWriter`] are handles to the
+//! same output, and each record is written whole under its lock).
 
 use std::{
     collections::BTreeMap,
     fs::{File, OpenOptions},
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use anyhow::Context as _;
@@ -31,10 +33,16 @@ impl EveTarget {
     }
 }
 
-/// Writes EVE records and counts them by event type.
-pub struct EveWriter {
+/// Writes EVE records and counts them by event type. Cloning gives another handle to the
+/// same output and counts, for another thread.
+#[derive(Clone)]
+pub struct EveWriter(Arc<Mutex<Inner>>);
+
+struct Inner {
     out: Box<dyn Write + Send>,
     counts: BTreeMap<String, u64>,
+    /// One record's JSON, reused so that the lock covers a single write.
+    line: Vec<u8>,
 }
 
 fn open_append(path: &Path) -> anyhow::Result<File> {
@@ -62,18 +70,21 @@ impl EveWriter {
             EveTarget::Stdout => Box::new(io::stdout()),
             EveTarget::File(path) => Box::new(BufWriter::new(open_append(path)?)),
         };
-        Ok(EveWriter {
-            out,
-            counts: BTreeMap::new(),
-        })
+        Ok(EveWriter::from_writer(out))
     }
 
     /// A writer into any sink (tests, buffers).
     pub fn from_writer(out: Box<dyn Write + Send>) -> EveWriter {
-        EveWriter {
+        EveWriter(Arc::new(Mutex::new(Inner {
             out,
             counts: BTreeMap::new(),
-        }
+            line: Vec::with_capacity(1024),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves at worst a partial line; keep writing.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Writes one record. `record` must be an object with an `event_type`.
@@ -82,19 +93,28 @@ impl EveWriter {
             .get("event_type")
             .and_then(Value::as_str)
             .unwrap_or("unknown");
-        *self.counts.entry(kind.to_owned()).or_default() += 1;
-        serde_json::to_writer(&mut self.out, record).context("writing an EVE record")?;
-        self.out.write_all(b"\n").context("writing an EVE record")
+        let mut inner = self.lock();
+        let Inner { out, counts, line } = &mut *inner;
+        line.clear();
+        serde_json::to_writer(&mut *line, record).context("writing an EVE record")?;
+        line.push(b'\n');
+        out.write_all(line).context("writing an EVE record")?;
+        if let Some(n) = counts.get_mut(kind) {
+            *n += 1;
+        } else {
+            counts.insert(kind.to_owned(), 1);
+        }
+        Ok(())
     }
 
     /// Flushes buffered records to the target.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.out.flush().context("flushing the EVE log")
+        self.lock().out.flush().context("flushing the EVE log")
     }
 
-    /// Records written so far, by event type.
-    pub fn counts(&self) -> &BTreeMap<String, u64> {
-        &self.counts
+    /// Records written so far through every handle, by event type.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.lock().counts.clone()
     }
 }
 

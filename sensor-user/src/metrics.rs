@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use sensor_common::{
     counters::{id, Counters, PROTOCOLS},
     parse::Outcome,
@@ -15,7 +17,10 @@ use tokio::{
     net::TcpListener,
 };
 
-use crate::datapath::{Attachment, CounterMap};
+use crate::{
+    datapath::{Attachment, CounterMap},
+    live::LiveCounters,
+};
 
 /// Every metric the agent exports.
 pub struct Metrics {
@@ -28,6 +33,13 @@ pub struct Metrics {
     fragments: IntCounterVec,
     flows_created: IntCounterVec,
     untracked: IntCounterVec,
+    ringbuf_records: IntCounterVec,
+    ringbuf_bytes: IntCounterVec,
+    ringbuf_reserve_failures: IntCounterVec,
+    ringbuf_truncated: IntCounterVec,
+    ringbuf_copy_failures: IntCounterVec,
+    inspect_records: IntCounter,
+    inspect_queue_overflows: IntCounter,
     /// Flows currently in the kernel flow map.
     pub flows_active: IntGauge,
     /// Flows ended, by reason.
@@ -89,6 +101,39 @@ impl Metrics {
                 "Packets whose flow could not be entered because the kernel flow map was full.",
                 &["hook"],
             ),
+            ringbuf_records: counter(
+                "precinct_ringbuf_records_total",
+                "Flow-head records the kernel programs submitted to the ring buffer.",
+                &["hook"],
+            ),
+            ringbuf_bytes: counter(
+                "precinct_ringbuf_bytes_total",
+                "Frame bytes copied into flow-head records.",
+                &["hook"],
+            ),
+            ringbuf_reserve_failures: counter(
+                "precinct_ringbuf_reserve_failures_total",
+                "Flow-head records lost because the ring buffer was full.",
+                &["hook"],
+            ),
+            ringbuf_truncated: counter(
+                "precinct_ringbuf_truncated_total",
+                "Flow-head records whose frame was longer than the capture limit and was cut.",
+                &["hook"],
+            ),
+            ringbuf_copy_failures: counter(
+                "precinct_ringbuf_copy_failures_total",
+                "Flow-head records discarded because copying the frame failed.",
+                &["hook"],
+            ),
+            inspect_records: IntCounter::new(
+                "precinct_inspect_records_total",
+                "Flow-head records read from the ring buffer by the agent.",
+            )?,
+            inspect_queue_overflows: IntCounter::new(
+                "precinct_inspect_queue_overflows_total",
+                "Flow-head records dropped because the inspection queue was full.",
+            )?,
             flows_active: IntGauge::new("precinct_flows_active", "Flows in the kernel flow map.")?,
             flows_expired: counter(
                 "precinct_flows_expired_total",
@@ -126,12 +171,20 @@ impl Metrics {
             &m.fragments,
             &m.flows_created,
             &m.untracked,
+            &m.ringbuf_records,
+            &m.ringbuf_bytes,
+            &m.ringbuf_reserve_failures,
+            &m.ringbuf_truncated,
+            &m.ringbuf_copy_failures,
             &m.flows_expired,
             &m.events,
         ] {
             m.registry.register(Box::new(c.clone()))?;
         }
         m.registry.register(Box::new(m.flows_active.clone()))?;
+        m.registry.register(Box::new(m.inspect_records.clone()))?;
+        m.registry
+            .register(Box::new(m.inspect_queue_overflows.clone()))?;
         m.registry.register(Box::new(m.attach_info.clone()))?;
         m.registry.register(Box::new(build))?;
         Ok(m)
@@ -177,7 +230,24 @@ impl Metrics {
         self.untracked
             .with_label_values(&[h])
             .inc_by(delta(id::FLOWS_NOT_TRACKED));
+        for (metric, i) in [
+            (&self.ringbuf_records, id::HEAD_RECORDS),
+            (&self.ringbuf_bytes, id::HEAD_BYTES),
+            (&self.ringbuf_reserve_failures, id::RINGBUF_RESERVE_FAILURES),
+            (&self.ringbuf_truncated, id::HEAD_TRUNCATED),
+            (&self.ringbuf_copy_failures, id::HEAD_COPY_FAILURES),
+        ] {
+            metric.with_label_values(&[h]).inc_by(delta(i));
+        }
         *last = *now;
+    }
+
+    /// The counters the live-inspection threads update.
+    pub fn live_counters(&self) -> LiveCounters {
+        LiveCounters {
+            records: self.inspect_records.clone(),
+            queue_overflows: self.inspect_queue_overflows.clone(),
+        }
     }
 
     /// Reads the kernel counters from `map` at every refresh, so that a scrape sees the
@@ -331,6 +401,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("precinct_build_info{version="), "{text}");
+        c.c[id::RINGBUF_RESERVE_FAILURES] = 3;
+        m.update_counters(Hook::Egress, &c);
+        m.live_counters().queue_overflows.inc_by(2);
+        let text = m.render();
+        assert!(
+            text.contains("precinct_ringbuf_reserve_failures_total{hook=\"egress\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("precinct_inspect_queue_overflows_total 2"),
+            "{text}"
+        );
     }
 
     #[test]

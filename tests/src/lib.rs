@@ -1,8 +1,10 @@
 //! Shared helpers for Precinct's integration tests: a packet builder and a packet corpus
-//! (so tests build their own traffic), privileged-test gating, and network-namespace labs.
+//! (so tests build their own traffic), the host model of the kernel programs, privileged-test
+//! gating, and network-namespace labs.
 
 pub mod agent;
 pub mod lab;
+pub mod model;
 pub mod packets;
 pub mod session;
 pub mod traffic;

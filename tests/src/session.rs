@@ -43,7 +43,7 @@ impl TcpSession {
         }
     }
 
-    fn from_client(&self, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+    fn client_frame(&self, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
         let seg = tcp_seg(self.cport, self.sport, seq, self.sseq, flags, payload);
         eth(
             &[],
@@ -52,7 +52,7 @@ impl TcpSession {
         )
     }
 
-    fn from_server(&self, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
+    fn server_frame(&self, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
         let seg = tcp_seg(self.sport, self.cport, seq, self.cseq, flags, payload);
         eth(
             &[],
@@ -63,11 +63,11 @@ impl TcpSession {
 
     /// SYN, SYN-ACK, ACK.
     pub fn handshake(&mut self) -> Vec<Vec<u8>> {
-        let syn = self.from_client(0x02, self.cseq, &[]);
+        let syn = self.client_frame(0x02, self.cseq, &[]);
         self.cseq = self.cseq.wrapping_add(1);
-        let syn_ack = self.from_server(0x12, self.sseq, &[]);
+        let syn_ack = self.server_frame(0x12, self.sseq, &[]);
         self.sseq = self.sseq.wrapping_add(1);
-        let ack = self.from_client(0x10, self.cseq, &[]);
+        let ack = self.client_frame(0x10, self.cseq, &[]);
         vec![syn, syn_ack, ack]
     }
 
@@ -75,7 +75,7 @@ impl TcpSession {
     pub fn client_data(&mut self, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
         data.chunks(mss.max(1))
             .map(|c| {
-                let f = self.from_client(0x18, self.cseq, c);
+                let f = self.client_frame(0x18, self.cseq, c);
                 self.cseq = self.cseq.wrapping_add(c.len() as u32);
                 f
             })
@@ -86,20 +86,30 @@ impl TcpSession {
     pub fn server_data(&mut self, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
         data.chunks(mss.max(1))
             .map(|c| {
-                let f = self.from_server(0x18, self.sseq, c);
+                let f = self.server_frame(0x18, self.sseq, c);
                 self.sseq = self.sseq.wrapping_add(c.len() as u32);
                 f
             })
             .collect()
     }
 
+    /// A pure ACK from the client (no payload), acknowledging everything the server sent.
+    pub fn client_ack(&self) -> Vec<u8> {
+        self.client_frame(0x10, self.cseq, &[])
+    }
+
+    /// A pure ACK from the server.
+    pub fn server_ack(&self) -> Vec<u8> {
+        self.server_frame(0x10, self.sseq, &[])
+    }
+
     /// FIN from the client, FIN-ACK from the server, last ACK.
     pub fn close(&mut self) -> Vec<Vec<u8>> {
-        let fin = self.from_client(0x11, self.cseq, &[]);
+        let fin = self.client_frame(0x11, self.cseq, &[]);
         self.cseq = self.cseq.wrapping_add(1);
-        let fin_ack = self.from_server(0x11, self.sseq, &[]);
+        let fin_ack = self.server_frame(0x11, self.sseq, &[]);
         self.sseq = self.sseq.wrapping_add(1);
-        let ack = self.from_client(0x10, self.cseq, &[]);
+        let ack = self.client_frame(0x10, self.cseq, &[]);
         vec![fin, fin_ack, ack]
     }
 }

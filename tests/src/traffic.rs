@@ -64,3 +64,49 @@ assert len(got) == 2000, len(got)
 time.sleep(0.3)
 print("done", flush=True)
 "#;
+
+/// An HTTP server for inspection labs: `python3 -c HTTP_SERVER ADDR PORT` answers every GET
+/// with 200, `Content-Type: text/html; charset=utf-8` and a body of 2,000 bytes, prints `ready`
+/// once listening, and serves for 60 s.
+pub const HTTP_SERVER: &str = r#"
+import http.server, sys, threading, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"<p>" + b"v" * 1993 + b"</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+s = http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), H)
+threading.Thread(target=s.serve_forever, daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"#;
+
+/// A DNS server for inspection labs: `python3 -c DNS_SERVER ADDR` answers every query on UDP
+/// port 53 with one A record, 192.0.2.44, TTL 300 (flags 0x8580: an authoritative answer to a
+/// recursive query), prints `ready` once listening, and serves for 60 s.
+pub const DNS_SERVER: &str = r#"
+import socket, struct, sys, time, threading
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+def serve():
+    while True:
+        q, peer = s.recvfrom(4096)
+        qid = q[:2]
+        i = 12
+        while q[i] != 0:
+            i += 1 + q[i]
+        question = q[12:i + 5]
+        header = qid + struct.pack("!HHHHH", 0x8580, 1, 1, 0, 0)
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes([192, 0, 2, 44])
+        s.sendto(header + question + answer, peer)
+threading.Thread(target=serve, daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"#;

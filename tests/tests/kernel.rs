@@ -1,47 +1,34 @@
-//! Kernel program tests through `BPF_PROG_TEST_RUN`: for the shared packet corpus, the XDP
-//! ingress and TC egress programs' verdicts, counters and flow map must equal what the host
-//! build of the same parser and accounting says, after every packet.
+//! Kernel program tests through `BPF_PROG_TEST_RUN`: for the shared packet corpus and for
+//! whole conversations, the XDP ingress and TC egress programs' verdicts, counters, flow map
+//! and ring buffer of flow heads must equal what the host model (the same parser, accounting
+//! and head selection, built for the host) says, after every packet.
 
 use std::collections::BTreeMap;
 
-use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
-use precinct::datapath::{self, Maps};
+use aya::{
+    maps::{MapData, RingBuf},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+    Ebpf,
+};
+use precinct::{
+    datapath::{self, LoadOptions, Maps},
+    heads::{self, HeadControl, HeadMode},
+};
 use sensor_common::{
-    counters::{id, Counters},
+    counters::id,
     flow::{FlowKey, FlowStats},
+    head::{self as shared_head, HeadRecord, Settings},
     parse, programs, Hook,
 };
-use tests::{packets::corpus, require_root};
+use tests::{
+    model::{pin_to_current_cpu, Model, TEST_RUN_IFINDEX},
+    packets::corpus,
+    require_root,
+    session::{udp_frame, TcpSession},
+};
 
 const XDP_PASS: u32 = 2;
 const TC_ACT_PIPE: u32 = 3;
-/// `BPF_PROG_TEST_RUN` runs packets "received" on the loopback device of the caller's netns.
-const TEST_RUN_IFINDEX: u32 = 1;
-
-/// The host model of what the kernel should hold.
-#[derive(Default)]
-struct Model {
-    counters: Counters,
-    flows: BTreeMap<FlowKey, FlowStats>,
-}
-
-impl Model {
-    fn account(&mut self, frame: &[u8]) {
-        let p = parse(frame);
-        let len = frame.len() as u64;
-        self.counters.count_packet(&p, len, 1);
-        if !p.is_trackable() {
-            return;
-        }
-        let (key, dir) = FlowKey::from_parsed(&p, TEST_RUN_IFINDEX);
-        let entry = self.flows.entry(key).or_insert_with(|| {
-            self.counters.c[id::FLOWS_CREATED] += 1;
-            FlowStats::default()
-        });
-        // Timestamps are the kernel's; the model uses 1 and compares everything else.
-        entry.account(&p, dir, 1, len, 1);
-    }
-}
 
 fn assert_matches(model: &Model, maps: &Maps, hook: Hook, after: &str) {
     let counters = maps.counters(hook).expect("read counters");
@@ -65,6 +52,37 @@ fn assert_matches(model: &Model, maps: &Maps, hook: Hook, after: &str) {
             .unwrap_or_else(|| panic!("flow {key:?} missing after {after}"));
         assert_eq!(got, want, "flow {key:?} after {after}");
     }
+}
+
+/// Reads every record in the ring and compares them, in order, with the model's; the model's
+/// list is emptied, and the records returned. `last_ts` carries the timestamp order check
+/// across calls.
+fn assert_records(
+    ring: &mut RingBuf<MapData>,
+    model: &mut Model,
+    last_ts: &mut u64,
+    after: &str,
+) -> Vec<(HeadRecord, Vec<u8>)> {
+    let mut got: Vec<(HeadRecord, Vec<u8>)> = Vec::new();
+    while let Some(item) = ring.next() {
+        let (rec, frame) = heads::parse_record(&item).expect("a well-formed record");
+        got.push((rec, frame.to_vec()));
+    }
+    for (rec, _) in &mut got {
+        assert!(
+            rec.ts_ns >= *last_ts,
+            "record timestamps in order after {after}"
+        );
+        *last_ts = rec.ts_ns;
+        rec.ts_ns = 0;
+    }
+    let want = std::mem::take(&mut model.records);
+    assert_eq!(got.len(), want.len(), "ring-buffer records after {after}");
+    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+        assert_eq!(g.0, w.0, "record {i} header after {after}");
+        assert!(g.1 == w.1, "record {i} bytes after {after}");
+    }
+    got
 }
 
 /// Inputs `BPF_PROG_TEST_RUN` itself refuses (EINVAL) before any program runs: frames shorter
@@ -105,27 +123,36 @@ fn run_once(ebpf: &mut aya::Ebpf, hook: Hook, data: &[u8]) -> Result<u32, String
     result.map(|r| r.return_value).map_err(|e| e.to_string())
 }
 
-fn run_corpus(hook: Hook) {
-    let mut ebpf = datapath::load(1024).expect("load the eBPF object");
-    let mut model = Model::default();
-    let frames = corpus();
+fn load_program(ebpf: &mut Ebpf, hook: Hook) {
     match hook {
         Hook::Ingress => {
-            let xdp: &mut Xdp =
-                datapath::program_mut(&mut ebpf, programs::INGRESS).expect("program");
+            let xdp: &mut Xdp = datapath::program_mut(ebpf, programs::INGRESS).expect("program");
             xdp.load().expect("the verifier accepts the XDP program");
         }
         Hook::Egress => {
             let tc: &mut SchedClassifier =
-                datapath::program_mut(&mut ebpf, programs::EGRESS).expect("program");
+                datapath::program_mut(ebpf, programs::EGRESS).expect("program");
             tc.load().expect("the verifier accepts the TC program");
         }
     }
-    let maps = Maps::take(&mut ebpf).expect("maps");
-    let verdict = match hook {
+}
+
+fn verdict(hook: Hook) -> u32 {
+    match hook {
         Hook::Ingress => XDP_PASS,
         Hook::Egress => TC_ACT_PIPE,
-    };
+    }
+}
+
+fn run_corpus(hook: Hook) {
+    pin_to_current_cpu();
+    let mut ebpf = datapath::load(1024).expect("load the eBPF object");
+    let mut model = Model::new(Settings::DEFAULT);
+    let frames = corpus();
+    load_program(&mut ebpf, hook);
+    let maps = Maps::take(&mut ebpf).expect("maps");
+    let mut ring = heads::take_ring(&mut ebpf).expect("ring buffer");
+    let mut last_ts = 0;
     // Two rounds: the second finds every flow already in the map.
     for round in 0..2 {
         for (name, frame) in &frames {
@@ -137,11 +164,17 @@ fn run_corpus(hook: Hook) {
                 );
                 continue;
             }
-            assert_eq!(result, Ok(verdict), "{hook:?} verdict for {name}");
-            model.account(frame);
-            assert_matches(&model, &maps, hook, &format!("{name} (round {round})"));
+            assert_eq!(result, Ok(verdict(hook)), "{hook:?} verdict for {name}");
+            model.account(frame, hook);
+            let after = format!("{name} (round {round})");
+            assert_matches(&model, &maps, hook, &after);
+            assert_records(&mut ring, &mut model, &mut last_ts, &after);
         }
     }
+    assert!(
+        model.counters.c[id::HEAD_RECORDS] > 0,
+        "the corpus sends flow heads"
+    );
 }
 
 #[test]
@@ -196,5 +229,167 @@ fn full_flow_map_counts_untracked_packets() {
         c.c[id::FLOWS_NOT_TRACKED] + tracked,
         u64::from(total),
         "every packet is either in a flow or counted as untracked"
+    );
+}
+
+/// A conversation through one hook with a small head, sampling, and control-map changes
+/// (bypass, keep, back to normal) in the middle of flows: records, counters and flows equal the
+/// model's after every packet.
+fn heads_follow_budget_sampling_and_control(hook: Hook) {
+    pin_to_current_cpu();
+    let settings = Settings {
+        head_bytes: 1000,
+        sample_one_in: 4,
+        ..Settings::DEFAULT
+    };
+    let mut ebpf = datapath::load_with(&LoadOptions {
+        flow_capacity: 1024,
+        ring_bytes: 1 << 20,
+        heads: settings,
+    })
+    .expect("load the eBPF object");
+    load_program(&mut ebpf, hook);
+    let maps = Maps::take(&mut ebpf).expect("maps");
+    let mut ring = heads::take_ring(&mut ebpf).expect("ring buffer");
+    let mut control = HeadControl::take(&mut ebpf, settings).expect("control maps");
+    let mut model = Model::new(settings);
+    let mut last_ts = 0;
+    // Records by flag bits, to check every reason to send was exercised.
+    let mut by_flags: BTreeMap<u8, usize> = BTreeMap::new();
+    let mut send = |ebpf: &mut Ebpf, model: &mut Model, frame: &[u8], what: &str| {
+        assert_eq!(run_once(ebpf, hook, frame), Ok(verdict(hook)), "{what}");
+        model.account(frame, hook);
+        assert_matches(model, &maps, hook, what);
+        for (rec, _) in assert_records(&mut ring, model, &mut last_ts, what) {
+            *by_flags.entry(rec.flags).or_default() += 1;
+        }
+    };
+    let key_of = |frame: &[u8]| FlowKey::from_parsed(&parse(frame), TEST_RUN_IFINDEX).0;
+
+    let (client, server) = ([10, 1, 0, 2], [10, 1, 0, 1]);
+    let mut tcp = TcpSession::new(client, 40100, server, 80);
+    let mut frames = tcp.handshake();
+    frames.extend(tcp.client_data(&[b'q'; 2500], 400));
+    frames.push(tcp.server_ack());
+    frames.extend(tcp.server_data(&[b'r'; 3000], 1400));
+    for _ in 0..6 {
+        frames.push(tcp.client_ack());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        send(&mut ebpf, &mut model, f, &format!("tcp frame {i}"));
+    }
+    let tcp_key = key_of(&frames[0]);
+    let dns = |i: u16| udp_frame(client, 53000, server, 53, &vec![i as u8; 300]);
+    for i in 0..10 {
+        send(&mut ebpf, &mut model, &dns(i), &format!("udp {i}"));
+    }
+    let udp_key = key_of(&dns(0));
+    // A flow past its head in both directions still sends its FIN and RST.
+    let mut upload = TcpSession::new(client, 40200, server, 443);
+    let mut frames = upload.handshake();
+    frames.extend(upload.client_data(&[b'u'; 3000], 1000));
+    frames.extend(upload.server_data(&[b'd'; 3000], 1000));
+    frames.push(upload.client_ack());
+    frames.extend(upload.close());
+    for (i, f) in frames.iter().enumerate() {
+        send(&mut ebpf, &mut model, f, &format!("upload frame {i}"));
+    }
+
+    // Bypass the TCP flow: nothing more, not even its FIN.
+    control.set(&tcp_key, HeadMode::Bypass).expect("bypass");
+    model.set_mode(tcp_key, shared_head::mode::BYPASS);
+    let mut tail = tcp.server_data(&[b's'; 800], 400);
+    tail.extend(tcp.close());
+    for (i, f) in tail.iter().enumerate() {
+        send(&mut ebpf, &mut model, f, &format!("bypassed tcp frame {i}"));
+    }
+    // Keep the UDP flow: every datagram; then back to the head-and-samples rule.
+    control.set(&udp_key, HeadMode::Keep).expect("keep");
+    model.set_mode(udp_key, shared_head::mode::KEEP);
+    for i in 10..15 {
+        send(&mut ebpf, &mut model, &dns(i), &format!("kept udp {i}"));
+    }
+    control.set(&udp_key, HeadMode::Normal).expect("normal");
+    model.set_mode(udp_key, shared_head::mode::NORMAL);
+    for i in 15..25 {
+        send(&mut ebpf, &mut model, &dns(i), &format!("normal udp {i}"));
+    }
+
+    for f in [
+        shared_head::flag::HEAD,
+        shared_head::flag::SAMPLE,
+        shared_head::flag::KEEP,
+        shared_head::flag::CLOSE,
+    ] {
+        assert!(
+            by_flags.contains_key(&f),
+            "no record with flags {f:#x}: {by_flags:?}"
+        );
+    }
+    let c = &model.counters.c;
+    let flows = &model.flows;
+    // The rule as the documentation states it, checked on the model the kernel matched.
+    let tcp_stats = &flows[&tcp_key];
+    assert!(
+        tcp_stats.head_sent.iter().all(|&s| s >= 1000),
+        "{tcp_stats:?}"
+    );
+    assert_eq!(tcp_stats.head_mode, shared_head::mode::BYPASS);
+    assert!(c[id::HEAD_RECORDS] > 10, "{:?}", &c[id::HEAD_RECORDS..]);
+    assert_eq!(c[id::RINGBUF_RESERVE_FAILURES], 0);
+    assert_eq!(control.settings().control_epoch, 3);
+}
+
+#[test]
+fn xdp_flow_heads_match_the_host_model() {
+    if !require_root("xdp_flow_heads_match_the_host_model") {
+        return;
+    }
+    heads_follow_budget_sampling_and_control(Hook::Ingress);
+}
+
+#[test]
+fn tc_flow_heads_match_the_host_model() {
+    if !require_root("tc_flow_heads_match_the_host_model") {
+        return;
+    }
+    heads_follow_budget_sampling_and_control(Hook::Egress);
+}
+
+/// A ring buffer too small for the traffic: every record is either read or counted as a
+/// failed reservation, and the program never stops passing packets.
+#[test]
+fn full_ring_buffer_counts_lost_records() {
+    if !require_root("full_ring_buffer_counts_lost_records") {
+        return;
+    }
+    pin_to_current_cpu();
+    // The smallest ring: one page on most machines (4 KiB), a handful of records.
+    let page = 4096;
+    let mut ebpf = datapath::load_with(&LoadOptions {
+        flow_capacity: 1024,
+        ring_bytes: page,
+        heads: Settings::DEFAULT,
+    })
+    .expect("load");
+    load_program(&mut ebpf, Hook::Ingress);
+    let maps = Maps::take(&mut ebpf).expect("maps");
+    let mut ring = heads::take_ring(&mut ebpf).expect("ring");
+    let total = 50u16;
+    for i in 0..total {
+        let f = udp_frame([10, 2, 0, 1], 1000 + i, [10, 2, 0, 2], 53, &[7u8; 200]);
+        assert_eq!(run_once(&mut ebpf, Hook::Ingress, &f), Ok(XDP_PASS));
+    }
+    let mut read = 0u64;
+    while ring.next().is_some() {
+        read += 1;
+    }
+    let c = maps.counters(Hook::Ingress).expect("counters");
+    assert!(read > 0 && read < u64::from(total), "{read} records read");
+    assert_eq!(c.c[id::HEAD_RECORDS], read);
+    assert_eq!(
+        c.c[id::HEAD_RECORDS] + c.c[id::RINGBUF_RESERVE_FAILURES],
+        u64::from(total),
+        "every head record is either in the ring or counted as lost"
     );
 }

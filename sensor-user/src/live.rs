@@ -1,0 +1,186 @@
+//! Live deep inspection: one thread drains the kernel's ring buffer of flow heads into a
+//! bounded queue, another runs the inspection pipeline (the one `precinct replay` runs) on the
+//! frames it carries. A full queue drops the record and counts it; the reader never blocks, so
+//! a slow pipeline shows up as counted overflows rather than as a full ring buffer.
+
+use std::{
+    os::fd::AsRawFd as _,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc::{self, RecvTimeoutError, TrySendError},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, Context as _};
+use aya::maps::{MapData, RingBuf};
+use log::warn;
+use prometheus::IntCounter;
+use sensor_common::head::flag;
+
+use crate::{
+    eve::EveWriter,
+    flows::{monotonic_ns, Clock},
+    heads,
+    inspect::{InspectConfig, Pipeline},
+};
+
+/// Frames in the ring buffer start with their Ethernet header.
+const LINKTYPE_ETHERNET: u32 = 1;
+/// How long the reader sleeps in `poll` when the ring is empty, and so how long a stop waits.
+const POLL_MS: i32 = 100;
+/// How often the pipeline thread, when idle, expires flows and flushes the EVE output.
+const IDLE_TICK: Duration = Duration::from_millis(250);
+
+/// Counters the two threads keep (registered with the agent's metrics).
+#[derive(Clone)]
+pub struct LiveCounters {
+    /// Records read from the ring buffer.
+    pub records: IntCounter,
+    /// Records dropped because the queue to the pipeline was full.
+    pub queue_overflows: IntCounter,
+}
+
+/// The running threads. [`Live::stop`] drains what the kernel already sent and ends them.
+pub struct Live {
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Live {
+    /// Starts reading `ring` into a pipeline configured by `cfg` that writes through `eve`.
+    pub fn start(
+        ring: RingBuf<MapData>,
+        cfg: InspectConfig,
+        eve: EveWriter,
+        queue_depth: usize,
+        counters: LiveCounters,
+    ) -> anyhow::Result<Live> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(queue_depth);
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("precinct-ringbuf".into())
+                .spawn(move || read_ring(ring, &tx, &stop, &counters))
+                .context("starting the ring-buffer reader thread")?
+        };
+        let worker = std::thread::Builder::new()
+            .name("precinct-inspect".into())
+            .spawn(move || inspect(rx, Pipeline::new(cfg, eve.clone()), eve))
+            .context("starting the inspection thread")?;
+        Ok(Live {
+            stop,
+            reader: Some(reader),
+            worker: Some(worker),
+        })
+    }
+
+    /// Reads what is left in the ring buffer, inspects everything queued, ends the pipeline's
+    /// flows (writing their pending protocol records) and joins both threads.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        for handle in [self.reader.take(), self.worker.take()]
+            .into_iter()
+            .flatten()
+        {
+            handle
+                .join()
+                .map_err(|_| anyhow!("a live-inspection thread panicked"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+fn read_ring(
+    mut ring: RingBuf<MapData>,
+    tx: &mpsc::SyncSender<Vec<u8>>,
+    stop: &AtomicBool,
+    counters: &LiveCounters,
+) {
+    let fd = ring.as_raw_fd();
+    loop {
+        // Read the flag before draining, so that records the kernel sent before the stop are
+        // all read.
+        let stopping = stop.load(Ordering::Acquire);
+        while let Some(item) = ring.next() {
+            counters.records.inc();
+            match tx.try_send(item.to_vec()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => counters.queue_overflows.inc(),
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        if stopping {
+            return;
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the ring buffer's descriptor, which `ring` keeps open.
+        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+    }
+}
+
+fn inspect(rx: mpsc::Receiver<Vec<u8>>, mut pipeline: Pipeline, mut eve: EveWriter) {
+    let mut clock = Clock::now();
+    let mut clock_at = Instant::now();
+    let mut last_tick = Instant::now();
+    let mut warned = false;
+    let mut report = |r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            if !warned {
+                warn!("live inspection: {e:#} (further errors are not logged)");
+                warned = true;
+            }
+        }
+    };
+    loop {
+        match rx.recv_timeout(IDLE_TICK) {
+            Ok(record) => report(feed(&mut pipeline, &clock, record)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= IDLE_TICK {
+            last_tick = Instant::now();
+            if clock_at.elapsed() >= Duration::from_secs(1) {
+                // Follow wall-clock adjustments.
+                clock = Clock::now();
+                clock_at = Instant::now();
+            }
+            report(pipeline.tick(clock.unix_ns(monotonic_ns())));
+            report(eve.flush());
+        }
+    }
+    report(pipeline.finish());
+}
+
+/// Runs one ring-buffer record through the pipeline.
+fn feed(pipeline: &mut Pipeline, clock: &Clock, record: Vec<u8>) -> anyhow::Result<()> {
+    let Some((head, frame)) = heads::parse_record(&record) else {
+        return Err(anyhow!(
+            "a ring-buffer record of {} bytes is shorter than its header says",
+            record.len()
+        ));
+    };
+    let ts = clock.unix_ns(head.ts_ns);
+    if head.flags & flag::TRUNCATED != 0 {
+        let mut frame = frame.to_vec();
+        heads::fit_truncated(&mut frame);
+        pipeline.packet(ts, LINKTYPE_ETHERNET, &frame)
+    } else {
+        pipeline.packet(ts, LINKTYPE_ETHERNET, frame)
+    }
+}
