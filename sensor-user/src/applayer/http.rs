@@ -389,6 +389,8 @@ impl HttpParser {
                     };
                     if line.is_empty() {
                         push_header_buffers(Dir::ToServer, &tx.request_headers, out);
+                        out.buffers
+                            .push((Dir::ToServer, "http.start", start_buffer(tx)));
                         let body = body_of(&tx.request_headers, false);
                         if body == Body::None {
                             tx.request_done = true;
@@ -482,6 +484,8 @@ impl HttpParser {
                         .push((Dir::ToClient, "http.stat_code", tx.status_text.clone()));
                     let msg: Vec<u8> = parts.get(2..).map(|p| p.join(&b' ')).unwrap_or_default();
                     out.buffers.push((Dir::ToClient, "http.stat_msg", msg));
+                    out.buffers
+                        .push((Dir::ToClient, "http.response_line", line.clone()));
                     self.resp_tx = Some(idx);
                     self.resp.phase = Phase::Headers;
                 }
@@ -576,6 +580,26 @@ impl HttpParser {
     }
 }
 
+/// `http.start`: the request line and the headers as sent, ending with the empty line.
+fn start_buffer(tx: &Tx) -> Vec<u8> {
+    let mut b = tx.method.clone();
+    b.push(b' ');
+    b.extend_from_slice(&tx.uri);
+    if !tx.protocol.is_empty() {
+        b.push(b' ');
+        b.extend_from_slice(&tx.protocol);
+    }
+    b.extend_from_slice(b"\r\n");
+    for (n, v) in &tx.request_headers {
+        b.extend_from_slice(n);
+        b.extend_from_slice(b": ");
+        b.extend_from_slice(v);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(b"\r\n");
+    b
+}
+
 fn push_request_buffers(tx: &Tx, out: &mut Output) {
     out.buffers
         .push((Dir::ToServer, "http.method", tx.method.clone()));
@@ -619,6 +643,9 @@ fn push_header_buffers(dir: Dir, headers: &[(Vec<u8>, Vec<u8>)], out: &mut Outpu
             (_, b"content-type") => Some("http.content_type"),
             (_, b"content-length") => Some("http.content_len"),
             (Dir::ToServer, b"accept") => Some("http.accept"),
+            (Dir::ToServer, b"accept-encoding") => Some("http.accept_enc"),
+            (Dir::ToServer, b"accept-language") => Some("http.accept_lang"),
+            (_, b"connection") => Some("http.connection"),
             (Dir::ToClient, b"server") => Some("http.server"),
             (Dir::ToClient, b"location") => Some("http.location"),
             _ => None,
@@ -632,8 +659,36 @@ fn push_header_buffers(dir: Dir, headers: &[(Vec<u8>, Vec<u8>)], out: &mut Outpu
             }
         }
     }
+    let mut names = b"\r\n".to_vec();
+    for (name, _) in headers {
+        names.extend_from_slice(name);
+        names.extend_from_slice(b"\r\n");
+    }
+    names.extend_from_slice(b"\r\n");
+    out.buffers.push((dir, "http.header_names", names));
     out.buffers.push((dir, "http.header", all));
     out.buffers.push((dir, "http.header.raw", raw));
+}
+
+/// Percent-decoding (`%41` → `A`); malformed escapes stay as they are.
+pub fn percent_decode(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'%' && i + 2 < data.len() {
+            let hex = std::str::from_utf8(&data[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
 }
 
 /// Percent-decoding of unreserved characters and removal of `./` and `../` segments, as the

@@ -432,7 +432,7 @@ fn apply_flowbits(s: &Signature, bits: &mut HashSet<String>) {
 fn buffer_side(name: &str) -> Option<bool> {
     match name {
         "http.stat_code" | "http.stat_msg" | "http.response_body" | "http.server"
-        | "http.location" => Some(false),
+        | "http.location" | "http.response_line" => Some(false),
         n if n.starts_with("http.") => Some(true),
         "dns.query" => Some(true),
         _ => None,
@@ -507,7 +507,16 @@ impl Detector {
             let Some(buf) = bufs.get(list.buffer.as_str()) else {
                 return false;
             };
-            if !match_list(&list.matchers, buf, &mut vars) {
+            let ok = if list.transforms.is_empty() {
+                match_list(&list.matchers, buf, &mut vars)
+            } else {
+                let mut data = buf.to_vec();
+                for t in &list.transforms {
+                    data = t.apply(&data);
+                }
+                match_list(&list.matchers, &data, &mut vars)
+            };
+            if !ok {
                 return false;
             }
         }

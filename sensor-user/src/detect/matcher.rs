@@ -247,7 +247,8 @@ impl ByteTest {
             other => return Err(format!("byte_test operator {other:?}")),
         };
         if let Val::Const(n) = bytes {
-            if n < 1 || (string.is_none() && n > 8) || n > 23 {
+            // 0 with `string` reads every digit there is (Suricata 7+).
+            if (n < 1 && string.is_none()) || n < 0 || (string.is_none() && n > 8) || n > 23 {
                 return Err("byte_test bytes must be 1-8 (or up to 23 with string)".into());
             }
         }
@@ -496,9 +497,21 @@ fn step(
             if at < 0 {
                 return false;
             }
-            let Some(n) = t.bytes.get(vars).filter(|n| (1..=23).contains(n)) else {
+            let Some(mut n) = t.bytes.get(vars).filter(|n| (0..=23).contains(n)) else {
                 return false;
             };
+            if n == 0 {
+                let radix = t.string.unwrap_or(10);
+                let from = (at as usize).min(buf.len());
+                n = buf[from..]
+                    .iter()
+                    .take(23)
+                    .take_while(|b| (**b as char).is_digit(radix))
+                    .count() as i64;
+                if n == 0 {
+                    return false;
+                }
+            }
             let Some(v) = read_number(buf, at as usize, n as usize, t.little, t.string) else {
                 return false;
             };

@@ -168,11 +168,80 @@ pub struct Threshold {
     pub seconds: u64,
 }
 
+/// Transformations applied to a sticky buffer before matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Prepend a `.` (domain suffix matching).
+    DotPrefix,
+    /// ASCII lower case.
+    Lower,
+    /// ASCII upper case.
+    Upper,
+    /// Remove all white space.
+    StripWhitespace,
+    /// Runs of white space become one space.
+    CompressWhitespace,
+    /// Percent-decoding.
+    UrlDecode,
+    /// MD5 digest (raw bytes).
+    Md5,
+    /// SHA-1 digest (raw bytes).
+    Sha1,
+    /// SHA-256 digest (raw bytes).
+    Sha256,
+}
+
+impl Transform {
+    /// Applies the transformation.
+    pub fn apply(self, data: &[u8]) -> Vec<u8> {
+        use md5::Digest as _;
+        match self {
+            Transform::DotPrefix => [b".".as_slice(), data].concat(),
+            Transform::Lower => data.to_ascii_lowercase(),
+            Transform::Upper => data.to_ascii_uppercase(),
+            Transform::StripWhitespace => data
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect(),
+            Transform::CompressWhitespace => {
+                let mut out = Vec::with_capacity(data.len());
+                for &b in data {
+                    if b.is_ascii_whitespace() {
+                        if out.last() != Some(&b' ') {
+                            out.push(b' ');
+                        }
+                    } else {
+                        out.push(b);
+                    }
+                }
+                out
+            }
+            Transform::UrlDecode => crate::applayer::http::percent_decode(data),
+            Transform::Md5 => md5::Md5::digest(data).to_vec(),
+            Transform::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Transform::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        }
+    }
+
+    /// Whether a pattern found in the transformed buffer is (nearly) found in the raw one, so
+    /// the prefilter may look for it there: case changes (the prefilter ignores case) and the
+    /// dot prefix (look for the pattern without its leading dot).
+    fn prefilter_safe(self) -> bool {
+        matches!(
+            self,
+            Transform::DotPrefix | Transform::Lower | Transform::Upper
+        )
+    }
+}
+
 /// A list of matchers against one buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatchList {
     /// `pkt` for the packet payload, else a sticky buffer name (`http.uri`, `dns.query`, …).
     pub buffer: String,
+    /// Transformations, in order.
+    pub transforms: Vec<Transform>,
     /// In rule order.
     pub matchers: Vec<Matcher>,
 }
@@ -278,6 +347,13 @@ fn sticky_buffer(name: &str) -> Option<(&'static str, &'static str)> {
         "http.stat_code" | "http_stat_code" => "http.stat_code",
         "http.stat_msg" | "http_stat_msg" => "http.stat_msg",
         "http.request_body" | "http_client_body" => "http.request_body",
+        "http.header_names" | "http_header_names" => "http.header_names",
+        "http.start" | "http_start" => "http.start",
+        "http.response_line" | "http_response_line" => "http.response_line",
+        "http.accept_enc" | "http_accept_enc" => "http.accept_enc",
+        "http.accept_lang" | "http_accept_lang" => "http.accept_lang",
+        "http.connection" | "http_connection" => "http.connection",
+        "tls.certs" => "tls.certs",
         "http.response_body" | "http_server_body" | "file.data" | "file_data" => {
             "http.response_body"
         }
@@ -393,6 +469,9 @@ struct Builder {
     current: usize,
     extract_vars: Vec<String>,
     app: Option<&'static str>,
+    /// Where the most recent content is: modifiers apply to it wherever a legacy modifier
+    /// moved it.
+    last: Option<(usize, usize)>,
 }
 
 impl Builder {
@@ -406,6 +485,7 @@ impl Builder {
         } else {
             self.lists.push(MatchList {
                 buffer: buffer.to_string(),
+                transforms: Vec::new(),
                 matchers: Vec::new(),
             });
             self.current = self.lists.len() - 1;
@@ -413,10 +493,41 @@ impl Builder {
     }
 
     fn last_content(&mut self, kw: &str) -> Result<&mut Content, Refusal> {
-        match self.list().matchers.last_mut() {
+        let (l, m) = self
+            .last
+            .ok_or_else(|| Refusal::Invalid(format!("{kw} must follow a content")))?;
+        match self
+            .lists
+            .get_mut(l)
+            .and_then(|list| list.matchers.get_mut(m))
+        {
             Some(Matcher::Content(c)) => Ok(c),
             _ => Err(Refusal::Invalid(format!("{kw} must follow a content"))),
         }
+    }
+
+    fn push_content(&mut self, c: Content) {
+        self.list().matchers.push(Matcher::Content(c));
+        self.last = Some((self.current, self.list().matchers.len() - 1));
+    }
+
+    /// Moves the most recent content into `buffer` (legacy content modifiers).
+    fn move_last_content(&mut self, buffer: &str, kw: &str) -> Result<(), Refusal> {
+        let (l, m) = self
+            .last
+            .ok_or_else(|| Refusal::Invalid(format!("{kw} must follow a content")))?;
+        if self.lists[l].matchers.len() != m + 1 {
+            return Err(Refusal::Invalid(format!("{kw} must follow its content")));
+        }
+        let Some(matcher) = self.lists[l].matchers.pop() else {
+            return Err(Refusal::Invalid(format!("{kw} must follow a content")));
+        };
+        let keep = self.current;
+        self.switch_to(buffer);
+        self.list().matchers.push(matcher);
+        self.last = Some((self.current, self.list().matchers.len() - 1));
+        self.current = keep;
+        Ok(())
     }
 
     fn require_app(&mut self, app: &'static str) -> Result<(), Refusal> {
@@ -503,10 +614,21 @@ fn parse_threshold(v: &str, detection_filter: bool) -> Result<Threshold, Refusal
 }
 
 fn parse_pcre(v: &str, b: &mut Builder) -> Result<(), Refusal> {
-    let raw = unquote(v);
+    // The pattern goes to PCRE as written (only the quotes come off): `\\`, `\;` and
+    // `\"` are regex escapes that PCRE itself reads.
+    let t = v.trim();
+    let (negated, t) = match t.strip_prefix('!') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, t),
+    };
+    let raw = t
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(t)
+        .to_string();
     let (negated, raw) = match raw.strip_prefix('!') {
         Some(r) => (true, r.to_string()),
-        None => (false, raw),
+        None => (negated, raw),
     };
     let body = raw
         .strip_prefix('/')
@@ -687,11 +809,13 @@ fn compile_inner(
     let mut b = Builder {
         lists: vec![MatchList {
             buffer: "pkt".into(),
+            transforms: Vec::new(),
             matchers: Vec::new(),
         }],
         current: 0,
         extract_vars: Vec::new(),
         app: sig.proto.app,
+        last: None,
     };
     let mut priority: Option<u8> = None;
     let mut class: Option<(String, u8)> = None;
@@ -753,9 +877,7 @@ fn compile_inner(
                 if pattern.is_empty() {
                     return Err(Refusal::Invalid("empty content".into()));
                 }
-                b.list()
-                    .matchers
-                    .push(Matcher::Content(Content::new(pattern, negated)));
+                b.push_content(Content::new(pattern, negated));
             }
             "uricontent" => {
                 let pattern = content_bytes(need()?)
@@ -763,9 +885,7 @@ fn compile_inner(
                 b.require_app("http")?;
                 let keep = b.current;
                 b.switch_to("http.uri");
-                b.list()
-                    .matchers
-                    .push(Matcher::Content(Content::new(pattern, false)));
+                b.push_content(Content::new(pattern, false));
                 b.current = keep;
             }
             "nocase" => b.last_content(name)?.nocase = true,
@@ -1044,22 +1164,38 @@ fn compile_inner(
                 b.list().matchers.push(Matcher::ByteExtract(e));
             }
             "pkt_data" => b.current = 0,
+            "dotprefix"
+            | "to_lowercase"
+            | "to_uppercase"
+            | "strip_whitespace"
+            | "compress_whitespace"
+            | "url_decode"
+            | "to_md5"
+            | "to_sha1"
+            | "to_sha256" => {
+                if b.current == 0 {
+                    return Err(Refusal::Invalid(format!(
+                        "{name} must follow a sticky buffer"
+                    )));
+                }
+                let t = match name.as_str() {
+                    "dotprefix" => Transform::DotPrefix,
+                    "to_lowercase" => Transform::Lower,
+                    "to_uppercase" => Transform::Upper,
+                    "strip_whitespace" => Transform::StripWhitespace,
+                    "compress_whitespace" => Transform::CompressWhitespace,
+                    "url_decode" => Transform::UrlDecode,
+                    "to_md5" => Transform::Md5,
+                    "to_sha1" => Transform::Sha1,
+                    _ => Transform::Sha256,
+                };
+                b.list().transforms.push(t);
+            }
             other => {
                 if let Some(buf) = modifier_buffer(other) {
                     // Legacy form: move the preceding content into the buffer.
-                    let Some(Matcher::Content(_)) = b.list().matchers.last() else {
-                        return Err(Refusal::Invalid(format!("{other} must follow a content")));
-                    };
-                    let m = b
-                        .list()
-                        .matchers
-                        .pop()
-                        .ok_or_else(|| Refusal::Invalid(other.to_string()))?;
                     b.require_app("http")?;
-                    let keep = b.current;
-                    b.switch_to(buf);
-                    b.list().matchers.push(m);
-                    b.current = keep;
+                    b.move_last_content(buf, other)?;
                 } else if let Some((buf, app)) = sticky_buffer(other) {
                     b.require_app(app)?;
                     b.switch_to(buf);
@@ -1098,17 +1234,28 @@ fn compile_inner(
 fn pick_fast_pattern(lists: &[MatchList]) -> Option<(String, Vec<u8>, bool)> {
     let mut best: Option<(String, Vec<u8>, bool)> = None;
     for l in lists {
+        if !l.transforms.iter().all(|t| t.prefilter_safe()) {
+            continue;
+        }
+        let dot = l.transforms.contains(&Transform::DotPrefix);
         for m in &l.matchers {
             let Matcher::Content(c) = m else { continue };
             if c.negated {
                 continue;
             }
-            let pat = match c.fast_slice {
+            let mut pat = match c.fast_slice {
                 Some((off, len)) if off + len <= c.pattern.len() => {
                     c.pattern[off..off + len].to_vec()
                 }
                 _ => c.pattern.clone(),
             };
+            if dot && pat.first() == Some(&b'.') {
+                // The raw buffer lacks the prepended dot.
+                pat.remove(0);
+            }
+            if pat.is_empty() {
+                continue;
+            }
             if c.fast_pattern {
                 return Some((l.buffer.clone(), pat, c.nocase));
             }
