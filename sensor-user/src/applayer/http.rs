@@ -366,7 +366,15 @@ impl HttpParser {
                     tx.method = parts.first().map(|p| p.to_vec()).unwrap_or_default();
                     tx.uri = parts.get(1).map(|p| p.to_vec()).unwrap_or_default();
                     if parts.len() >= 3 {
-                        tx.protocol = parts[2..].join(&b' ');
+                        // The protocol is the last word; spaces before it belong to the URI,
+                        // as libhtp reads such request lines.
+                        let last = parts.len() - 1;
+                        if parts[last].starts_with(b"HTTP/") {
+                            tx.uri = parts[1..last].join(&b' ');
+                            tx.protocol = parts[last].to_vec();
+                        } else {
+                            tx.protocol = parts[2..].join(&b' ');
+                        }
                         self.req.phase = Phase::Headers;
                     } else {
                         // HTTP/0.9: no protocol, no headers, no body.
@@ -428,6 +436,8 @@ impl HttpParser {
                     tx.request_done = true;
                     out.buffers
                         .push((Dir::ToServer, "http.request_body", tx.request_body.clone()));
+                    out.buffers
+                        .push((Dir::ToServer, "file.data.ts", tx.request_body.clone()));
                     self.req.phase = Phase::Line;
                     self.log_completed(out);
                 }
@@ -562,6 +572,8 @@ impl HttpParser {
                         "http.response_body",
                         tx.response_body.clone(),
                     ));
+                    out.buffers
+                        .push((Dir::ToClient, "file.data.tc", tx.response_body.clone()));
                     self.resp.phase = Phase::Line;
                     self.log_completed(out);
                 }

@@ -432,7 +432,8 @@ fn apply_flowbits(s: &Signature, bits: &mut HashSet<String>) {
 fn buffer_side(name: &str) -> Option<bool> {
     match name {
         "http.stat_code" | "http.stat_msg" | "http.response_body" | "http.server"
-        | "http.location" | "http.response_line" => Some(false),
+        | "http.location" | "http.response_line" | "file.data.tc" => Some(false),
+        "file.data.ts" => Some(true),
         n if n.starts_with("http.") => Some(true),
         "dns.query" => Some(true),
         _ => None,

@@ -354,9 +354,9 @@ fn sticky_buffer(name: &str) -> Option<(&'static str, &'static str)> {
         "http.accept_lang" | "http_accept_lang" => "http.accept_lang",
         "http.connection" | "http_connection" => "http.connection",
         "tls.certs" => "tls.certs",
-        "http.response_body" | "http_server_body" | "file.data" | "file_data" => {
-            "http.response_body"
-        }
+        "http.response_body" | "http_server_body" => "http.response_body",
+        // Request or response body, by the rule's direction (settled once it is known).
+        "file.data" | "file_data" => "file.data.tc",
         "dns.query" | "dns_query" => "dns.query",
         "tls.sni" | "tls_sni" => "tls.sni",
         "tls.cert_subject" | "tls_cert_subject" => "tls.cert_subject",
@@ -376,7 +376,7 @@ fn sticky_buffer(name: &str) -> Option<(&'static str, &'static str)> {
         _ => return None,
     };
     let app = match b.split('.').next() {
-        Some("http") => "http",
+        Some("http") | Some("file") => "http",
         Some("dns") => "dns",
         Some("tls") | Some("ja3") | Some("ja3s") | Some("ja4") => "tls",
         Some("ssh") => "ssh",
@@ -1217,6 +1217,13 @@ fn compile_inner(
         .into_iter()
         .filter(|l| !l.matchers.is_empty())
         .collect();
+    if sig.flow.to_server == Some(true) {
+        for l in &mut sig.lists {
+            if l.buffer == "file.data.tc" {
+                l.buffer = "file.data.ts".into();
+            }
+        }
+    }
     if sig.proto.app.is_none() {
         sig.proto.app = b.app;
     }

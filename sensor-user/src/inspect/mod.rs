@@ -338,7 +338,9 @@ impl Pipeline {
                 let Some(flow) = self.flows.get_mut(&key) else {
                     return Ok(());
                 };
-                if flow.tcp.as_ref().is_some_and(|t| t.half[dir].started()) {
+                // Raw packet inspection when the segment added nothing in order (data on
+                // a SYN before the handshake, retransmissions, early segments).
+                if !arrived.is_empty() {
                     inspected = Some(arrived);
                 }
                 for (chunk_dir, chunk) in released {
@@ -578,7 +580,8 @@ impl Pipeline {
             if !tcp.half[dir].started() && midstream {
                 tcp.half[dir].start(seq);
             }
-            if handshake || midstream {
+            // Data on a SYN (TCP Fast Open) is reassembled before the handshake completes.
+            if handshake || midstream || syn {
                 tcp.half[dir].segment(data_seq, payload, r, &mut chunks);
             }
         }
