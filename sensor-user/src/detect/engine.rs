@@ -279,6 +279,33 @@ impl FlowState {
             .map(|v| v.as_slice())
     }
 
+    /// The EVE `traffic` object from flowbits named `traffic/id/NAME` or
+    /// `traffic/label/NAME`, as Suricata writes it.
+    pub fn traffic(&self) -> Option<serde_json::Value> {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut labels: Vec<&str> = Vec::new();
+        for b in &self.bits {
+            if let Some(x) = b.strip_prefix("traffic/id/") {
+                ids.push(x);
+            } else if let Some(x) = b.strip_prefix("traffic/label/") {
+                labels.push(x);
+            }
+        }
+        if ids.is_empty() && labels.is_empty() {
+            return None;
+        }
+        ids.sort_unstable();
+        labels.sort_unstable();
+        let mut m = serde_json::Map::new();
+        if !ids.is_empty() {
+            m.insert("id".into(), serde_json::json!(ids));
+        }
+        if !labels.is_empty() {
+            m.insert("label".into(), serde_json::json!(labels));
+        }
+        Some(serde_json::Value::Object(m))
+    }
+
     /// 0-based id of the current request transaction.
     pub fn tx_id(&self) -> u64 {
         self.tx_req.saturating_sub(1)

@@ -437,7 +437,18 @@ impl Pipeline {
                 )
             })
             .collect();
-        alerts.extend(self.detect_app(key, outputs, ts_ns, established));
+        let pkt_dir = if to_server {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        alerts.extend(self.detect_app(
+            key,
+            outputs,
+            ts_ns,
+            established,
+            Some((pkt_dir, inspected)),
+        ));
         if !alerts.is_empty() {
             if let Some(flow) = self.flows.get_mut(key) {
                 flow.alerted = true;
@@ -455,6 +466,7 @@ impl Pipeline {
         outputs: &[(Dir, Output)],
         ts_ns: u64,
         established: bool,
+        pkt: Option<(Dir, &[u8])>,
     ) -> Vec<Value> {
         let Some(rules) = self.rules.clone() else {
             return Vec::new();
@@ -498,7 +510,10 @@ impl Pipeline {
                     tcp_flags: 0,
                     icmp_type: 0,
                     icmp_code: 0,
-                    payload: &[],
+                    payload: pkt
+                        .filter(|(d, _)| *d == dir)
+                        .map(|(_, p)| p)
+                        .unwrap_or(&[]),
                     dsize: 0,
                     to_server,
                     established,
@@ -719,7 +734,7 @@ impl Pipeline {
             || flow.tcp.as_ref().is_some_and(|t| t.syn && t.syn_ack);
         let fkey = flow.key;
         self.flows.insert(fkey, flow);
-        let alerts = self.detect_app(&fkey, &outputs, ts, established);
+        let alerts = self.detect_app(&fkey, &outputs, ts, established, None);
         let Some(flow) = self.flows.remove(&fkey) else {
             return Ok(());
         };
@@ -916,6 +931,7 @@ fn header(
         r.insert("dest_port".into(), json!(dport));
     }
     r.insert("proto".into(), json!(eve::proto_name(flow.key.proto)));
+    r.insert("pkt_src".into(), json!("wire/pcap"));
     r
 }
 
@@ -939,6 +955,9 @@ fn alert_record(
         r.insert("tx_id".into(), json!(id));
     }
     r.insert("alert".into(), detect::alert_object(sig));
+    if let Some(t) = flow.detect.traffic() {
+        r.insert("traffic".into(), t);
+    }
     if let Some(app) = flow.app_proto {
         r.insert("app_proto".into(), json!(app));
         let obj = match tx {
@@ -1082,6 +1101,9 @@ fn flow_record(flow: &Flow, reason: Reason, iface: Option<&str>) -> Value {
     m.insert("flow_id".into(), json!(flow.id));
     if let Some(Value::Object(f)) = m.get_mut("flow") {
         f.insert("alerted".into(), json!(flow.alerted));
+    }
+    if let Some(t) = flow.detect.traffic() {
+        m.insert("traffic".into(), t);
     }
     if let Some(app) = flow.app_proto {
         // After `proto`, where Suricata writes it.
