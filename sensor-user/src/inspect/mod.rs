@@ -87,6 +87,8 @@ struct Tcp {
     unacked: [std::collections::VecDeque<Chunk>; 2],
     /// Stream offset up to which the peer acknowledged each direction.
     acked: [u64; 2],
+    /// The app layer has had client data.
+    client_spoke: bool,
     syn: bool,
     syn_ack: bool,
     fin: [bool; 2],
@@ -284,6 +286,7 @@ impl Pipeline {
                 half: [HalfStream::default(), HalfStream::default()],
                 unacked: Default::default(),
                 acked: [0; 2],
+                client_spoke: false,
                 syn: false,
                 syn_ack: false,
                 fin: [false; 2],
@@ -633,6 +636,18 @@ impl Pipeline {
             }
             if payload.is_empty() {
                 release_acked(tcp, other, &mut released, &as_dir);
+            }
+        }
+        // Server data waits until the client's side has given the app layer something, so
+        // detection sees the client speak first when it did (as Suricata holds it back); a
+        // reset or the end of the flow hands everything over.
+        if released.iter().any(|(d, _)| *d == Dir::ToServer) {
+            tcp.client_spoke = true;
+        }
+        if !tcp.client_spoke {
+            let server = if client == 0 { 1 } else { 0 };
+            for (_, c) in released.drain(..).rev() {
+                tcp.unacked[server].push_front(c);
             }
         }
         (arrived, released)
