@@ -283,7 +283,8 @@ pub fn flow_record(
             "bytes_toclient": s.bytes[tc],
             "start": eve::format_timestamp(start),
             "end": eve::format_timestamp(end),
-            "age": end.saturating_sub(start) / 1_000_000_000,
+            // Whole seconds between the timestamps' second fields, as Suricata counts it.
+            "age": (end / 1_000_000_000).saturating_sub(start / 1_000_000_000),
             "state": state(key, s),
             "reason": reason.as_str(),
             "alerted": false,

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod imap;
 pub mod ssh;
 pub mod tls;
 

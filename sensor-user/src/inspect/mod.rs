@@ -210,6 +210,9 @@ fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>
         if applayer::tls::probe(data) {
             return Some(Box::new(applayer::tls::TlsParser::new()));
         }
+        if applayer::imap::probe(data) {
+            return Some(Box::new(applayer::imap::ImapParser));
+        }
         if applayer::ssh::probe(data) {
             return Some(Box::new(applayer::ssh::SshParser::new()));
         }
