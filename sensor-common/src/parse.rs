@@ -51,14 +51,20 @@ pub mod ipproto {
     pub const HOPOPTS: u8 = 0;
     /// ICMP.
     pub const ICMP: u8 = 1;
+    /// IPv4 encapsulated in IP.
+    pub const IPIP: u8 = 4;
     /// TCP.
     pub const TCP: u8 = 6;
     /// UDP.
     pub const UDP: u8 = 17;
+    /// IPv6 encapsulated in IP.
+    pub const IPV6_IN_IP: u8 = 41;
     /// IPv6 routing header.
     pub const ROUTING: u8 = 43;
     /// IPv6 fragment header.
     pub const FRAGMENT: u8 = 44;
+    /// Generic Routing Encapsulation.
+    pub const GRE: u8 = 47;
     /// Authentication header.
     pub const AH: u8 = 51;
     /// ICMPv6.

@@ -3,6 +3,7 @@
 //! kernel's, TCP reassembly, application-layer detection and parsers, and EVE records.
 
 pub mod stream;
+pub mod tunnel;
 
 use std::collections::HashMap;
 
@@ -278,7 +279,11 @@ impl Pipeline {
             *self.stats.undecoded.entry(p.outcome.name()).or_default() += 1;
             return Ok(());
         }
-        let (key, dir) = FlowKey::from_parsed(&p, 0);
+        // A tunnelled packet is inspected as the packet it carries. The table keeps the
+        // tunnel depth where the kernel's keys keep the interface index, so flows at
+        // different depths stay apart.
+        let (p, data, depth) = tunnel::decapsulate(p, data);
+        let (key, dir) = FlowKey::from_parsed(&p, u32::from(depth));
         if !self.flows.contains_key(&key) {
             if self.flows.len() >= self.cfg.max_flows {
                 self.stats.flows_over_limit += 1;
