@@ -56,7 +56,9 @@ fn run() -> anyhow::Result<()> {
         }
         Task::Bench => {
             setup::run()?;
-            cargo(&["bench", "-p", "tests", "--bench", "datapath"])
+            cargo(&[
+                "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads",
+            ])
         }
     }
 }
