@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod lab;
+pub mod mixed;
 pub mod model;
 pub mod packets;
 pub mod session;

@@ -249,3 +249,65 @@ fn bad_input_is_explained() {
     assert_eq!(of_type(&events, "flow").len(), 1);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every protocol in a capture of mixed conversations this project builds: the right number
+/// of records of each kind, with the fields the conversations carried.
+#[test]
+fn mixed_traffic_gives_every_protocol_record() {
+    use tests::mixed::{self, MixOptions};
+    let dir = scratch("mixed");
+    let cert = mixed::openssl_cert(&dir)
+        .expect("openssl makes a certificate (cargo xtask setup installs it)");
+    let opts = MixOptions {
+        target_bytes: 300_000,
+        cert_der: cert,
+    };
+    let pcap = dir.join("mixed.pcap");
+    mixed::write(&pcap, &opts).expect("write");
+    let rounds = {
+        // Count the HTTP conversations the generator made: one per round.
+        let frames = mixed::frames(&opts);
+        frames
+            .iter()
+            .filter(|f| f.windows(13).any(|w| w == b"GET /ballot/s"))
+            .count()
+    };
+    let (out, events) = replay(&pcap, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = of_type(&events, "http");
+    assert_eq!(http.len(), rounds);
+    assert!(http
+        .iter()
+        .all(|h| h["http"]["hostname"] == "results.example.gov" && h["http"]["status"] == 200));
+    let dns = of_type(&events, "dns");
+    assert_eq!(dns.len(), rounds * 4, "two queries and two answers a round");
+    assert!(dns
+        .iter()
+        .any(|d| d["dns"]["type"] == "response" && d["dns"]["answers"][0]["rrtype"] == "A"));
+    let tls = of_type(&events, "tls");
+    assert_eq!(tls.len(), rounds);
+    assert!(tls
+        .iter()
+        .all(|t| t["tls"]["sni"] == "vote.example.gov" && t["tls"]["version"] == "TLS 1.2"));
+    assert!(
+        tls[0]["tls"]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("CN=vote.example.gov")),
+        "{}",
+        tls[0]
+    );
+    let ssh = of_type(&events, "ssh");
+    assert_eq!(ssh.len(), rounds.div_ceil(4));
+    assert_eq!(ssh[0]["ssh"]["client"]["software_version"], "OpenSSH_9.6");
+    assert_eq!(ssh[0]["ssh"]["server"]["proto_version"], "2.0");
+    let flows = of_type(&events, "flow");
+    assert_eq!(
+        flows.iter().filter(|f| f["app_proto"] == "tls").count(),
+        rounds
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
