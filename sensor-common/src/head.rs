@@ -94,6 +94,10 @@ impl Settings {
 pub struct HeadRecord {
     /// `CLOCK_MONOTONIC` time the packet was seen, ns.
     pub ts_ns: u64,
+    /// The flow's first-seen time on the CPU that sent the record ([`FlowStats::first_ns`]):
+    /// with the key, what the agent's flow id is made of, so protocol records can carry the
+    /// flow record's id.
+    pub flow_first_ns: u64,
     /// The flow, as in the flow map (the interface is `key.ifindex`).
     pub key: FlowKey,
     /// Length of the whole frame (of the whole GSO packet at egress).
@@ -112,7 +116,7 @@ pub struct HeadRecord {
 
 /// Size of [`HeadRecord`]: the frame starts at this offset in a record.
 pub const RECORD_HEADER: usize = core::mem::size_of::<HeadRecord>();
-const _: () = assert!(RECORD_HEADER == 64);
+const _: () = assert!(RECORD_HEADER == 72);
 
 /// Bytes of L4 payload in the packet.
 #[inline(always)]

@@ -257,6 +257,7 @@ fn heads<F: CopyOut>(
     }
     let rec = Rec {
         key,
+        first_ns: stats.first_ns,
         len: len as u32,
         cap,
         hook: hook as u8,
@@ -282,6 +283,7 @@ fn heads<F: CopyOut>(
 /// What a record says besides the frame bytes.
 struct Rec<'a> {
     key: &'a FlowKey,
+    first_ns: u64,
     len: u32,
     cap: usize,
     hook: u8,
@@ -304,6 +306,7 @@ fn emit<const CAP: usize, F: CopyOut>(frame: &F, rec: &Rec, counters: &mut Count
     unsafe {
         let h = base as *mut HeadRecord;
         (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).flow_first_ns = rec.first_ns;
         (*h).key = *rec.key;
         (*h).orig_len = rec.len;
         (*h).cap_len = n as u16;

@@ -208,6 +208,7 @@ mod tests {
     fn records_split_into_header_and_frame() {
         let rec = HeadRecord {
             ts_ns: 7,
+            flow_first_ns: 5,
             cap_len: 3,
             hook: 1,
             ..Default::default()

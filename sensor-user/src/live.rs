@@ -22,7 +22,7 @@ use sensor_common::head::flag;
 
 use crate::{
     eve::EveWriter,
-    flows::{monotonic_ns, Clock},
+    flows::{self, monotonic_ns, Clock},
     heads,
     inspect::{InspectConfig, Pipeline},
 };
@@ -176,11 +176,14 @@ fn feed(pipeline: &mut Pipeline, clock: &Clock, record: Vec<u8>) -> anyhow::Resu
         ));
     };
     let ts = clock.unix_ns(head.ts_ns);
+    // The kernel flow record's id: the record comes from the CPU that saw the flow first when
+    // it is the flow's first, and that is when the pipeline creates its flow.
+    let id = flows::flow_id(&head.key, head.flow_first_ns);
     if head.flags & flag::TRUNCATED != 0 {
         let mut frame = frame.to_vec();
         heads::fit_truncated(&mut frame);
-        pipeline.packet(ts, LINKTYPE_ETHERNET, &frame)
+        pipeline.packet_with_flow_id(ts, LINKTYPE_ETHERNET, &frame, id)
     } else {
-        pipeline.packet(ts, LINKTYPE_ETHERNET, frame)
+        pipeline.packet_with_flow_id(ts, LINKTYPE_ETHERNET, frame, id)
     }
 }

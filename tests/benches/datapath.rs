@@ -309,7 +309,7 @@ fn heads_cost(frame: &[u8]) {
     for (label, settings) in cases {
         let mut ebpf = load_with(&settings);
         let full = if settings.head_bytes == u32::MAX {
-            // 20,000 records of 200 bytes fit the 8 MiB ring: none fails for lack of room.
+            // 20,000 records of 208 bytes fit the 8 MiB ring: none fails for lack of room.
             measure_draining(&mut ebpf, frame, 20_000)
         } else {
             // The first run spends the flow's head; the measured runs are past it.

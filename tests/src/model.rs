@@ -25,7 +25,8 @@ pub struct Model {
     pub settings: Settings,
     /// The control map.
     pub control: BTreeMap<FlowKey, u8>,
-    /// Records expected in the ring buffer and not yet compared (timestamps 0).
+    /// Records expected in the ring buffer and not yet compared (timestamp 0, flow first-seen
+    /// time 1 as in `flows`).
     pub records: Vec<(HeadRecord, Vec<u8>)>,
 }
 
@@ -76,6 +77,7 @@ impl Model {
         self.records.push((
             HeadRecord {
                 ts_ns: 0,
+                flow_first_ns: stats.first_ns,
                 key,
                 orig_len: frame.len() as u32,
                 cap_len: cap as u16,

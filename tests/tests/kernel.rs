@@ -56,9 +56,10 @@ fn assert_matches(model: &Model, maps: &Maps, hook: Hook, after: &str) {
 
 /// Reads every record in the ring and compares them, in order, with the model's; the model's
 /// list is emptied, and the records returned. `last_ts` carries the timestamp order check
-/// across calls.
+/// across calls; each record's flow first-seen time must be the flow map's.
 fn assert_records(
     ring: &mut RingBuf<MapData>,
+    maps: &Maps,
     model: &mut Model,
     last_ts: &mut u64,
     after: &str,
@@ -68,6 +69,8 @@ fn assert_records(
         let (rec, frame) = heads::parse_record(&item).expect("a well-formed record");
         got.push((rec, frame.to_vec()));
     }
+    let flows: BTreeMap<FlowKey, FlowStats> =
+        maps.flows().expect("read flows").into_iter().collect();
     for (rec, _) in &mut got {
         assert!(
             rec.ts_ns >= *last_ts,
@@ -75,6 +78,13 @@ fn assert_records(
         );
         *last_ts = rec.ts_ns;
         rec.ts_ns = 0;
+        let first = flows.get(&rec.key).map(|s| s.first_ns);
+        assert_eq!(
+            Some(rec.flow_first_ns),
+            first,
+            "flow first-seen after {after}"
+        );
+        rec.flow_first_ns = 1;
     }
     let want = std::mem::take(&mut model.records);
     assert_eq!(got.len(), want.len(), "ring-buffer records after {after}");
@@ -168,7 +178,7 @@ fn run_corpus(hook: Hook) {
             model.account(frame, hook);
             let after = format!("{name} (round {round})");
             assert_matches(&model, &maps, hook, &after);
-            assert_records(&mut ring, &mut model, &mut last_ts, &after);
+            assert_records(&mut ring, &maps, &mut model, &mut last_ts, &after);
         }
     }
     assert!(
@@ -260,7 +270,7 @@ fn heads_follow_budget_sampling_and_control(hook: Hook) {
         assert_eq!(run_once(ebpf, hook, frame), Ok(verdict(hook)), "{what}");
         model.account(frame, hook);
         assert_matches(model, &maps, hook, what);
-        for (rec, _) in assert_records(&mut ring, model, &mut last_ts, what) {
+        for (rec, _) in assert_records(&mut ring, &maps, model, &mut last_ts, what) {
             *by_flags.entry(rec.flags).or_default() += 1;
         }
     };

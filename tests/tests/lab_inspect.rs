@@ -252,14 +252,22 @@ fn live_agent_inspects_http_and_dns_like_replay() {
     );
     assert_eq!(response["dns"]["id"], request["dns"]["id"]);
 
-    // Flow records come from the kernel's flow map only: one per conversation.
+    // Flow records come from the kernel's flow map only: one per conversation, with the
+    // flow id its protocol records carry.
     let flows = of_type(&live, "flow");
-    for (port, what) in [(8080, "HTTP"), (53, "DNS")] {
-        let n = flows
+    for (port, what, records) in [(8080, "HTTP", vec![h]), (53, "DNS", d.clone())] {
+        let matching: Vec<_> = flows
             .iter()
             .filter(|f| f["dest_port"] == port && f["src_ip"] == CLIENT_V4)
-            .count();
-        assert_eq!(n, 1, "one flow record for the {what} flow: {flows:#?}");
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "one flow record for the {what} flow: {flows:#?}"
+        );
+        for r in records {
+            assert_eq!(r["flow_id"], matching[0]["flow_id"], "{what}: {r}");
+        }
     }
 
     // `precinct replay` on a capture of the same traffic writes the same protocol records.

@@ -122,6 +122,8 @@ pub struct Pipeline {
     pcap_cnt: u64,
     rules: Option<Arc<RuleSet>>,
     detector: Detector,
+    /// Flow id for a flow the current packet creates (see [`Pipeline::packet_with_flow_id`]).
+    flow_id_hint: Option<u64>,
     /// Counters so far.
     pub stats: InspectStats,
 }
@@ -238,6 +240,7 @@ impl Pipeline {
             pcap_cnt: 0,
             rules: None,
             detector: Detector::new(),
+            flow_id_hint: None,
             stats: InspectStats::default(),
         }
     }
@@ -260,6 +263,22 @@ impl Pipeline {
     /// Flows currently tracked.
     pub fn active_flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// [`Pipeline::packet`], where a flow the packet creates (outside any tunnel) takes
+    /// `flow_id`: the live agent passes the kernel flow's id, so that protocol records and
+    /// the kernel's flow record share it.
+    pub fn packet_with_flow_id(
+        &mut self,
+        ts_ns: u64,
+        linktype: u32,
+        data: &[u8],
+        flow_id: u64,
+    ) -> anyhow::Result<()> {
+        self.flow_id_hint = Some(flow_id);
+        let r = self.packet(ts_ns, linktype, data);
+        self.flow_id_hint = None;
+        r
     }
 
     /// Processes one captured frame.
@@ -311,7 +330,10 @@ impl Pipeline {
                 key,
                 Flow {
                     key,
-                    id: flows::flow_id(&key, ts_ns),
+                    id: match self.flow_id_hint {
+                        Some(id) if depth == 0 => id,
+                        _ => flows::flow_id(&key, ts_ns),
+                    },
                     stats: FlowStats::default(),
                     tcp,
                     app,
