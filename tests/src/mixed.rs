@@ -181,8 +181,14 @@ pub fn frames(opts: &MixOptions) -> Vec<Vec<u8>> {
         // HTTP with a body of 8-48 KiB.
         let mut s = TcpSession::new(client, port, [198, 51, 100, 80], 80);
         let mut fs = s.handshake();
+        // Some requests come from scripts: traffic that public rule sets have opinions on.
+        let agent = if round % 10 == 3 {
+            "curl/8.5.0"
+        } else {
+            "Mozilla/5.0 (X11; Linux x86_64)"
+        };
         let req = format!(
-            "GET /ballot/status?precinct={round} HTTP/1.1\r\nHost: results.example.gov\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: */*\r\n\r\n"
+            "GET /ballot/status?precinct={round} HTTP/1.1\r\nHost: results.example.gov\r\nUser-Agent: {agent}\r\nAccept: */*\r\n\r\n"
         );
         fs.extend(s.client_data(req.as_bytes(), 1448));
         let body_len = 8192 + (rng.next() % 40_960) as usize;
@@ -197,7 +203,11 @@ pub fn frames(opts: &MixOptions) -> Vec<Vec<u8>> {
         // Two DNS lookups.
         for i in 0..2u16 {
             let id = (round as u16).wrapping_mul(2).wrapping_add(i);
-            let name = format!("host{round}-{i}.county.example");
+            let name = if round % 5 == 2 && i == 1 {
+                format!("tunnel{round}.ngrok.io")
+            } else {
+                format!("host{round}-{i}.county.example")
+            };
             add(
                 vec![
                     udp_frame(

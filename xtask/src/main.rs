@@ -56,8 +56,10 @@ fn run() -> anyhow::Result<()> {
         }
         Task::Bench => {
             setup::run()?;
+            setup::bench_tools()?;
             cargo(&[
-                "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads",
+                "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads", "--bench",
+                "replay",
             ])
         }
     }

@@ -124,6 +124,53 @@ fn bpf_linker() -> anyhow::Result<()> {
     )
 }
 
+/// Debian's Suricata 7 (from bookworm-backports; bookworm itself has none), the reference
+/// engine the benchmarks measure against, and openssl for the benchmark's certificate.
+pub fn bench_tools() -> anyhow::Result<()> {
+    apt_install(&missing_packages(&["openssl"]))?;
+    if quiet(Command::new("suricata").arg("-V")) {
+        return Ok(());
+    }
+    if !crate::is_root() {
+        bail!("suricata is missing: run `cargo xtask bench` as root so setup can install it");
+    }
+    let source =
+        std::path::Path::new("/etc/apt/sources.list.d/precinct-bookworm-backports.sources");
+    let has_backports = std::fs::read_dir("/etc/apt/sources.list.d")
+        .map(|d| {
+            d.filter_map(|e| e.ok()).any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("bookworm-backports"))
+            })
+        })
+        .unwrap_or(false);
+    if !has_backports {
+        // Same mirror and keyring as the system's own bookworm sources.
+        std::fs::write(
+            source,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        )
+        .with_context(|| format!("writing {}", source.display()))?;
+    }
+    eprintln!("setup: installing suricata from bookworm-backports");
+    run_checked(
+        Command::new("apt-get").args(["update", "-q"]),
+        "apt-get update",
+    )?;
+    run_checked(
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-q",
+                "-t",
+                "bookworm-backports",
+                "suricata",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install suricata",
+    )
+}
+
 /// Installs whatever is missing.
 pub fn run() -> anyhow::Result<()> {
     rust_src()?;

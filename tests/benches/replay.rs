@@ -1,0 +1,257 @@
+//! Replay throughput and memory beside Suricata on the same capture in the same run: a
+//! 110 MB mixed HTTP/DNS/TLS/SSH capture this bench builds, first without rules, then with
+//! the Emerging Threats Open rules from `../shared/rules/et-open` (load time, throughput,
+//! peak memory, and the agreement of alerts on the rules both engines loaded).
+//!
+//! `cargo xtask bench` runs it after the datapath bench. Suricata is the Debian package
+//! (`cargo xtask setup` installs it from bookworm-backports).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use precinct::detect::{addr::default_vars, classification::Classifications, RuleSet};
+use tests::mixed::{self, MixOptions};
+
+const CAPTURE_BYTES: usize = 110 << 20;
+
+struct Run {
+    wall: Duration,
+    max_rss_kb: i64,
+}
+
+/// Runs `cmd`, waiting with `wait4` to learn its peak resident memory.
+fn measured(cmd: &mut Command, what: &str) -> Run {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; pid is our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(rc, pid, "waiting for {what}");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read as _;
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!(
+            "{what} failed (status {status}): {}",
+            err.chars()
+                .rev()
+                .take(800)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        );
+    }
+    Run {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+    }
+}
+
+fn precinct_bin() -> PathBuf {
+    tests::agent::precinct_bin()
+}
+
+fn alerts_by_sid(eve: &Path) -> BTreeMap<u64, u64> {
+    let mut m = BTreeMap::new();
+    let text = std::fs::read_to_string(eve).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["event_type"] == "alert" {
+            if let Some(sid) = v["alert"]["signature_id"].as_u64() {
+                *m.entry(sid).or_default() += 1;
+            }
+        }
+    }
+    m
+}
+
+fn line(name: &str, r: &Run, bytes: u64, packets: usize) -> String {
+    let secs = r.wall.as_secs_f64();
+    format!(
+        "{name:<28} {:>8.2} s {:>10.0} pkt/s {:>8.1} Mbit/s {:>8} MiB peak",
+        secs,
+        packets as f64 / secs,
+        bytes as f64 * 8.0 / secs / 1e6,
+        r.max_rss_kb / 1024
+    )
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let pcap = dir.join("mixed.pcap");
+    let cert = mixed::openssl_cert(&dir).expect("openssl");
+    let started = Instant::now();
+    let packets = mixed::write(
+        &pcap,
+        &MixOptions {
+            target_bytes: CAPTURE_BYTES,
+            cert_der: cert,
+        },
+    )
+    .expect("write the capture");
+    let bytes = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "capture: {} ({} MB, {packets} packets) built in {:.1} s",
+        pcap.display(),
+        bytes / 1_000_000,
+        started.elapsed().as_secs_f64()
+    );
+    let bin = precinct_bin();
+    let suricata_out = dir.join("suricata");
+    let empty_rules = dir.join("empty.rules");
+    std::fs::write(&empty_rules, "").expect("empty rules");
+
+    println!();
+    println!("No rules (best of 3; wall time including start-up):");
+    let best = |mut f: Box<dyn FnMut() -> Run>| {
+        (0..3)
+            .map(|_| f())
+            .min_by_key(|r| r.wall)
+            .expect("three runs")
+    };
+    let p = best(Box::new(|| {
+        measured(
+            Command::new(&bin)
+                .args(["replay", "--pcap"])
+                .arg(&pcap)
+                .arg("--eve")
+                .arg(dir.join("precinct.eve.json")),
+            "precinct replay",
+        )
+    }));
+    let s = best(Box::new(|| {
+        let _ = std::fs::remove_dir_all(&suricata_out);
+        std::fs::create_dir_all(&suricata_out).expect("dir");
+        measured(
+            Command::new("suricata")
+                .arg("-r")
+                .arg(&pcap)
+                .args(["-k", "none", "--runmode", "single", "-S"])
+                .arg(&empty_rules)
+                .arg("-l")
+                .arg(&suricata_out),
+            "suricata",
+        )
+    }));
+    println!("{}", line("precinct replay", &p, bytes, packets));
+    println!(
+        "{}",
+        line("suricata 7 (-k none, single)", &s, bytes, packets)
+    );
+    println!(
+        "throughput ratio precinct/suricata: {:.2} (target: at least 2.0); peak memory ratio: {:.2}",
+        s.wall.as_secs_f64() / p.wall.as_secs_f64(),
+        p.max_rss_kb as f64 / s.max_rss_kb.max(1) as f64
+    );
+
+    let et = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rules/et-open");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&et)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        println!(
+            "\nET Open rules not found at {}: skipping the rules part",
+            et.display()
+        );
+        return;
+    }
+    println!();
+    println!("ET Open ({} files):", files.len());
+    let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let t = Instant::now();
+    let set =
+        RuleSet::load(&refs, &default_vars(), &Classifications::builtin()).expect("load rules");
+    let load = t.elapsed();
+    let loaded: BTreeSet<u64> = set.signatures().iter().map(|s| u64::from(s.sid)).collect();
+    println!(
+        "precinct rule load: {} rules in {:.2} s ({} skipped)",
+        set.report.loaded,
+        load.as_secs_f64(),
+        set.report.skipped.len()
+    );
+    let all_rules = dir.join("et-open-all.rules");
+    let mut joined = String::new();
+    for f in &files {
+        joined.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+        joined.push('\n');
+    }
+    std::fs::write(&all_rules, joined).expect("joined rules");
+    let p_eve = dir.join("precinct-et.eve.json");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["replay", "--pcap"])
+        .arg(&pcap)
+        .arg("--eve")
+        .arg(&p_eve);
+    for f in &files {
+        cmd.arg("--rules").arg(f);
+    }
+    let _ = std::fs::remove_file(&p_eve);
+    let p = measured(&mut cmd, "precinct replay with ET Open");
+    let _ = std::fs::remove_dir_all(&suricata_out);
+    std::fs::create_dir_all(&suricata_out).expect("dir");
+    let s = measured(
+        Command::new("suricata")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-k", "none", "--runmode", "single", "-S"])
+            .arg(&all_rules)
+            .arg("-l")
+            .arg(&suricata_out),
+        "suricata with ET Open",
+    );
+    println!("{}", line("precinct replay + ET", &p, bytes, packets));
+    println!("{}", line("suricata 7 + ET", &s, bytes, packets));
+    println!(
+        "throughput ratio precinct/suricata: {:.2} (target: at least 2.0); peak memory ratio: {:.2}",
+        s.wall.as_secs_f64() / p.wall.as_secs_f64(),
+        p.max_rss_kb as f64 / s.max_rss_kb.max(1) as f64
+    );
+    let ours = alerts_by_sid(&p_eve);
+    let theirs = alerts_by_sid(&suricata_out.join("eve.json"));
+    let sids: BTreeSet<u64> = ours
+        .keys()
+        .chain(theirs.keys())
+        .copied()
+        .filter(|s| loaded.contains(s))
+        .collect();
+    let same = sids.iter().filter(|s| ours.get(s) == theirs.get(s)).count();
+    println!(
+        "alerts on rules both loaded: {} sids alerted by either, {} with equal counts",
+        sids.len(),
+        same
+    );
+    for sid in &sids {
+        let (a, b) = (
+            ours.get(sid).copied().unwrap_or(0),
+            theirs.get(sid).copied().unwrap_or(0),
+        );
+        println!(
+            "  sid {sid}: precinct {a}, suricata {b}{}",
+            if a == b { "" } else { "  <- differs" }
+        );
+    }
+}
