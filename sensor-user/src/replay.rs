@@ -161,6 +161,16 @@ fn summary(p: &Pipeline, took: Duration) {
             }
         );
     }
+    let d = p.detect_stats();
+    if d.packets + d.app_events > 0 {
+        eprintln!(
+            "replay: detection: {} packets ({:.1} rules each after the prefilter), {} app-layer events ({:.1} rules each)",
+            d.packets,
+            d.packet_candidates as f64 / d.packets.max(1) as f64,
+            d.app_events,
+            d.app_candidates as f64 / d.app_events.max(1) as f64
+        );
+    }
     let st = p.stream_stats();
     if st.gaps + st.out_of_order + st.retransmissions + st.overlaps > 0 || s.flows_over_limit > 0 {
         eprintln!(

@@ -26,6 +26,10 @@ struct Run {
 /// Runs `cmd`, waiting with `wait4` to learn its peak resident memory.
 fn measured(cmd: &mut Command, what: &str) -> Run {
     let started = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives the peak memory"
+    )]
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

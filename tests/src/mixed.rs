@@ -17,7 +17,7 @@ impl Rng {
     }
 
     /// Next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -26,7 +26,7 @@ impl Rng {
 
     /// `n` pseudo-random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
 
@@ -124,6 +124,7 @@ pub fn ssh_kexinit(rng: &mut Rng) -> Vec<u8> {
     }
     payload.push(0);
     payload.extend_from_slice(&[0, 0, 0, 0]);
+    // Padding brings the packet to a multiple of 8 with at least 4 bytes of it.
     let pad = 8 - (payload.len() + 5) % 8 + 4;
     let mut p = ((payload.len() + pad + 1) as u32).to_be_bytes().to_vec();
     p.push(pad as u8);
@@ -191,7 +192,7 @@ pub fn frames(opts: &MixOptions) -> Vec<Vec<u8>> {
             "GET /ballot/status?precinct={round} HTTP/1.1\r\nHost: results.example.gov\r\nUser-Agent: {agent}\r\nAccept: */*\r\n\r\n"
         );
         fs.extend(s.client_data(req.as_bytes(), 1448));
-        let body_len = 8192 + (rng.next() % 40_960) as usize;
+        let body_len = 8192 + (rng.next_u64() % 40_960) as usize;
         let mut resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {body_len}\r\n\r\n"
         )
@@ -242,7 +243,7 @@ pub fn frames(opts: &MixOptions) -> Vec<Vec<u8>> {
         fs.extend(t.close());
         add(fs, &mut out);
         // SSH every fourth round: banners, KEXINIT both ways, encrypted traffic.
-        if round % 4 == 0 {
+        if round.is_multiple_of(4) {
             let mut h = TcpSession::new(client, port.wrapping_add(2), [198, 51, 100, 22], 22);
             let mut fs = h.handshake();
             fs.extend(h.server_data(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", 1448));

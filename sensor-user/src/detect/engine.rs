@@ -61,13 +61,91 @@ struct Prefilter {
     sigs: Vec<Vec<u32>>,
 }
 
+/// Signatures found by address: for rules without a pattern whose source or destination is
+/// a list of networks (the IP reputation rules of public rule sets, by the thousand), one
+/// hash set per prefix length, so a packet costs a few lookups instead of a scan.
+#[derive(Default)]
+struct AddrIndex {
+    /// (prefix length over the 128-bit mapped address, masked address → signatures).
+    by_len: Vec<(u8, HashMap<u128, Vec<u32>>)>,
+}
+
+fn mapped(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn mask(v: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        v & (u128::MAX << (128 - u32::from(len.min(128))))
+    }
+}
+
+impl AddrIndex {
+    fn insert(&mut self, ip: IpAddr, len: u8, sig: u32) {
+        let len = if ip.is_ipv4() {
+            len.min(32) + 96
+        } else {
+            len.min(128)
+        };
+        let key = mask(mapped(ip), len);
+        let slot = match self.by_len.iter().position(|(l, _)| *l == len) {
+            Some(i) => i,
+            None => {
+                self.by_len.push((len, HashMap::new()));
+                self.by_len.len() - 1
+            }
+        };
+        self.by_len[slot].1.entry(key).or_default().push(sig);
+    }
+
+    fn lookup(&self, ip: IpAddr, out: &mut Vec<u32>) {
+        let v = mapped(ip);
+        for (len, set) in &self.by_len {
+            if let Some(sigs) = set.get(&mask(v, *len)) {
+                out.extend_from_slice(sigs);
+            }
+        }
+    }
+}
+
+/// The networks of an address expression that lists only networks (no `any`, no negation).
+fn listed_networks(e: &super::addr::AddrExpr, out: &mut Vec<(IpAddr, u8)>) -> bool {
+    use super::addr::AddrExpr;
+    match e {
+        AddrExpr::Net(ip, len) => {
+            out.push((*ip, *len));
+            true
+        }
+        AddrExpr::Group(items) => items.iter().all(|i| listed_networks(i, out)),
+        AddrExpr::Any | AddrExpr::Not(_) => false,
+    }
+}
+
+/// Slot of a transport in the per-transport candidate lists.
+fn proto_slot(l4: Option<u8>) -> usize {
+    match l4 {
+        Some(6) => 1,
+        Some(17) => 2,
+        Some(1) => 3,
+        _ => 0,
+    }
+}
+
 /// Compiled rules, ready to evaluate.
 pub struct RuleSet {
     sigs: Vec<Signature>,
     prefilters: HashMap<String, Prefilter>,
-    /// Signatures without a fast pattern: always candidates.
-    always_pkt: Vec<u32>,
+    /// Signatures without a fast pattern or an address list: always candidates, by the
+    /// transport they ask for (index 0: any; 1: TCP; 2: UDP; 3: ICMP).
+    always_pkt: [Vec<u32>; 4],
     always_app: Vec<u32>,
+    /// Pattern-less packet rules found by the addresses they list.
+    by_addr: AddrIndex,
     /// The load report.
     pub report: LoadReport,
 }
@@ -147,11 +225,15 @@ impl RuleSet {
                 .flowbits
                 .iter()
                 .any(|f| matches!(f, Flowbit::IsSet(..) | Flowbit::IsNotSet(..)));
-            (s.action != Action::Pass, !(sets && !checks), checks)
+            // Pass rules, then rules that only set bits, then the rest, then bit checkers.
+            (s.action != Action::Pass, !sets || checks, checks)
         });
         report.loaded = sigs.len();
-        let mut patterns: HashMap<String, (Vec<Vec<u8>>, Vec<Vec<u32>>)> = HashMap::new();
-        let mut always_pkt = Vec::new();
+        // Per buffer: the distinct patterns, and the signatures using each.
+        type Patterns = (Vec<Vec<u8>>, Vec<Vec<u32>>);
+        let mut patterns: HashMap<String, Patterns> = HashMap::new();
+        let mut always_pkt: [Vec<u32>; 4] = Default::default();
+        let mut by_addr = AddrIndex::default();
         let mut always_app = Vec::new();
         for (i, s) in sigs.iter().enumerate() {
             match &s.fast_pattern {
@@ -167,7 +249,19 @@ impl RuleSet {
                     }
                 }
                 None if s.is_app() => always_app.push(i as u32),
-                None => always_pkt.push(i as u32),
+                None => {
+                    let mut nets = Vec::new();
+                    if listed_networks(&s.src, &mut nets) || {
+                        nets.clear();
+                        listed_networks(&s.dst, &mut nets)
+                    } {
+                        for (ip, len) in nets {
+                            by_addr.insert(ip, len, i as u32);
+                        }
+                    } else {
+                        always_pkt[proto_slot(s.proto.l4)].push(i as u32);
+                    }
+                }
             }
         }
         let prefilters = patterns
@@ -194,6 +288,7 @@ impl RuleSet {
             prefilters,
             always_pkt,
             always_app,
+            by_addr,
             report,
         }
     }
@@ -203,13 +298,26 @@ impl RuleSet {
         &self.sigs
     }
 
-    fn candidates(&self, buffers: &[(&str, &[u8])], app: bool, out: &mut Vec<u32>) {
+    fn candidates(
+        &self,
+        buffers: &[(&str, &[u8])],
+        addrs: Option<(IpAddr, IpAddr, u8)>,
+        out: &mut Vec<u32>,
+    ) {
         out.clear();
-        out.extend_from_slice(if app {
-            &self.always_app
-        } else {
-            &self.always_pkt
-        });
+        match addrs {
+            None => out.extend_from_slice(&self.always_app),
+            Some((a, b, proto)) => {
+                out.extend_from_slice(&self.always_pkt[0]);
+                let slot = proto_slot(Some(if proto == 58 { 1 } else { proto }));
+                if slot != 0 {
+                    out.extend_from_slice(&self.always_pkt[slot]);
+                }
+                // Either address may be the one a rule lists (and `<>` rules swap them).
+                self.by_addr.lookup(a, out);
+                self.by_addr.lookup(b, out);
+            }
+        }
         for (name, data) in buffers {
             let Some(p) = self.prefilters.get(*name) else {
                 continue;
@@ -332,6 +440,21 @@ struct Window {
 pub struct Detector {
     thresholds: HashMap<(u32, Track, Vec<u8>), Window>,
     scratch: Vec<u32>,
+    /// Work done, for reports and tuning.
+    pub stats: DetectStats,
+}
+
+/// How much work detection did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DetectStats {
+    /// Packets inspected by packet rules.
+    pub packets: u64,
+    /// App-layer events inspected.
+    pub app_events: u64,
+    /// Rules evaluated in full after the prefilter (packet rules).
+    pub packet_candidates: u64,
+    /// Rules evaluated in full after the prefilter (app rules).
+    pub app_candidates: u64,
 }
 
 impl Default for Detector {
@@ -473,6 +596,7 @@ impl Detector {
         Detector {
             thresholds: HashMap::new(),
             scratch: Vec::new(),
+            stats: DetectStats::default(),
         }
     }
 
@@ -506,7 +630,7 @@ impl Detector {
             w.count += 1;
             let pass = match t.rate {
                 Rate::Limit => w.count <= t.count,
-                Rate::Threshold => w.count % t.count.max(1) == 0,
+                Rate::Threshold => w.count.is_multiple_of(t.count.max(1)),
                 Rate::Both => w.count == t.count,
                 Rate::DetectionFilter => w.count > t.count,
             };
@@ -563,7 +687,13 @@ impl Detector {
             bufs.insert("pkt", p.payload);
         }
         let mut cands = std::mem::take(&mut self.scratch);
-        rules.candidates(&[("pkt", p.payload)], false, &mut cands);
+        rules.candidates(
+            &[("pkt", p.payload)],
+            Some((p.src, p.dst, p.proto)),
+            &mut cands,
+        );
+        self.stats.packets += 1;
+        self.stats.packet_candidates += cands.len() as u64;
         let mut hits = Vec::new();
         for &i in &cands {
             let s = &rules.sigs[i as usize];
@@ -636,7 +766,9 @@ impl Detector {
         }
         let list: Vec<(&str, &[u8])> = bufs.iter().map(|(k, v)| (*k, *v)).collect();
         let mut cands = std::mem::take(&mut self.scratch);
-        rules.candidates(&list, true, &mut cands);
+        rules.candidates(&list, None, &mut cands);
+        self.stats.app_events += 1;
+        self.stats.app_candidates += cands.len() as u64;
         let mut hits = Vec::new();
         for &i in &cands {
             let s = &rules.sigs[i as usize];

@@ -250,6 +250,11 @@ impl Pipeline {
         self.rules = Some(rules);
     }
 
+    /// Detection work counters.
+    pub fn detect_stats(&self) -> detect::engine::DetectStats {
+        self.detector.stats
+    }
+
     /// Reassembly counters.
     pub fn stream_stats(&self) -> StreamStats {
         self.reassembly.stats

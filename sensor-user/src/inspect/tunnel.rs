@@ -81,7 +81,7 @@ fn locate(p: &Parsed, frame: &[u8]) -> Option<(usize, Inner)> {
 
 /// Peels tunnels off a parsed packet: returns the innermost packet, its bytes and its depth
 /// (0 when `frame` is no tunnel).
-pub fn decapsulate<'a>(mut p: Parsed, mut frame: &'a [u8]) -> (Parsed, &'a [u8], u8) {
+pub fn decapsulate(mut p: Parsed, mut frame: &[u8]) -> (Parsed, &[u8], u8) {
     let mut depth = 0;
     while depth < MAX_DEPTH {
         let Some((off, inner)) = locate(&p, frame) else {
