@@ -171,28 +171,25 @@ fn fields(s: &str) -> Vec<(usize, &str)> {
 /// Splits `name:value;` options, honouring quotes and `\` escapes; `base` is the column of
 /// the list's first character.
 fn split_options(s: &str, base: usize) -> Result<Vec<(String, Option<String>, usize)>, RuleError> {
+    // As in Suricata, options end at every `;` that is not escaped (`\;`), inside quotes
+    // or not: a quote inside a PCRE such as `["']` is no delimiter.
     let mut out = Vec::new();
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    let mut in_quotes = false;
     while i < bytes.len() {
         match bytes[i] {
             b'\\' => {
                 i += 2;
                 continue;
             }
-            b'"' => in_quotes = !in_quotes,
-            b';' if !in_quotes => {
+            b';' => {
                 push_option(&s[start..i], base + start, &mut out)?;
                 start = i + 1;
             }
             _ => {}
         }
         i += 1;
-    }
-    if in_quotes {
-        return Err(err(base + start, "a quoted value is not closed"));
     }
     let tail = &s[start.min(s.len())..];
     let rest = tail.trim();
@@ -220,6 +217,15 @@ fn push_option(
         Some(c) => (t[..c].trim(), Some(t[c + 1..].trim().to_string())),
         None => (t, None),
     };
+    if let Some(v) = &value {
+        let v = v.strip_prefix('!').unwrap_or(v).trim_start();
+        if v.starts_with('"') && (v.len() < 2 || !v.ends_with('"')) {
+            return Err(err(
+                column + lead,
+                format!("the quoted value of {name} is not closed"),
+            ));
+        }
+    }
     if name.is_empty()
         || !name
             .bytes()
