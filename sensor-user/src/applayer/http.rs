@@ -424,9 +424,15 @@ impl HttpParser {
                     let Some(tx) = self.txs.back_mut() else {
                         return;
                     };
+                    let inspect = out.inspect;
                     let mut kept = std::mem::take(&mut tx.request_body);
                     let done = read_body(body, &mut self.req.buf, &mut |d| {
-                        let room = MAX_BODY_KEPT.saturating_sub(kept.len());
+                        // Bodies are kept only for the signature engine.
+                        let room = if inspect {
+                            MAX_BODY_KEPT.saturating_sub(kept.len())
+                        } else {
+                            0
+                        };
                         kept.extend_from_slice(&d[..d.len().min(room)]);
                     });
                     tx.request_body = kept;
@@ -554,11 +560,17 @@ impl HttpParser {
                     let Some(tx) = self.resp_tx.and_then(|i| self.txs.get_mut(i)) else {
                         return;
                     };
+                    let inspect = out.inspect;
                     let mut kept = std::mem::take(&mut tx.response_body);
                     let mut len = tx.response_body_len;
                     let done = read_body(body, &mut self.resp.buf, &mut |d| {
                         len += d.len() as u64;
-                        let room = MAX_BODY_KEPT.saturating_sub(kept.len());
+                        // Bodies are kept only for the signature engine.
+                        let room = if inspect {
+                            MAX_BODY_KEPT.saturating_sub(kept.len())
+                        } else {
+                            0
+                        };
                         kept.extend_from_slice(&d[..d.len().min(room)]);
                     });
                     tx.response_body = kept;
@@ -770,7 +782,7 @@ impl AppParser for HttpParser {
             .resp_tx
             .and_then(|i| self.txs.get(i))
             .or_else(|| self.txs.back());
-        if let Some(tx) = current {
+        if let (true, Some(tx)) = (out.inspect, current) {
             out.tx = Some((tx.id, tx.eve()));
         }
     }
@@ -805,7 +817,7 @@ mod tests {
 
     fn run(parts: &[(Dir, &[u8])]) -> Output {
         let mut p = HttpParser::new();
-        let mut out = Output::default();
+        let mut out = Output::new(true);
         for (dir, data) in parts {
             p.parse(*dir, data, &mut out);
         }
@@ -853,7 +865,7 @@ mod tests {
         let resp = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
         let whole = run(&[(Dir::ToServer, req), (Dir::ToClient, resp)]);
         let mut p = HttpParser::new();
-        let mut out = Output::default();
+        let mut out = Output::new(true);
         for b in req {
             p.parse(Dir::ToServer, &[*b], &mut out);
         }

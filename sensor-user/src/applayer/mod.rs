@@ -61,6 +61,19 @@ pub struct Output {
     /// The transaction in progress after this call, as its EVE protocol object so far, with
     /// its id: alerts on it carry this object, as Suricata's do.
     pub tx: Option<(u64, serde_json::Value)>,
+    /// Set by the caller when signatures are evaluated: only then do parsers need to fill
+    /// `buffers` and `tx`, and they may skip that work otherwise.
+    pub inspect: bool,
+}
+
+impl Output {
+    /// An empty output; `inspect` as the caller needs.
+    pub fn new(inspect: bool) -> Output {
+        Output {
+            inspect,
+            ..Output::default()
+        }
+    }
 }
 
 /// Bytes a parser received beyond the point where it handed the stream over.

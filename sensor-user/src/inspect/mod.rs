@@ -107,6 +107,8 @@ struct Flow {
     alerted: bool,
     /// The app-layer transaction in progress (id, EVE object), for alert records.
     tx: Option<(u64, Value)>,
+    /// Signatures are evaluated on this flow: parsers must produce buffers.
+    inspect: bool,
 }
 
 /// Bytes of each direction inspected before giving up on detection.
@@ -115,7 +117,7 @@ const PROBE_LIMIT: usize = 4096;
 /// The pipeline: feed it packets, it writes EVE records.
 pub struct Pipeline {
     cfg: InspectConfig,
-    flows: HashMap<FlowKey, Flow>,
+    flows: HashMap<FlowKey, Flow, ahash::RandomState>,
     eve: EveWriter,
     reassembly: Reassembly,
     last_sweep_ns: u64,
@@ -234,7 +236,9 @@ impl Pipeline {
         Pipeline {
             reassembly: Reassembly::new(cfg.stream, cfg.stream_memcap),
             cfg,
-            flows: HashMap::new(),
+            // aHash with random keys: fast, and an attacker who picks addresses and ports cannot
+            // aim at collisions as with a fixed hash.
+            flows: HashMap::with_hasher(ahash::RandomState::new()),
             eve,
             last_sweep_ns: 0,
             pcap_cnt: 0,
@@ -346,6 +350,7 @@ impl Pipeline {
                     detect: FlowState::default(),
                     alerted: false,
                     tx: None,
+                    inspect: self.rules.is_some(),
                 },
             );
         }
@@ -599,6 +604,7 @@ impl Pipeline {
         let (seq, ackn) = (word(4), word(8));
         let flags = p.tcp_flags;
         let midstream = self.cfg.midstream;
+        let detecting = self.rules.is_some();
         let Some(flow) = self.flows.get_mut(key) else {
             return (Vec::new(), Vec::new());
         };
@@ -642,8 +648,9 @@ impl Pipeline {
             tcp.fin[dir] = true;
             tcp.half[dir].flush(r, &mut chunks);
         }
+        // The in-order bytes for packet signatures (only needed when there are any).
         let mut arrived = Vec::new();
-        for c in &chunks {
+        for c in chunks.iter().filter(|_| detecting) {
             if let Chunk::Data(d) = c {
                 arrived.extend_from_slice(d);
             }
@@ -774,7 +781,7 @@ impl Pipeline {
             feed_app(&mut flow, dir, c, &mut outputs);
         }
         if let App::Active(parser) = &mut flow.app {
-            let mut out = Output::default();
+            let mut out = Output::new(flow.inspect);
             parser.finish(&mut out);
             outputs.push((Dir::ToServer, out));
         }
@@ -876,7 +883,7 @@ fn feed_app(flow: &mut Flow, dir: Dir, chunk: Chunk, outputs: &mut Vec<(Dir, Out
     };
     match (&mut flow.app, chunk) {
         (App::Active(parser), Chunk::Data(data)) => {
-            let mut out = Output::default();
+            let mut out = Output::new(flow.inspect);
             parser.parse(dir, &data, &mut out);
             let switch = out.switch_protocol.take();
             outputs.push((dir, out));
@@ -893,7 +900,7 @@ fn feed_app(flow: &mut Flow, dir: Dir, chunk: Chunk, outputs: &mut Vec<(Dir, Out
             }
         }
         (App::Active(parser), Chunk::Gap(len)) => {
-            let mut out = Output::default();
+            let mut out = Output::new(flow.inspect);
             parser.gap(dir, usize::try_from(len).unwrap_or(usize::MAX), &mut out);
             outputs.push((dir, out));
         }
