@@ -376,8 +376,19 @@ pub struct FlowState {
     bufs: HashMap<(bool, String), Vec<u8>>,
     tx_req: u64,
     tx_resp: u64,
-    alerted: HashSet<(u32, u64, u64)>,
+    /// App-layer signatures that already matched a transaction: (gid, sid), request and
+    /// response transaction numbers. Keyed by the rule's identity rather than its index in the
+    /// rule set because the live agent swaps rule sets under running flows (SIGHUP), and
+    /// indexes are not stable across sets. Clearing the set at a swap instead would alert a
+    /// second time for a rule that is in both sets and already alerted on the transaction in
+    /// progress, and keeping indexes would silence whichever new rule took an old one's index;
+    /// (gid, sid) is the identity Suricata and SOC tooling use, and also what the loader
+    /// refuses to see twice.
+    alerted: HashSet<(RuleId, u64, u64)>,
 }
+
+/// A signature's identity across rule sets: (gid, sid).
+type RuleId = (u32, u32);
 
 impl FlowState {
     /// Buffers of the current transaction, for alert records.
@@ -423,7 +434,7 @@ impl FlowState {
 /// A signature that matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hit {
-    /// Index into [`RuleSet::signatures`].
+    /// Index into [`RuleSet::signatures`] of the set that was evaluated.
     pub sig: u32,
     /// Transaction id for app-layer matches.
     pub tx_id: Option<u64>,
@@ -438,7 +449,9 @@ struct Window {
 
 /// Evaluates packets and app-layer buffers against a rule set.
 pub struct Detector {
-    thresholds: HashMap<(u32, Track, Vec<u8>), Window>,
+    /// Threshold and detection-filter windows, by rule identity (not index: the detector
+    /// outlives rule-set swaps, see [`FlowState`]), tracking mode and tracked key.
+    thresholds: HashMap<(RuleId, Track, Vec<u8>), Window>,
     scratch: Vec<u32>,
     /// Work done, for reports and tuning.
     pub stats: DetectStats,
@@ -601,7 +614,7 @@ impl Detector {
     }
 
     /// Applies thresholds and detection filters: whether this match alerts.
-    fn rate_ok(&mut self, idx: u32, s: &Signature, p: &PacketInfo<'_>) -> bool {
+    fn rate_ok(&mut self, s: &Signature, p: &PacketInfo<'_>) -> bool {
         let mut ok = true;
         for t in [s.detection_filter, s.threshold].into_iter().flatten() {
             let key = match t.track {
@@ -614,7 +627,7 @@ impl Detector {
             let window_ns = t.seconds.saturating_mul(1_000_000_000);
             let w = self
                 .thresholds
-                .entry((idx, t.track, key))
+                .entry(((s.gid, s.sid), t.track, key))
                 .or_insert(Window {
                     start_ns: p.ts_ns,
                     count: 0,
@@ -708,7 +721,7 @@ impl Detector {
             if s.action == Action::Pass {
                 break;
             }
-            if !s.noalert && self.rate_ok(i, s, p) {
+            if !s.noalert && self.rate_ok(s, p) {
                 hits.push(Hit {
                     sig: i,
                     tx_id: None,
@@ -719,19 +732,15 @@ impl Detector {
         hits
     }
 
-    /// Application-layer rules, after a parser produced `buffers` (with their directions)
-    /// for the flow's protocol `app`.
-    pub fn app(
+    /// Adds buffers a parser produced to the flow's current transactions (a new request or
+    /// query starts a new one for its side). Call it for everything a packet produced before
+    /// [`Detector::evaluate_app`], so rules and alerts see the whole packet's work.
+    pub fn absorb(
         &mut self,
-        rules: &RuleSet,
-        p: &PacketInfo<'_>,
         flow: &mut FlowState,
         app: &str,
         buffers: &[(Dir, &'static str, Vec<u8>)],
-    ) -> Vec<Hit> {
-        if buffers.is_empty() {
-            return Vec::new();
-        }
+    ) {
         for (dir, name, data) in buffers {
             let to_server = *dir == Dir::ToServer;
             // A new request or response starts a new transaction for that side.
@@ -752,6 +761,32 @@ impl Detector {
             flow.bufs
                 .insert((to_server, name.to_string()), data.clone());
         }
+    }
+
+    /// Application-layer rules, after a parser produced `buffers` (with their directions)
+    /// for the flow's protocol `app`: [`Detector::absorb`] then [`Detector::evaluate_app`].
+    pub fn app(
+        &mut self,
+        rules: &RuleSet,
+        p: &PacketInfo<'_>,
+        flow: &mut FlowState,
+        app: &str,
+        buffers: &[(Dir, &'static str, Vec<u8>)],
+    ) -> Vec<Hit> {
+        if buffers.is_empty() {
+            return Vec::new();
+        }
+        self.absorb(flow, app, buffers);
+        self.evaluate_app(rules, p, flow)
+    }
+
+    /// Application-layer rules on the flow's current transaction buffers.
+    pub fn evaluate_app(
+        &mut self,
+        rules: &RuleSet,
+        p: &PacketInfo<'_>,
+        flow: &mut FlowState,
+    ) -> Vec<Hit> {
         let owned: Vec<((bool, String), Vec<u8>)> = flow
             .bufs
             .iter()
@@ -781,7 +816,7 @@ impl Detector {
                 .iter()
                 .any(|l| buffer_side(&l.buffer) == Some(false));
             let key = (
-                i,
+                (s.gid, s.sid),
                 if uses_req { flow.tx_req } else { 0 },
                 if uses_resp { flow.tx_resp } else { 0 },
             );
@@ -797,7 +832,7 @@ impl Detector {
             if s.action == Action::Pass {
                 break;
             }
-            if !s.noalert && self.rate_ok(i, s, p) {
+            if !s.noalert && self.rate_ok(s, p) {
                 hits.push(Hit {
                     sig: i,
                     tx_id: Some(flow.tx_id()),

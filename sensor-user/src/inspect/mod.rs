@@ -72,6 +72,8 @@ pub struct InspectStats {
     pub unsupported_link: u64,
     /// New flows not tracked because the flow table was full.
     pub flows_over_limit: u64,
+    /// Alert records written.
+    pub alerts: u64,
 }
 
 enum App {
@@ -249,9 +251,14 @@ impl Pipeline {
         }
     }
 
-    /// Inspects with these signatures from now on.
-    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
-        self.rules = Some(rules);
+    /// Inspects with these signatures from the next packet on; returns the set it replaces.
+    /// Flows and their detection state stay: flowbits and transactions carry over, and what
+    /// already alerted is remembered by rule identity, so a rule in both sets does not alert
+    /// twice for one transaction (see [`FlowState`]).
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) -> Option<Arc<RuleSet>> {
+        // An empty set is no set: no per-packet candidate search for nothing.
+        let rules = (!rules.signatures().is_empty()).then_some(rules);
+        std::mem::replace(&mut self.rules, rules)
     }
 
     /// Detection work counters.
@@ -405,6 +412,7 @@ impl Pipeline {
             ts_ns,
         );
         self.write_outputs(&key, ts_ns, outputs)?;
+        self.stats.alerts += alerts.len() as u64;
         for a in &alerts {
             self.eve.write(a)?;
         }
@@ -528,6 +536,7 @@ impl Pipeline {
         if let Some(tx) = outputs.iter().rev().find_map(|(_, o)| o.tx.clone()) {
             flow.tx = Some(tx);
         }
+        let mut hits = Vec::new();
         for (_, out) in outputs {
             // Buffers of one call share a direction in practice; group them anyway.
             for dir in [Dir::ToServer, Dir::ToClient] {
@@ -567,17 +576,22 @@ impl Pipeline {
                     .detector
                     .app(&rules, &info, &mut flow.detect, app, &bufs)
                 {
-                    alerts.push(alert_record(
-                        flow,
-                        &rules.signatures()[h.sig as usize],
-                        &h,
-                        ts_ns,
-                        self.pcap_cnt,
-                        iface,
-                        to_server,
-                    ));
+                    hits.push((h, to_server));
                 }
             }
+        }
+        // Records are built once the packet's outputs are all absorbed, so an alert on the
+        // client's banner also shows the server's that arrived with the same packet.
+        for (h, to_server) in hits {
+            alerts.push(alert_record(
+                flow,
+                &rules.signatures()[h.sig as usize],
+                &h,
+                ts_ns,
+                self.pcap_cnt,
+                iface,
+                to_server,
+            ));
         }
         alerts
     }
@@ -813,6 +827,7 @@ impl Pipeline {
         }
         let mut flow = flow;
         flow.alerted |= !alerts.is_empty();
+        self.stats.alerts += alerts.len() as u64;
         records.extend(alerts);
         if self.cfg.flow_records {
             records.push(flow_record(&flow, reason, iface.as_deref()));
