@@ -1,28 +1,35 @@
-//! `precinct run`: attach, sweep the flow map into EVE records and metrics on a timer, inspect
-//! the flow heads the kernel sends (see [`crate::live`]), and on SIGINT/SIGTERM detach, finish
-//! inspection and flush every flow as `reason: shutdown`.
+//! `precinct run`: load the rules, attach, sweep the flow map into EVE records and metrics on
+//! a timer, inspect the flow heads the kernel sends (see [`crate::live`]), reload the rules on
+//! SIGHUP, and on SIGINT/SIGTERM detach, finish inspection and flush every flow as
+//! `reason: shutdown`.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::Context as _;
 use log::{info, warn};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    task::JoinHandle,
+};
 
 use sensor_common::head::Settings;
 
 use crate::{
-    config::Config,
+    config::{Config, RulesSection},
     datapath::{Datapath, FlowMap, LoadOptions, Maps},
+    detect::RuleSet,
     eve::{EveTarget, EveWriter},
     flows::{self, Clock, Reason},
     heads::{self, HeadControl},
     inspect::InspectConfig,
     live::Live,
     metrics::{Endpoint, Metrics},
+    rules::{log_report, RuleSources},
 };
 
 /// One sweep's bookkeeping, shared by the timer and the shutdown flush.
@@ -84,11 +91,112 @@ impl Sweeper {
 pub struct RunOptions {
     /// The merged configuration.
     pub config: Config,
+    /// The configuration file and what it said at start, before the command line's
+    /// overrides: a reload re-reads its `[rules]`.
+    pub config_file: Option<(PathBuf, Config)>,
+    /// Rule files from the command line (`--rules`), loaded after those of `[rules]`.
+    pub rule_files: Vec<PathBuf>,
 }
+
+/// The rule set in use and how to build the next one.
+struct Rules {
+    config_file: Option<(PathBuf, Config)>,
+    cli_files: Vec<PathBuf>,
+    /// `[rules]` as of the last successful load.
+    section: RulesSection,
+    /// Signatures in the set in use.
+    loaded: usize,
+}
+
+impl Rules {
+    /// The reload, to run on a blocking thread: re-read the configuration file's `[rules]`
+    /// (other sections need a restart) and compile the files it names.
+    fn reload_job(&self) -> impl FnOnce() -> anyhow::Result<(RulesSection, RuleSet)> + Send {
+        let config_file = self.config_file.clone();
+        let cli_files = self.cli_files.clone();
+        let section = self.section.clone();
+        move || {
+            let section = match config_file {
+                Some((path, at_start)) => {
+                    let now = Config::load(&path)?;
+                    let rest = |c: &Config| Config {
+                        rules: RulesSection::default(),
+                        ..c.clone()
+                    };
+                    if rest(&now) != rest(&at_start) {
+                        warn!(
+                            "{}: only [rules] is reloaded on SIGHUP; restart the agent for the other changes",
+                            path.display()
+                        );
+                    }
+                    now.rules
+                }
+                None => section,
+            };
+            let set = RuleSources::new(&section, &cli_files).load()?;
+            Ok((section, set))
+        }
+    }
+
+    /// Puts a finished reload into service, or keeps the rules in use and says why.
+    fn finish_reload(
+        &mut self,
+        done: Result<anyhow::Result<(RulesSection, RuleSet)>, tokio::task::JoinError>,
+        live: &Live,
+        metrics: &Endpoint,
+    ) {
+        let result = done
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the reload task failed: {e}")))
+            .and_then(|(section, set)| {
+                let (loaded, skipped) = (set.report.loaded, set.report.skipped.len());
+                log_report("rules reloaded", &set.report);
+                live.set_rules(Arc::new(set))?;
+                Ok((section, loaded, skipped))
+            });
+        let m = metrics.0.lock().expect("metrics lock");
+        match result {
+            Ok((section, loaded, skipped)) => {
+                self.section = section;
+                self.loaded = loaded;
+                m.rules_loaded.set(loaded as i64);
+                m.rules_skipped.set(skipped as i64);
+                m.rule_reloads.with_label_values(&["ok"]).inc();
+            }
+            Err(e) => {
+                warn!(
+                    "rule reload failed; the {} rules loaded before stay in use: {e:#}",
+                    self.loaded
+                );
+                m.rule_reloads.with_label_values(&["failed"]).inc();
+            }
+        }
+    }
+}
+
+/// A reload in progress.
+type Reload = JoinHandle<anyhow::Result<(RulesSection, RuleSet)>>;
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
+    // Before anything is attached: a rule file that cannot be read stops the agent here.
+    let sources = RuleSources::new(&config.rules, &opts.rule_files);
+    let rule_set = if sources.is_empty() {
+        info!("no rule files configured ([rules] files, --rules): signature detection is off");
+        None
+    } else {
+        let set = sources.load().context(
+            "loading the rules; fix or remove the file (`precinct rules check FILE` shows what loads)",
+        )?;
+        log_report("rules", &set.report);
+        Some(set)
+    };
+    let mut rules = Rules {
+        config_file: opts.config_file,
+        cli_files: opts.rule_files,
+        section: config.rules.clone(),
+        loaded: rule_set.as_ref().map_or(0, |s| s.report.loaded),
+    };
     let eve_target = EveTarget::parse(&config.eve);
     let eve = EveWriter::open(&eve_target)?;
     let load = LoadOptions {
@@ -103,6 +211,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut datapath = Datapath::attach(&config.interfaces, config.xdp_mode, &load)?;
     let mut metrics = Metrics::new()?;
     metrics.set_attachments(datapath.attachments());
+    if let Some(set) = &rule_set {
+        metrics.rules_loaded.set(set.report.loaded as i64);
+        metrics.rules_skipped.set(set.report.skipped.len() as i64);
+    }
     for a in datapath.attachments() {
         info!(
             "attached to {} (ifindex {}, XDP {} mode, TC egress)",
@@ -133,6 +245,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let live = Live::start(
         ring,
         inspect_cfg,
+        rule_set.map(Arc::new),
         eve.clone(),
         config.inspect.queue_depth,
         metrics.live_counters(),
@@ -157,14 +270,38 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    info!("running; SIGINT or SIGTERM stops and flushes every flow");
+    // Compiling a large rule set takes seconds: it runs on a blocking thread while packets,
+    // sweeps and scrapes go on. A SIGHUP during a reload asks for one more after it, since
+    // the files may have changed again since that reload read them.
+    let mut reload: Option<Reload> = None;
+    let mut reload_again = false;
+    info!("running; SIGHUP reloads the rules, SIGINT or SIGTERM stops and flushes every flow");
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(e) = sweeper.sweep(false) {
                     warn!("sweeping the flow map: {e:#}");
+                }
+            }
+            _ = sighup.recv() => {
+                if reload.is_some() {
+                    info!("SIGHUP: a reload is running; reloading again when it ends");
+                    reload_again = true;
+                } else {
+                    info!("SIGHUP: reloading the rules");
+                    reload = Some(tokio::task::spawn_blocking(rules.reload_job()));
+                }
+            }
+            done = async { reload.as_mut().expect("guarded by the condition").await },
+                if reload.is_some() =>
+            {
+                reload = None;
+                rules.finish_reload(done, &live, &sweeper.metrics);
+                if std::mem::take(&mut reload_again) {
+                    reload = Some(tokio::task::spawn_blocking(rules.reload_job()));
                 }
             }
             _ = sigint.recv() => break,

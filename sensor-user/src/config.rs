@@ -1,12 +1,19 @@
 //! The agent's TOML configuration: every setting, its default, and strict parsing (an unknown
 //! key is an error naming the key and its line). `docs/config.md` documents each setting.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::{datapath::XdpModeChoice, flows::Timeouts};
+use crate::{
+    datapath::XdpModeChoice,
+    detect::addr::{default_vars, parse_addr, parse_port},
+    flows::Timeouts,
+};
 
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -24,6 +31,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Deep inspection of flow heads.
     pub inspect: InspectSection,
+    /// Signatures.
+    pub rules: RulesSection,
 }
 
 /// `[flows]`.
@@ -78,6 +87,75 @@ impl Default for InspectSection {
     }
 }
 
+/// `[rules]`: the signature files and what they are compiled with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// Rule files, loaded in this order. A relative path is taken from the configuration
+    /// file's directory.
+    pub files: Vec<PathBuf>,
+    /// A `classification.config` whose entries are added to (and override) the built-in ones.
+    pub classification: Option<PathBuf>,
+    /// Address and port variables (`HOME_NET = "[10.0.0.0/8]"`), merged over Suricata's
+    /// defaults ([`default_vars`]).
+    pub vars: BTreeMap<String, String>,
+}
+
+impl RulesSection {
+    /// The variables rules compile with: Suricata's defaults, overridden and extended by
+    /// `vars`.
+    pub fn merged_vars(&self) -> HashMap<String, String> {
+        let mut v = default_vars();
+        v.extend(self.vars.iter().map(|(k, val)| (k.clone(), val.clone())));
+        v
+    }
+
+    /// Takes relative paths from `base` (the configuration file's directory).
+    fn resolve(&mut self, base: &Path) {
+        for f in self.files.iter_mut().chain(self.classification.as_mut()) {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(f) = self.files.iter().find(|f| f.as_os_str().is_empty()) {
+            return Err(format!("rules.files has an empty path ({f:?})"));
+        }
+        if self
+            .classification
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err("rules.classification is an empty path".into());
+        }
+        let merged = self.merged_vars();
+        for (name, value) in &self.vars {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!(
+                    "rules.vars: {name:?} is not a variable name (letters, digits and _, \
+                     written without the $)"
+                ));
+            }
+            // A variable is an address or a port expression; which one shows where a rule
+            // uses it, so either is accepted here.
+            if let Err(addr) = parse_addr(value, &merged) {
+                if let Err(port) = parse_port(value, &merged) {
+                    if port == addr {
+                        return Err(format!("rules.vars.{name} = {value:?}: {addr}"));
+                    }
+                    return Err(format!(
+                        "rules.vars.{name} = {value:?} is neither an address expression \
+                         ({addr}) nor a port expression ({port})"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Default EVE log path.
 pub const DEFAULT_EVE: &str = "/var/log/precinct/eve.json";
 /// Default metrics address.
@@ -92,6 +170,7 @@ impl Default for Config {
             flows: FlowConfig::default(),
             metrics: MetricsConfig::default(),
             inspect: InspectSection::default(),
+            rules: RulesSection::default(),
         }
     }
 }
@@ -117,8 +196,9 @@ impl Default for MetricsConfig {
 
 impl Config {
     /// Parses configuration text; `origin` names it in errors.
+    /// Relative paths in it are taken from `origin`'s directory.
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             anyhow::anyhow!(
                 "{}: {}",
                 origin.display(),
@@ -126,6 +206,9 @@ impl Config {
             )
         })?;
         config.validate(origin)?;
+        config
+            .rules
+            .resolve(origin.parent().unwrap_or(Path::new("")));
         Ok(config)
     }
 
@@ -153,6 +236,7 @@ impl Config {
         if self.inspect.queue_depth == 0 {
             return Err(bad("inspect.queue_depth must be above 0"));
         }
+        self.rules.validate().map_err(|e| bad(&e))?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",
@@ -210,6 +294,15 @@ sample_one_in = 100
 ring_bytes = 1048576
 queue_depth = 10
 midstream = false
+
+[rules]
+files = ["/etc/precinct/rules/local.rules", "et/emerging.rules"]
+classification = "classification.config"
+
+[rules.vars]
+HOME_NET = "[10.0.0.0/8]"
+PORTAL_SERVERS = "[10.20.0.5, 10.20.0.6]"
+PORTAL_PORTS = "[443,8443]"
 "#;
         let c = Config::parse(text, Path::new("x.toml")).expect("parse");
         assert_eq!(c.interfaces, ["eth0", "eth1"]);
@@ -224,6 +317,77 @@ midstream = false
         assert_eq!(c.inspect.ring_bytes, 1 << 20);
         assert_eq!(c.inspect.queue_depth, 10);
         assert!(!c.inspect.midstream);
+        assert_eq!(c.rules.files.len(), 2);
+        assert_eq!(c.rules.vars.len(), 3);
+    }
+
+    #[test]
+    fn rules_section_defaults_and_paths() {
+        let c = Config::parse("", Path::new("x.toml")).expect("parse");
+        assert!(c.rules.files.is_empty());
+        assert_eq!(c.rules.classification, None);
+        assert_eq!(c.rules.merged_vars(), default_vars());
+        // Relative paths are taken from the configuration file's directory.
+        let text = "[rules]\nfiles = [\"local.rules\", \"/srv/et.rules\"]\nclassification = \"c.config\"\n";
+        let c = Config::parse(text, Path::new("/etc/precinct/precinct.toml")).expect("parse");
+        assert_eq!(
+            c.rules.files,
+            [
+                PathBuf::from("/etc/precinct/local.rules"),
+                PathBuf::from("/srv/et.rules")
+            ]
+        );
+        assert_eq!(
+            c.rules.classification,
+            Some(PathBuf::from("/etc/precinct/c.config"))
+        );
+    }
+
+    #[test]
+    fn rules_vars_merge_over_the_defaults() {
+        let text = "[rules.vars]\nHOME_NET = \"[10.0.0.0/8]\"\nPORTAL_PORTS = \"[443,8443]\"\n";
+        let c = Config::parse(text, Path::new("x.toml")).expect("parse");
+        let v = c.rules.merged_vars();
+        assert_eq!(v["HOME_NET"], "[10.0.0.0/8]");
+        assert_eq!(v["PORTAL_PORTS"], "[443,8443]");
+        // Defaults not overridden stay, and see the override.
+        assert_eq!(v["EXTERNAL_NET"], "!$HOME_NET");
+        assert_eq!(v["HTTP_PORTS"], "80");
+        let ext = parse_addr("$EXTERNAL_NET", &v).expect("external");
+        assert!(!ext.matches("10.1.2.3".parse().expect("ip")));
+        assert!(ext.matches("192.168.1.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn rules_section_is_checked() {
+        let err = |text: &str| {
+            let e = Config::parse(text, Path::new("c.toml")).expect_err(text);
+            format!("{e:#}")
+        };
+        let e = err("[rules]\nfile = [\"a.rules\"]\n");
+        assert!(
+            e.contains("unknown field `file`") && e.contains("line 2"),
+            "{e}"
+        );
+        assert!(e.contains("files"), "the allowed keys are listed: {e}");
+        let e = err("[rules]\nfiles = \"a.rules\"\n");
+        assert!(e.contains("line 2"), "{e}");
+        let e = err("[rules]\nfiles = [\"\"]\n");
+        assert!(e.contains("rules.files"), "{e}");
+        let e = err("[rules.vars]\nHOME_NET = \"[10.0.0.0/33]\"\n");
+        assert!(e.contains("rules.vars.HOME_NET"), "{e}");
+        let e = err("[rules.vars]\nPORTS = \"$NOT_DEFINED\"\n");
+        assert!(
+            e.contains("rules.vars.PORTS") && e.contains("NOT_DEFINED"),
+            "{e}"
+        );
+        let e = err("[rules.vars]\n\"$HOME_NET\" = \"any\"\n");
+        assert!(e.contains("not a variable name"), "{e}");
+        let e = err("[rules.vars]\nHOME_NET = \"$HOME_NET\"\n");
+        assert!(e.contains("rules.vars.HOME_NET"), "a loop is refused: {e}");
+        // A number is not a variable value: variables are written as in a rule header.
+        let e = err("[rules.vars]\nSSH_PORTS = 22\n");
+        assert!(e.contains("line 2") && e.contains("string"), "{e}");
     }
 
     #[test]

@@ -16,4 +16,5 @@ pub mod inspect;
 pub mod live;
 pub mod metrics;
 pub mod replay;
+pub mod rules;
 pub mod rules_check;

@@ -1,13 +1,15 @@
 //! Live deep inspection: one thread drains the kernel's ring buffer of flow heads into a
 //! bounded queue, another runs the inspection pipeline (the one `precinct replay` runs) on the
 //! frames it carries. A full queue drops the record and counts it; the reader never blocks, so
-//! a slow pipeline shows up as counted overflows rather than as a full ring buffer.
+//! a slow pipeline shows up as counted overflows rather than as a full ring buffer. A new
+//! rule set reaches the pipeline over a channel that the inspection thread reads between
+//! records, so a swap never splits a packet and never touches the flows.
 
 use std::{
     os::fd::AsRawFd as _,
     sync::{
         atomic::{AtomicBool, Ordering},
-        mpsc::{self, RecvTimeoutError, TrySendError},
+        mpsc::{self, Receiver, RecvTimeoutError, TrySendError},
         Arc,
     },
     thread::JoinHandle,
@@ -21,6 +23,7 @@ use prometheus::IntCounter;
 use sensor_common::head::flag;
 
 use crate::{
+    detect::RuleSet,
     eve::EveWriter,
     flows::{self, monotonic_ns, Clock},
     heads,
@@ -41,25 +44,35 @@ pub struct LiveCounters {
     pub records: IntCounter,
     /// Records dropped because the queue to the pipeline was full.
     pub queue_overflows: IntCounter,
+    /// Alert records the pipeline wrote.
+    pub alerts: IntCounter,
 }
 
 /// The running threads. [`Live::stop`] drains what the kernel already sent and ends them.
 pub struct Live {
     stop: Arc<AtomicBool>,
+    rules: mpsc::Sender<Arc<RuleSet>>,
     reader: Option<JoinHandle<()>>,
     worker: Option<JoinHandle<()>>,
 }
 
 impl Live {
-    /// Starts reading `ring` into a pipeline configured by `cfg` that writes through `eve`.
+    /// Starts reading `ring` into a pipeline configured by `cfg`, detecting with `rules`,
+    /// that writes through `eve`.
     pub fn start(
         ring: RingBuf<MapData>,
         cfg: InspectConfig,
+        rules: Option<Arc<RuleSet>>,
         eve: EveWriter,
         queue_depth: usize,
         counters: LiveCounters,
     ) -> anyhow::Result<Live> {
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(queue_depth);
+        let (rules_tx, rules_rx) = mpsc::channel::<Arc<RuleSet>>();
+        let mut pipeline = Pipeline::new(cfg, eve.clone());
+        if let Some(rules) = rules {
+            pipeline.set_rules(rules);
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
             let stop = stop.clone();
@@ -71,13 +84,22 @@ impl Live {
         };
         let worker = std::thread::Builder::new()
             .name("precinct-inspect".into())
-            .spawn(move || inspect(rx, Pipeline::new(cfg, eve.clone()), eve))
+            .spawn(move || inspect(rx, rules_rx, pipeline, eve, &counters.alerts))
             .context("starting the inspection thread")?;
         Ok(Live {
             stop,
+            rules: rules_tx,
             reader: Some(reader),
             worker: Some(worker),
         })
+    }
+
+    /// Hands `rules` to the inspection thread, which detects with them from the record after
+    /// the one it is inspecting.
+    pub fn set_rules(&self, rules: Arc<RuleSet>) -> anyhow::Result<()> {
+        self.rules
+            .send(rules)
+            .map_err(|_| anyhow!("the inspection thread has stopped"))
     }
 
     /// Reads what is left in the ring buffer, inspects everything queued, ends the pipeline's
@@ -134,7 +156,14 @@ fn read_ring(
     }
 }
 
-fn inspect(rx: mpsc::Receiver<Vec<u8>>, mut pipeline: Pipeline, mut eve: EveWriter) {
+fn inspect(
+    rx: Receiver<Vec<u8>>,
+    rules: Receiver<Arc<RuleSet>>,
+    mut pipeline: Pipeline,
+    mut eve: EveWriter,
+    alerts: &IntCounter,
+) {
+    let mut alerts_seen = 0;
     let mut clock = Clock::now();
     let mut clock_at = Instant::now();
     let mut last_tick = Instant::now();
@@ -148,7 +177,19 @@ fn inspect(rx: mpsc::Receiver<Vec<u8>>, mut pipeline: Pipeline, mut eve: EveWrit
         }
     };
     loop {
-        match rx.recv_timeout(IDLE_TICK) {
+        let next = rx.recv_timeout(IDLE_TICK);
+        // Between two records: the newest set handed over since the last one. A record
+        // queued before the reload finished is inspected with the new set; none is lost.
+        if let Some(new) = rules.try_iter().last() {
+            if let Some(old) = pipeline.set_rules(new) {
+                // Freeing a large set (tens of thousands of signatures and their automata)
+                // takes a while: not on the packet path.
+                let _ = std::thread::Builder::new()
+                    .name("precinct-rules-free".into())
+                    .spawn(move || drop(old));
+            }
+        }
+        match next {
             Ok(record) => report(feed(&mut pipeline, &clock, record)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -163,8 +204,11 @@ fn inspect(rx: mpsc::Receiver<Vec<u8>>, mut pipeline: Pipeline, mut eve: EveWrit
             report(pipeline.tick(clock.unix_ns(monotonic_ns())));
             report(eve.flush());
         }
+        alerts.inc_by(pipeline.stats.alerts - alerts_seen);
+        alerts_seen = pipeline.stats.alerts;
     }
     report(pipeline.finish());
+    alerts.inc_by(pipeline.stats.alerts - alerts_seen);
 }
 
 /// Runs one ring-buffer record through the pipeline.

@@ -4,7 +4,14 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use precinct::{agent, config::Config, datapath::XdpModeChoice, doctor, replay, rules_check};
+use precinct::{
+    agent,
+    config::Config,
+    datapath::XdpModeChoice,
+    doctor, replay,
+    rules::{self, RuleSources},
+    rules_check,
+};
 
 /// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
 #[derive(Parser)]
@@ -33,6 +40,9 @@ enum Command {
         /// Metrics listen address [default: 127.0.0.1:9727].
         #[arg(long, value_name = "ADDR:PORT")]
         metrics_listen: Option<String>,
+        /// Rule file, loaded after those of [rules] in the config (repeat for several).
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
     },
     /// Check whether this host can run the sensor, and say how to fix what is missing.
     Doctor {
@@ -45,13 +55,13 @@ enum Command {
         /// The capture (pcap or pcapng).
         #[arg(long, value_name = "FILE")]
         pcap: PathBuf,
-        /// Rule file (repeat for several).
+        /// Rule file, loaded after those of [rules] in --config (repeat for several).
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
         /// Pick up TCP sessions whose handshake is not in the capture.
         #[arg(long)]
         midstream: bool,
-        /// Configuration file (TOML).
+        /// Configuration file (TOML): its [flows.timeouts] and [rules] apply.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// EVE output: a file, or - for standard output.
@@ -88,7 +98,7 @@ enum RulesCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Parse and validate a configuration file.
+    /// Parse and validate a configuration file, and load the rules it names.
     Check {
         /// The file.
         file: PathBuf,
@@ -114,11 +124,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
             eve,
             xdp_mode,
             metrics_listen,
+            rules,
         } => {
-            let mut cfg = match &config {
-                Some(path) => Config::load(path)?,
-                None => Config::default(),
+            let file = match config {
+                Some(path) => {
+                    let cfg = Config::load(&path)?;
+                    Some((path, cfg))
+                }
+                None => None,
             };
+            let mut cfg = file.as_ref().map(|f| f.1.clone()).unwrap_or_default();
             cfg.interfaces.extend(ifaces);
             cfg.interfaces.dedup();
             if let Some(eve) = eve {
@@ -134,7 +149,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(agent::run(agent::RunOptions { config: cfg }))?;
+            let result = runtime.block_on(agent::run(agent::RunOptions {
+                config: cfg,
+                config_file: file,
+                rule_files: rules,
+            }));
+            // Do not wait for a rule reload still compiling: its result has nowhere to go.
+            runtime.shutdown_background();
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {
@@ -178,8 +200,19 @@ fn real_main() -> anyhow::Result<ExitCode> {
             command: ConfigCommand::Check { file },
         } => {
             let cfg = Config::load(&file)?;
+            let sources = RuleSources::new(&cfg.rules, &[]);
+            let rules = if sources.is_empty() {
+                "no rule files".to_string()
+            } else {
+                let set = sources.load()?;
+                format!(
+                    "{} rule file(s): {}",
+                    sources.files.len(),
+                    rules::summary(&set.report)
+                )
+            };
             println!(
-                "{}: ok ({} interface(s), EVE to {}, metrics {})",
+                "{}: ok ({} interface(s), EVE to {}, metrics {}, {rules})",
                 file.display(),
                 cfg.interfaces.len(),
                 cfg.eve,

@@ -46,6 +46,13 @@ pub struct Metrics {
     pub flows_expired: IntCounterVec,
     /// EVE records written, by event type.
     pub events: IntCounterVec,
+    alerts: IntCounter,
+    /// Signatures in the rule set in use.
+    pub rules_loaded: IntGauge,
+    /// Rules of the configured files that were not loaded (unsupported or invalid).
+    pub rules_skipped: IntGauge,
+    /// Rule reloads, by result (`ok`, `failed`).
+    pub rule_reloads: IntCounterVec,
     attach_info: IntGaugeVec,
     last: [Counters; 2],
     counters: Option<CounterMap>,
@@ -145,6 +152,23 @@ impl Metrics {
                 "EVE records written, by event type.",
                 &["event_type"],
             ),
+            alerts: IntCounter::new(
+                "precinct_alerts_total",
+                "Alert records the live inspection pipeline wrote.",
+            )?,
+            rules_loaded: IntGauge::new(
+                "precinct_rules_loaded",
+                "Signatures in the rule set the agent detects with.",
+            )?,
+            rules_skipped: IntGauge::new(
+                "precinct_rules_skipped",
+                "Rules in the configured files that were not loaded (unsupported or invalid), as of the last successful load.",
+            )?,
+            rule_reloads: counter(
+                "precinct_rule_reloads_total",
+                "Rule reloads (SIGHUP), by result: ok, or failed (the previous rules stay).",
+                &["result"],
+            ),
             attach_info: IntGaugeVec::new(
                 Opts::new(
                     "precinct_xdp_attach_info",
@@ -178,10 +202,18 @@ impl Metrics {
             &m.ringbuf_copy_failures,
             &m.flows_expired,
             &m.events,
+            &m.rule_reloads,
         ] {
             m.registry.register(Box::new(c.clone()))?;
         }
-        m.registry.register(Box::new(m.flows_active.clone()))?;
+        // Both results from the start, so that a rate or an alert on failures has a series.
+        for result in ["ok", "failed"] {
+            m.rule_reloads.with_label_values(&[result]);
+        }
+        for g in [&m.flows_active, &m.rules_loaded, &m.rules_skipped] {
+            m.registry.register(Box::new(g.clone()))?;
+        }
+        m.registry.register(Box::new(m.alerts.clone()))?;
         m.registry.register(Box::new(m.inspect_records.clone()))?;
         m.registry
             .register(Box::new(m.inspect_queue_overflows.clone()))?;
@@ -247,6 +279,7 @@ impl Metrics {
         LiveCounters {
             records: self.inspect_records.clone(),
             queue_overflows: self.inspect_queue_overflows.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 
@@ -404,6 +437,9 @@ mod tests {
         c.c[id::RINGBUF_RESERVE_FAILURES] = 3;
         m.update_counters(Hook::Egress, &c);
         m.live_counters().queue_overflows.inc_by(2);
+        m.live_counters().alerts.inc();
+        m.rules_loaded.set(12);
+        m.rule_reloads.with_label_values(&["ok"]).inc();
         let text = m.render();
         assert!(
             text.contains("precinct_ringbuf_reserve_failures_total{hook=\"egress\"} 3"),
@@ -413,6 +449,15 @@ mod tests {
             text.contains("precinct_inspect_queue_overflows_total 2"),
             "{text}"
         );
+        for line in [
+            "precinct_alerts_total 1",
+            "precinct_rules_loaded 12",
+            "precinct_rules_skipped 0",
+            "precinct_rule_reloads_total{result=\"ok\"} 1",
+            "precinct_rule_reloads_total{result=\"failed\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}: {text}");
+        }
     }
 
     #[test]

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use crate::{
     capture::CaptureReader,
     config::Config,
-    detect::{addr::default_vars, classification::Classifications, sig::Refusal, RuleSet},
+    detect::sig::Refusal,
     eve::{EveTarget, EveWriter},
     inspect::{InspectConfig, Pipeline},
+    rules::{self, RuleSources},
 };
 
 /// What `precinct replay` was asked to do.
@@ -25,11 +26,11 @@ use crate::{
 pub struct ReplayOptions {
     /// The capture file.
     pub pcap: PathBuf,
-    /// Rule files.
+    /// Rule files, after those of the configuration's `[rules]`.
     pub rules: Vec<PathBuf>,
     /// Pick up TCP sessions without a handshake.
     pub midstream: bool,
-    /// Configuration file.
+    /// Configuration file (`[flows.timeouts]` and `[rules]` apply).
     pub config: Option<PathBuf>,
     /// EVE output (`-` for standard output).
     pub eve: String,
@@ -42,20 +43,13 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let rules = if opts.rules.is_empty() {
+    let sources = RuleSources::new(&config.rules, &opts.rules);
+    let rules = if sources.is_empty() {
         None
     } else {
-        let files: Vec<&std::path::Path> = opts.rules.iter().map(|p| p.as_path()).collect();
-        let set = RuleSet::load(&files, &default_vars(), &Classifications::builtin())?;
+        let set = sources.load()?;
         let r = &set.report;
-        eprintln!(
-            "replay: rules: {} loaded, {} skipped",
-            r.loaded,
-            r.skipped.len()
-        );
-        for (reason, n) in r.by_reason().iter().take(5) {
-            eprintln!("replay:   {n} {reason}");
-        }
+        eprintln!("replay: rules: {}", rules::summary(r));
         for s in r
             .skipped
             .iter()

@@ -3,10 +3,9 @@
 
 use std::{collections::BTreeMap, path::Path, time::Instant};
 
-use anyhow::Context as _;
 use serde_json::json;
 
-use crate::detect::{addr::default_vars, classification::Classifications, RuleSet};
+use crate::detect::{addr::default_vars, RuleSet};
 
 /// Loads `files` and prints the report. Only an unreadable file is an error.
 pub fn run(
@@ -14,14 +13,7 @@ pub fn run(
     classification: Option<&Path>,
     as_json: bool,
 ) -> anyhow::Result<()> {
-    let mut classes = Classifications::builtin();
-    if let Some(path) = classification {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the classification file {}", path.display()))?;
-        classes
-            .extend_from(&text, &path.display().to_string())
-            .map_err(anyhow::Error::msg)?;
-    }
+    let classes = crate::rules::classifications(classification)?;
     let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let started = Instant::now();
     let set = RuleSet::load(&paths, &default_vars(), &classes)?;

@@ -172,7 +172,7 @@ fn step(frames: &[Vec<u8>], load: Load, agent: bool) -> Step {
             ..InspectConfig::default()
         };
         let eve = EveWriter::from_writer(Box::new(std::io::sink()));
-        let live = Live::start(ring, cfg, eve, 65_536, counters.clone()).expect("live");
+        let live = Live::start(ring, cfg, None, eve, 65_536, counters.clone()).expect("live");
         (attempted, secs) = produce(&mut ebpf, frames, load);
         let t = Instant::now();
         live.stop().expect("stop");

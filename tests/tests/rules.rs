@@ -265,6 +265,51 @@ alert http any any -> any any (msg:"needs both"; http.method; content:"GET"; htt
     );
 }
 
+/// The live agent swaps rule sets under running flows: what already alerted, and threshold
+/// windows, belong to the rule (gid, sid), not to its index in one set.
+#[test]
+fn a_new_rule_set_keeps_flow_state_by_rule_identity() {
+    let before = rules(
+        r#"
+alert http any any -> any any (msg:"voter uri"; http.uri; content:"/voter"; sid:1;)
+alert http any any -> any any (msg:"limited"; http.uri; content:"/voter"; threshold:type limit, track by_src, count 1, seconds 60; sid:3;)
+"#,
+    );
+    // sid 2 is new and takes the index sid 1 had; sid 1 and sid 3 stay.
+    let after = rules(
+        r#"
+alert http any any -> any any (msg:"voter uri, new rule"; http.uri; content:"/voter"; sid:2;)
+alert http any any -> any any (msg:"voter uri"; http.uri; content:"/voter"; sid:1;)
+alert http any any -> any any (msg:"limited"; http.uri; content:"/voter"; threshold:type limit, track by_src, count 1, seconds 60; sid:3;)
+"#,
+    );
+    let mut p = pkt(b"");
+    p.app_proto = Some("http");
+    let mut d = Detector::new();
+    let mut f = FlowState::default();
+    let sids = |set: &RuleSet, hits: Vec<precinct::detect::Hit>| -> Vec<u32> {
+        let mut v: Vec<u32> = hits
+            .iter()
+            .map(|h| set.signatures()[h.sig as usize].sid)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let request = vec![
+        (Dir::ToServer, "http.method", b"GET".to_vec()),
+        (Dir::ToServer, "http.uri", b"/voter/lookup".to_vec()),
+    ];
+    let hits = d.app(&before, &p, &mut f, "http", &request);
+    assert_eq!(sids(&before, hits), vec![1, 3]);
+    // More of the same request (its headers) after the swap: only the new rule alerts.
+    let headers = vec![(Dir::ToServer, "http.user_agent", b"curl/8".to_vec())];
+    let hits = d.app(&after, &p, &mut f, "http", &headers);
+    assert_eq!(sids(&after, hits), vec![2]);
+    // The next request: sid 1 alerts again, sid 3 stays within its limit across the swap.
+    let hits = d.app(&after, &p, &mut f, "http", &request);
+    assert_eq!(sids(&after, hits), vec![1, 2]);
+}
+
 #[test]
 fn refusals_name_the_keyword_and_errors_the_place() {
     let text = r#"
