@@ -165,6 +165,13 @@ fn summary(p: &Pipeline, took: Duration) {
             d.app_candidates as f64 / d.app_events.max(1) as f64
         );
     }
+    let f = p.defrag_stats();
+    if f.fragments > 0 {
+        eprintln!(
+            "replay: fragments: {} seen, {} datagrams rebuilt, {} dropped, {} overlaps",
+            f.fragments, f.reassembled, f.dropped, f.overlaps
+        );
+    }
     let st = p.stream_stats();
     if st.gaps + st.out_of_order + st.retransmissions + st.overlaps > 0 || s.flows_over_limit > 0 {
         eprintln!(

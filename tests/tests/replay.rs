@@ -311,3 +311,43 @@ fn mixed_traffic_gives_every_protocol_record() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A DNS query split into IPv4 fragments, sent out of order: the datagram is rebuilt and
+/// parsed; a datagram missing a fragment is not.
+#[test]
+fn fragmented_datagrams_are_reassembled() {
+    use tests::packets::{eth, ipv4, udp, V4};
+    let dir = scratch("frag");
+    let query = tests::mixed::dns_query(0x1234, "fragmented.example.gov");
+    let dgram = udp(40001, 53, &query);
+    let frag = |offset: usize, more: bool, bytes: &[u8], id_tail: u8| {
+        let mut h = V4::new(CLIENT, SERVER, 17);
+        h.frag = ((offset / 8) as u16) | if more { 0x2000 } else { 0 };
+        let mut pkt = ipv4(&h, bytes);
+        pkt[5] = id_tail;
+        eth(&[], 0x0800, &pkt)
+    };
+    let frames = vec![
+        frag(16, false, &dgram[16..], 1),
+        frag(0, true, &dgram[..16], 1),
+        // A second datagram whose last fragment never comes.
+        frag(0, true, &dgram[..16], 2),
+    ];
+    let pcap = dir.join("frag.pcap");
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let (out, events) = replay(&pcap, &[]);
+    assert!(out.status.success());
+    let dns = of_type(&events, "dns");
+    assert_eq!(dns.len(), 1, "{events:#?}");
+    assert_eq!(
+        dns[0]["dns"]["queries"][0]["rrname"],
+        "fragmented.example.gov"
+    );
+    assert_eq!(dns[0]["pcap_cnt"], 2, "written when the datagram completed");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fragments: 3 seen, 1 datagrams rebuilt"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -792,9 +792,13 @@ impl Detector {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // A name both sides use (`ssh.proto`, `http.header`, …) means the side being
+        // evaluated; the other side's value fills in names only it has.
         let mut bufs: HashMap<&str, &[u8]> = HashMap::new();
-        for ((_, name), data) in &owned {
-            bufs.insert(name.as_str(), data.as_slice());
+        for ((to_server, name), data) in &owned {
+            if *to_server == p.to_server || !bufs.contains_key(name.as_str()) {
+                bufs.insert(name.as_str(), data.as_slice());
+            }
         }
         if !p.payload.is_empty() {
             bufs.insert("pkt", p.payload);

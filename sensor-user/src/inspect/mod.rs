@@ -2,6 +2,7 @@
 //! live agent: link-layer decode, the shared header parser, a flow table keyed like the
 //! kernel's, TCP reassembly, application-layer detection and parsers, and EVE records.
 
+pub mod defrag;
 pub mod stream;
 pub mod tunnel;
 
@@ -126,6 +127,7 @@ pub struct Pipeline {
     pcap_cnt: u64,
     rules: Option<Arc<RuleSet>>,
     detector: Detector,
+    defrag: defrag::Defrag,
     /// Flow id for a flow the current packet creates (see [`Pipeline::packet_with_flow_id`]).
     flow_id_hint: Option<u64>,
     /// Counters so far.
@@ -246,6 +248,7 @@ impl Pipeline {
             pcap_cnt: 0,
             rules: None,
             detector: Detector::new(),
+            defrag: defrag::Defrag::new(defrag::DefragLimits::default()),
             flow_id_hint: None,
             stats: InspectStats::default(),
         }
@@ -259,6 +262,11 @@ impl Pipeline {
         // An empty set is no set: no per-packet candidate search for nothing.
         let rules = (!rules.signatures().is_empty()).then_some(rules);
         std::mem::replace(&mut self.rules, rules)
+    }
+
+    /// Fragment reassembly counters.
+    pub fn defrag_stats(&self) -> defrag::DefragStats {
+        self.defrag.stats
     }
 
     /// Detection work counters.
@@ -318,6 +326,30 @@ impl Pipeline {
         // tunnel depth where the kernel's keys keep the interface index, so flows at
         // different depths stay apart.
         let (p, data, depth) = tunnel::decapsulate(p, data);
+        // Fragments wait for their datagram; the rebuilt packet is inspected instead.
+        let rebuilt;
+        let (p, data) = if p.fragment == Fragment::None {
+            (p, data)
+        } else {
+            match self.defrag.fragment(&p, data, ts_ns) {
+                None => return Ok(()),
+                Some(packet) => {
+                    rebuilt = packet;
+                    let mut q = Parsed::default();
+                    let et = if p.family == sensor_common::parse::FAMILY_IPV4 {
+                        ethertype::IPV4
+                    } else {
+                        ethertype::IPV6
+                    };
+                    parse_l3(rebuilt.as_slice(), 0, et, &mut q);
+                    if !q.is_trackable() {
+                        *self.stats.undecoded.entry(q.outcome.name()).or_default() += 1;
+                        return Ok(());
+                    }
+                    (q, rebuilt.as_slice())
+                }
+            }
+        };
         let (key, dir) = FlowKey::from_parsed(&p, u32::from(depth));
         if !self.flows.contains_key(&key) {
             if self.flows.len() >= self.cfg.max_flows {
