@@ -8,15 +8,18 @@ use anyhow::{bail, Context as _};
 
 /// Debian packages and the command each provides (checked with `dpkg-query`).
 const PACKAGES: &[&str] = &[
-    "iproute2",     // ip, namespaces and veth pairs
-    "iputils-ping", // ping in labs and the demo
-    "ethtool",      // offloads off in labs
-    "procps",       // sysctl in lab namespaces
-    "tcpdump",      // captures for golden tests
-    "curl",         // HTTP client in inspection labs
-    "dnsutils",     // dig, the DNS client in inspection labs
-    "python3",      // lab traffic programs
-    "python3-yaml", // the conformance runner
+    "iproute2",       // ip, namespaces and veth pairs
+    "iputils-ping",   // ping in labs and the demo
+    "ethtool",        // offloads off in labs
+    "procps",         // sysctl in lab namespaces
+    "tcpdump",        // captures for golden tests
+    "curl",           // HTTP client in inspection labs
+    "dnsutils",       // dig, the DNS client in inspection labs
+    "python3",        // lab traffic programs
+    "python3-yaml",   // the conformance runner
+    "openssl",        // TLS server and client in labs, certificates for tests and benches
+    "openssh-client", // ssh, the SSH client in labs
+    "openssh-server", // sshd, started by lab tests inside their own namespace only
 ];
 
 const LLVM_PACKAGES: &[&str] = &[
@@ -70,6 +73,22 @@ fn apt_install(pkgs: &[String]) -> anyhow::Result<()> {
         );
     }
     eprintln!("setup: installing {}", pkgs.join(" "));
+    // Packages such as openssh-server start their service on install; tests start their own
+    // servers inside lab namespaces, and nothing should listen on the host. Debian's
+    // policy-rc.d hook (exit 101) keeps services from starting while we install.
+    let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+    let placed = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok() && {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755)).is_ok()
+    };
+    let result = apt_get_install(pkgs);
+    if placed {
+        let _ = std::fs::remove_file(policy);
+    }
+    result
+}
+
+fn apt_get_install(pkgs: &[String]) -> anyhow::Result<()> {
     run_checked(
         Command::new("apt-get").args(["update", "-q"]),
         "apt-get update",
