@@ -179,6 +179,9 @@ type Reload = JoinHandle<anyhow::Result<(RulesSection, RuleSet)>>;
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
+    // First, so that a SIGHUP while the rules load at start is a reload afterwards rather
+    // than the signal's default action (exit).
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     // Before anything is attached: a rule file that cannot be read stops the agent here.
     let sources = RuleSources::new(&config.rules, &opts.rule_files);
     let rule_set = if sources.is_empty() {
@@ -270,7 +273,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Compiling a large rule set takes seconds: it runs on a blocking thread while packets,

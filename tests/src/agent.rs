@@ -121,6 +121,14 @@ impl Agent {
         Metrics(self.try_metrics().expect("metrics endpoint answers"))
     }
 
+    /// Sends `signal` (such as `libc::SIGHUP`) to the running agent.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("agent running");
+        // SAFETY: kill(2) on our own child's pid (`ip netns exec` execs the agent in place).
+        let rc = unsafe { libc::kill(child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for a clean exit; returns its stderr.
     pub fn stop(&mut self) -> String {
         let mut child = self.child.take().expect("agent running");
