@@ -101,16 +101,32 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     let pcap = dir.join("mixed.pcap");
-    let cert = mixed::openssl_cert(&dir).expect("openssl");
-    let started = Instant::now();
-    let packets = mixed::write(
-        &pcap,
-        &MixOptions {
+    if let Some(out) = std::env::var_os("PRECINCT_BENCH_WRITE_CAPTURE") {
+        // The child half: build the capture and exit, so the measuring process stays small
+        // (a child's peak memory counts the pages it shares with its parent before exec).
+        let cert = mixed::openssl_cert(&dir).expect("openssl");
+        let opts = MixOptions {
             target_bytes: CAPTURE_BYTES,
             cert_der: cert,
-        },
-    )
-    .expect("write the capture");
+        };
+        let n = mixed::write(Path::new(&out), &opts).expect("write the capture");
+        println!("{n}");
+        return;
+    }
+    let started = Instant::now();
+    let gen = Command::new(std::env::current_exe().expect("own path"))
+        .env("PRECINCT_BENCH_WRITE_CAPTURE", &pcap)
+        .output()
+        .expect("build the capture");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let packets: usize = String::from_utf8_lossy(&gen.stdout)
+        .trim()
+        .parse()
+        .expect("packet count");
     let bytes = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
     println!(
         "capture: {} ({} MB, {packets} packets) built in {:.1} s",
