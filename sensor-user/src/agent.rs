@@ -243,6 +243,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         },
         // The kernel's flow map gives the flow records.
         flow_records: false,
+        alerts: config.alerts,
         ..InspectConfig::default()
     };
     let live = Live::start(

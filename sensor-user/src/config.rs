@@ -33,6 +33,21 @@ pub struct Config {
     pub inspect: InspectSection,
     /// Signatures.
     pub rules: RulesSection,
+    /// What alert records carry besides the alert.
+    pub alerts: AlertsSection,
+}
+
+/// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
+/// `payload-printable` and `packet` settings), off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// `payload`: the inspected bytes, base64.
+    pub payload: bool,
+    /// `payload_printable`: the inspected bytes, non-printable ones as `.`.
+    pub payload_printable: bool,
+    /// `packet`: the whole frame that triggered the alert, base64, with `packet_info`.
+    pub packet: bool,
 }
 
 /// `[flows]`.
@@ -171,6 +186,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             inspect: InspectSection::default(),
             rules: RulesSection::default(),
+            alerts: AlertsSection::default(),
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
     let cfg = InspectConfig {
         midstream: opts.midstream,
         timeouts: config.flows.timeouts,
+        alerts: config.alerts,
         ..InspectConfig::default()
     };
     let mut pipeline = Pipeline::new(cfg, eve);

@@ -351,3 +351,58 @@ fn fragmented_datagrams_are_reassembled() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `[alerts]` in the config adds the inspected payload and the triggering frame to alerts.
+#[test]
+fn alerts_carry_payload_and_packet_when_asked() {
+    let dir = scratch("alertbytes");
+    let pcap = dir.join("http.pcap");
+    let frames = http_session();
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let rules = dir.join("r.rules");
+    std::fs::write(
+        &rules,
+        "alert tcp any any -> any 80 (msg:\"lookup in payload\"; flow:to_server; content:\"/voter/lookup\"; sid:10;)\n\
+         alert http any any -> any any (msg:\"lookup in uri\"; http.uri; content:\"/voter/lookup\"; sid:11;)\n",
+    )
+    .expect("rules");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\npayload = true\npayload_printable = true\npacket = true\n",
+    )
+    .expect("config");
+    let rules_s = rules.to_str().expect("path");
+    let config_s = config.to_str().expect("path");
+    let (out, events) = replay(&pcap, &["--rules", rules_s, "--config", config_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = of_type(&events, "alert");
+    let pkt_alert = alerts
+        .iter()
+        .find(|a| a["alert"]["signature_id"] == 10)
+        .expect("packet rule alerted");
+    let printable = pkt_alert["payload_printable"]
+        .as_str()
+        .expect("payload_printable");
+    assert!(printable.contains("/voter/lookup"), "{printable}");
+    assert!(pkt_alert["payload"].as_str().is_some_and(|p| !p.is_empty()));
+    assert_eq!(pkt_alert["packet_info"]["linktype"], 1);
+    let packet = pkt_alert["packet"].as_str().expect("packet");
+    assert!(
+        packet.len() > printable.len(),
+        "the frame holds the headers too"
+    );
+    assert!(alerts
+        .iter()
+        .any(|a| a["alert"]["signature_id"] == 11 && a["http"]["url"] == "/voter/lookup?id=7"));
+    // Without the section, none of it.
+    let (_, plain) = replay(&pcap, &["--rules", rules_s]);
+    assert!(of_type(&plain, "alert")
+        .iter()
+        .all(|a| a.get("payload").is_none() && a.get("packet").is_none()));
+    std::fs::remove_dir_all(&dir).ok();
+}

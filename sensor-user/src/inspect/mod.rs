@@ -42,6 +42,8 @@ pub struct InspectConfig {
     /// Write a `flow` record when a flow ends. Off in the live agent, whose flow records come
     /// from the kernel's flow map.
     pub flow_records: bool,
+    /// Optional parts of alert records.
+    pub alerts: crate::config::AlertsSection,
 }
 
 impl Default for InspectConfig {
@@ -54,6 +56,7 @@ impl Default for InspectConfig {
             timeouts: Timeouts::default(),
             iface: None,
             flow_records: true,
+            alerts: crate::config::AlertsSection::default(),
         }
     }
 }
@@ -438,7 +441,7 @@ impl Pipeline {
             &key,
             &p,
             dir,
-            inspected.as_deref().unwrap_or(payload),
+            (inspected.as_deref().unwrap_or(payload), data),
             payload.len(),
             &outputs,
             ts_ns,
@@ -462,7 +465,7 @@ impl Pipeline {
         key: &FlowKey,
         p: &Parsed,
         dir: usize,
-        inspected: &[u8],
+        (inspected, frame): (&[u8], &[u8]),
         dsize: usize,
         outputs: &[(Dir, Output)],
         ts_ns: u64,
@@ -517,6 +520,13 @@ impl Pipeline {
                     self.pcap_cnt,
                     iface,
                     to_server,
+                    (
+                        self.cfg.alerts,
+                        AlertBytes {
+                            payload: Some(inspected),
+                            packet: Some(frame),
+                        },
+                    ),
                 )
             })
             .collect();
@@ -531,6 +541,7 @@ impl Pipeline {
             ts_ns,
             established,
             Some((pkt_dir, inspected)),
+            Some(frame),
         ));
         if !alerts.is_empty() {
             if let Some(flow) = self.flows.get_mut(key) {
@@ -550,6 +561,7 @@ impl Pipeline {
         ts_ns: u64,
         established: bool,
         pkt: Option<(Dir, &[u8])>,
+        frame: Option<&[u8]>,
     ) -> Vec<Value> {
         let Some(rules) = self.rules.clone() else {
             return Vec::new();
@@ -615,6 +627,11 @@ impl Pipeline {
         // Records are built once the packet's outputs are all absorbed, so an alert on the
         // client's banner also shows the server's that arrived with the same packet.
         for (h, to_server) in hits {
+            let same_side = pkt.is_some_and(|(d, _)| (d == Dir::ToServer) == to_server);
+            let bytes = AlertBytes {
+                payload: pkt.filter(|_| same_side).map(|(_, p)| p),
+                packet: frame,
+            };
             alerts.push(alert_record(
                 flow,
                 &rules.signatures()[h.sig as usize],
@@ -623,6 +640,7 @@ impl Pipeline {
                 self.pcap_cnt,
                 iface,
                 to_server,
+                (self.cfg.alerts, bytes),
             ));
         }
         alerts
@@ -837,7 +855,7 @@ impl Pipeline {
             || flow.tcp.as_ref().is_some_and(|t| t.syn && t.syn_ack);
         let fkey = flow.key;
         self.flows.insert(fkey, flow);
-        let alerts = self.detect_app(&fkey, &outputs, ts, established, None);
+        let alerts = self.detect_app(&fkey, &outputs, ts, established, None, None);
         let Some(flow) = self.flows.remove(&fkey) else {
             return Ok(());
         };
@@ -1039,6 +1057,17 @@ fn header(
     r
 }
 
+/// The bytes an alert may carry: what the rule inspected and the frame that triggered it.
+#[derive(Clone, Copy, Default)]
+struct AlertBytes<'a> {
+    payload: Option<&'a [u8]>,
+    packet: Option<&'a [u8]>,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the record's parts, each computed once by the caller"
+)]
 fn alert_record(
     flow: &Flow,
     sig: &detect::sig::Signature,
@@ -1047,6 +1076,7 @@ fn alert_record(
     pcap_cnt: u64,
     iface: Option<&str>,
     to_server: bool,
+    extra: (crate::config::AlertsSection, AlertBytes<'_>),
 ) -> Value {
     let dir = if to_server {
         Dir::ToServer
@@ -1072,6 +1102,41 @@ fn alert_record(
         if let Some(obj) = obj {
             r.insert(app.into(), obj);
         }
+    }
+    let (want, bytes) = extra;
+    if let Some(payload) = bytes
+        .payload
+        .filter(|_| want.payload || want.payload_printable)
+    {
+        use base64::Engine as _;
+        if want.payload {
+            r.insert(
+                "payload".into(),
+                json!(base64::engine::general_purpose::STANDARD.encode(payload)),
+            );
+        }
+        if want.payload_printable {
+            let text: String = payload
+                .iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            r.insert("payload_printable".into(), json!(text));
+        }
+        r.insert("stream".into(), json!(u8::from(flow.tcp.is_some())));
+    }
+    if let Some(packet) = bytes.packet.filter(|_| want.packet) {
+        use base64::Engine as _;
+        r.insert(
+            "packet".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(packet)),
+        );
+        r.insert("packet_info".into(), json!({"linktype": 1}));
     }
     let o = flows::orient(&flow.key, &flow.stats);
     let s = &flow.stats;
