@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context as _};
 use tests::{
     agent::Agent,
     lab::{Lab, PORTAL_V4, PORTAL_V6},
-    traffic::{CLIENT, SERVER},
+    traffic::{CLIENT, DNS_SERVER, HTTP_SERVER, SERVER},
 };
 
 use crate::{cargo, is_root, root};
@@ -47,12 +47,69 @@ pub fn run() -> anyhow::Result<()> {
     result
 }
 
+/// Two rules the demo traffic trips, written in Suricata's language.
+const DEMO_RULES: &str = r#"alert http any any -> any any (msg:"PRECINCT DEMO voter lookup by a script"; flow:established,to_server; http.user_agent; content:"curl/"; startswith; http.uri; content:"/voter/lookup"; classtype:policy-violation; sid:9000001; rev:1;)
+alert dns any any -> any any (msg:"PRECINCT DEMO DNS lookup of an ngrok tunnel"; dns.query; content:".ngrok.io"; endswith; nocase; classtype:bad-unknown; sid:9000002; rev:1;)
+"#;
+
+fn endpoint(e: &serde_json::Value, ip: &str, port: &str) -> String {
+    let addr = e[ip].as_str().unwrap_or("?");
+    match e.get(port).and_then(|p| p.as_u64()) {
+        Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
+        Some(p) => format!("{addr}:{p}"),
+        None => addr.to_string(),
+    }
+}
+
+/// One line for a protocol or alert record.
+fn summary(e: &serde_json::Value) -> String {
+    let t = e["event_type"].as_str().unwrap_or("?");
+    // Strings without their JSON quotes; absent values as nothing.
+    let v = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let what = match t {
+        "http" => format!(
+            "{} {} -> {} ({} bytes)",
+            v(&e["http"]["http_method"]),
+            v(&e["http"]["url"]),
+            v(&e["http"]["status"]),
+            v(&e["http"]["length"])
+        ),
+        "dns" => format!(
+            "{} {} {}",
+            v(&e["dns"]["type"]),
+            v(&e["dns"]["queries"][0]["rrname"]),
+            v(&e["dns"]["answers"][0]["rdata"])
+        ),
+        "alert" => format!(
+            "[{}:{}] {} (severity {})",
+            v(&e["alert"]["gid"]),
+            v(&e["alert"]["signature_id"]),
+            v(&e["alert"]["signature"]),
+            v(&e["alert"]["severity"])
+        ),
+        other => e[other].to_string(),
+    };
+    format!(
+        "{t:<6} {:<22} -> {:<22} {what}",
+        endpoint(e, "src_ip", "src_port"),
+        endpoint(e, "dest_ip", "dest_port")
+    )
+}
+
 fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "== starting the sensor: precinct run --iface {}",
         lab.portal_if
     );
-    let mut agent = Agent::start_with(bin, lab, dir, &[]);
+    let rules = dir.join("demo.rules");
+    std::fs::write(&rules, DEMO_RULES).context("writing the demo rules")?;
+    let rules = rules.to_str().context("UTF-8 path")?;
+    println!("   with two Suricata rules ({rules}): a scripted voter lookup, a DNS lookup of an ngrok tunnel");
+    let mut agent = Agent::start_with(bin, lab, dir, &["--rules", rules]);
     let mut server = lab
         .spawn(
             &lab.portal_ns,
@@ -63,7 +120,24 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
     std::io::BufReader::new(server.stdout.as_mut().context("server output")?)
         .read_line(&mut ready)
         .context("waiting for the demo servers")?;
-    println!("== traffic from the client: 5 pings, UDP (IPv4 and IPv6), one TCP connection");
+    let mut web = lab
+        .spawn(
+            &lab.portal_ns,
+            &["python3", "-c", HTTP_SERVER, PORTAL_V4, "8081"],
+        )
+        .map_err(|e| anyhow!(e))?;
+    let mut dns = lab
+        .spawn(&lab.portal_ns, &["python3", "-c", DNS_SERVER, PORTAL_V4])
+        .map_err(|e| anyhow!(e))?;
+    for child in [&mut web, &mut dns] {
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().context("server output")?)
+            .read_line(&mut line)
+            .context("waiting for the demo servers")?;
+    }
+    println!(
+        "== traffic from the client: 5 pings, UDP (IPv4 and IPv6), one TCP connection, curl, dig"
+    );
     lab.exec(&lab.client_ns, &["ping", "-c", "5", "-i", "0.2", PORTAL_V4])
         .map_err(|e| anyhow!(e))?;
     lab.exec(
@@ -71,32 +145,48 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
         &["python3", "-c", CLIENT, PORTAL_V4, PORTAL_V6],
     )
     .map_err(|e| anyhow!(e))?;
-    std::thread::sleep(Duration::from_millis(1500));
+    let url = format!("http://{PORTAL_V4}:8081/voter/lookup?id=7");
+    lab.exec(
+        &lab.client_ns,
+        &["curl", "-sS", "--max-time", "10", "-o", "/dev/null", &url],
+    )
+    .map_err(|e| anyhow!(e))?;
+    let at = format!("@{PORTAL_V4}");
+    for name in ["results.example.gov", "x7k2.ngrok.io"] {
+        lab.exec(
+            &lab.client_ns,
+            &["dig", &at, name, "A", "+tries=1", "+time=5", "+short"],
+        )
+        .map_err(|e| anyhow!(e))?;
+    }
+    std::thread::sleep(Duration::from_millis(2500));
     let metrics = agent.metrics();
-    let _ = server.kill();
-    let _ = server.wait();
+    for child in [&mut server, &mut web, &mut dns] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     println!("== stopping the sensor (SIGTERM): it flushes every flow as reason \"shutdown\"");
     agent.stop();
 
-    println!("\n== EVE flow records ({})", agent.eve.display());
     let events = agent.events();
+    println!(
+        "\n== EVE records ({}), as a SOC pipeline receives them",
+        agent.eve.display()
+    );
     for e in &events {
         println!("{e}");
     }
-    println!("\n== the same, one line each");
+    println!("\n== protocol records and alerts, one line each");
+    for e in events.iter().filter(|e| e["event_type"] != "flow") {
+        println!("{}", summary(e));
+    }
+    println!("\n== flow records, one line each");
     println!(
         "{:<9} {:<26} {:<26} {:>6} {:>6} {:>8} {:>8}  state",
         "proto", "client", "server", "pkts>", "pkts<", "bytes>", "bytes<"
     );
-    for e in &events {
-        let end = |ip: &str, port: &str| {
-            let addr = e[ip].as_str().unwrap_or("?");
-            match e.get(port).and_then(|p| p.as_u64()) {
-                Some(p) if addr.contains(':') => format!("[{addr}]:{p}"),
-                Some(p) => format!("{addr}:{p}"),
-                None => addr.to_string(),
-            }
-        };
+    for e in events.iter().filter(|e| e["event_type"] == "flow") {
+        let end = |ip: &str, port: &str| endpoint(e, ip, port);
         let f = &e["flow"];
         let n = |k: &str| f[k].as_u64().unwrap_or(0);
         println!(
@@ -120,8 +210,10 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
         }
         println!("{line}");
     }
-    if events.is_empty() {
-        bail!("the sensor wrote no flow records");
+    for kind in ["flow", "http", "dns", "alert"] {
+        if !events.iter().any(|e| e["event_type"] == kind) {
+            bail!("the sensor wrote no {kind} records");
+        }
     }
     Ok(())
 }
