@@ -376,6 +376,13 @@ fn read_number(
     }
 }
 
+/// Where a byte keyword reads: `offset` from the buffer's start, or from the end of the
+/// previous match when `relative`; `None` before the start.
+fn read_at(relative: bool, prev: usize, offset: i64) -> Option<usize> {
+    let base = if relative { prev as i64 } else { 0 };
+    usize::try_from(base + offset).ok()
+}
+
 fn apply_mask(v: u64, mask: Option<u64>) -> u64 {
     match mask {
         Some(m) if m != 0 => (v & m) >> m.trailing_zeros(),
@@ -489,20 +496,19 @@ fn step(
             }
         }
         Matcher::ByteTest(t) => {
-            let Some(off) = t.offset.get(vars) else {
+            let Some(at) = t
+                .offset
+                .get(vars)
+                .and_then(|o| read_at(t.relative, prev, o))
+            else {
                 return false;
             };
-            let base = if t.relative { prev as i64 } else { 0 };
-            let at = base + off;
-            if at < 0 {
-                return false;
-            }
             let Some(mut n) = t.bytes.get(vars).filter(|n| (0..=23).contains(n)) else {
                 return false;
             };
             if n == 0 {
                 let radix = t.string.unwrap_or(10);
-                let from = (at as usize).min(buf.len());
+                let from = at.min(buf.len());
                 n = buf[from..]
                     .iter()
                     .take(23)
@@ -512,7 +518,7 @@ fn step(
                     return false;
                 }
             }
-            let Some(v) = read_number(buf, at as usize, n as usize, t.little, t.string) else {
+            let Some(v) = read_number(buf, at, n as usize, t.little, t.string) else {
                 return false;
             };
             let v = apply_mask(v, t.bitmask);
@@ -533,16 +539,14 @@ fn step(
             ok != t.not && step(ms, buf, idx + 1, prev, vars, depth + 1)
         }
         Matcher::ByteJump(j) => {
-            let Some(off) = j.offset.get(vars) else {
+            let Some(at) = j
+                .offset
+                .get(vars)
+                .and_then(|o| read_at(j.relative, prev, o))
+            else {
                 return false;
             };
-            let base = if j.relative { prev as i64 } else { 0 };
-            let at = base + off;
-            if at < 0 {
-                return false;
-            }
-            let Some(v) = read_number(buf, at as usize, usize::from(j.bytes), j.little, j.string)
-            else {
+            let Some(v) = read_number(buf, at, usize::from(j.bytes), j.little, j.string) else {
                 return false;
             };
             let mut jump = apply_mask(v, j.bitmask) as i64 * j.multiplier;
@@ -554,7 +558,7 @@ fn step(
             } else if j.from_end {
                 buf.len() as i64 + jump
             } else {
-                at + i64::from(j.bytes) + jump
+                at as i64 + i64::from(j.bytes) + jump
             } + j.post_offset;
             if pos < 0 || pos as usize > buf.len() {
                 return false;
@@ -562,13 +566,10 @@ fn step(
             step(ms, buf, idx + 1, pos as usize, vars, depth + 1)
         }
         Matcher::ByteExtract(e) => {
-            let base = if e.relative { prev as i64 } else { 0 };
-            let at = base + e.offset;
-            if at < 0 {
+            let Some(at) = read_at(e.relative, prev, e.offset) else {
                 return false;
-            }
-            let Some(v) = read_number(buf, at as usize, usize::from(e.bytes), e.little, e.string)
-            else {
+            };
+            let Some(v) = read_number(buf, at, usize::from(e.bytes), e.little, e.string) else {
                 return false;
             };
             let mut v = apply_mask(v, e.bitmask) as i64 * e.multiplier;
@@ -576,14 +577,7 @@ fn step(
                 v += e.align - v % e.align;
             }
             vars.insert(e.var.clone(), v);
-            step(
-                ms,
-                buf,
-                idx + 1,
-                at as usize + usize::from(e.bytes),
-                vars,
-                depth + 1,
-            )
+            step(ms, buf, idx + 1, at + usize::from(e.bytes), vars, depth + 1)
         }
         Matcher::IsDataAt(d) => {
             let Some(n) = d.n.get(vars) else { return false };
