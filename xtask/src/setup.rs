@@ -63,6 +63,11 @@ fn missing_packages(pkgs: &[&str]) -> Vec<String> {
 }
 
 fn apt_install(pkgs: &[String]) -> anyhow::Result<()> {
+    apt_install_from(pkgs, None)
+}
+
+/// Installs `pkgs`, from the suite `release` (`apt-get -t`) when given.
+fn apt_install_from(pkgs: &[String], release: Option<&str>) -> anyhow::Result<()> {
     if pkgs.is_empty() {
         return Ok(());
     }
@@ -73,31 +78,34 @@ fn apt_install(pkgs: &[String]) -> anyhow::Result<()> {
         );
     }
     eprintln!("setup: installing {}", pkgs.join(" "));
-    // Packages such as openssh-server start their service on install; tests start their own
-    // servers inside lab namespaces, and nothing should listen on the host. Debian's
+    // Packages such as openssh-server and suricata start their service on install; tests
+    // start their own servers inside lab namespaces, and nothing should listen on (or sniff)
+    // the host's interfaces. Debian's
     // policy-rc.d hook (exit 101) keeps services from starting while we install.
     let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
     let placed = !policy.exists() && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok() && {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755)).is_ok()
     };
-    let result = apt_get_install(pkgs);
+    let result = apt_get_install(pkgs, release);
     if placed {
         let _ = std::fs::remove_file(policy);
     }
     result
 }
 
-fn apt_get_install(pkgs: &[String]) -> anyhow::Result<()> {
+fn apt_get_install(pkgs: &[String], release: Option<&str>) -> anyhow::Result<()> {
     run_checked(
         Command::new("apt-get").args(["update", "-q"]),
         "apt-get update",
     )?;
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["install", "-y", "-q", "--no-install-recommends"]);
+    if let Some(r) = release {
+        cmd.args(["-t", r]);
+    }
     run_checked(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(pkgs)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+        cmd.args(pkgs).env("DEBIAN_FRONTEND", "noninteractive"),
         "apt-get install",
     )
 }
@@ -170,24 +178,7 @@ pub fn bench_tools() -> anyhow::Result<()> {
         )
         .with_context(|| format!("writing {}", source.display()))?;
     }
-    eprintln!("setup: installing suricata from bookworm-backports");
-    run_checked(
-        Command::new("apt-get").args(["update", "-q"]),
-        "apt-get update",
-    )?;
-    run_checked(
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "-q",
-                "-t",
-                "bookworm-backports",
-                "suricata",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install suricata",
-    )
+    apt_install_from(&["suricata".to_string()], Some("bookworm-backports"))
 }
 
 /// Installs whatever is missing.
