@@ -313,7 +313,7 @@ impl Pipeline {
         self.pcap_cnt += 1;
         self.stats.packets += 1;
         self.stats.bytes += data.len() as u64;
-        if ts_ns >= self.last_sweep_ns + 1_000_000_000 {
+        if self.sweep_due(ts_ns) {
             self.sweep(ts_ns)?;
             self.last_sweep_ns = ts_ns;
         }
@@ -798,11 +798,17 @@ impl Pipeline {
     /// Ends flows idle past their timeout at `now_ns` when no packet has done so for a second
     /// (the live agent calls it when no packets arrive).
     pub fn tick(&mut self, now_ns: u64) -> anyhow::Result<()> {
-        if now_ns >= self.last_sweep_ns + 1_000_000_000 {
+        if self.sweep_due(now_ns) {
             self.sweep(now_ns)?;
             self.last_sweep_ns = now_ns;
         }
         Ok(())
+    }
+
+    /// A second has passed since the last sweep. Saturating: a capture's timestamps can be
+    /// anything up to `u64::MAX` (a pcapng timestamp in units beyond what fits in ns).
+    fn sweep_due(&self, now_ns: u64) -> bool {
+        now_ns >= self.last_sweep_ns.saturating_add(1_000_000_000)
     }
 
     /// Ends flows idle past their timeout at capture time `now_ns`.
@@ -1290,4 +1296,42 @@ fn flow_record(flow: &Flow, reason: Reason, iface: Option<&str>) -> Value {
         t.insert("state".into(), json!(tcp_state(tcp)));
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 + UDP frame from 192.0.2.1:1000 to 192.0.2.2:2000.
+    fn udp_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype::IPV4.to_be_bytes());
+        let total = (20 + 8 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        // id, flags, TTL, protocol, checksum (unchecked), addresses
+        f.extend_from_slice(&[0, 0, 0, 0, 64, ipproto::UDP, 0, 0]);
+        f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend_from_slice(&1000u16.to_be_bytes());
+        f.extend_from_slice(&2000u16.to_be_bytes());
+        f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn timestamps_at_the_end_of_time_do_not_overflow() {
+        // Found by the pcap_reader fuzz target: a pcapng timestamp that saturates to u64::MAX
+        // ns made the next packet's sweep check overflow.
+        let eve = EveWriter::from_writer(Box::new(std::io::sink()));
+        let mut p = Pipeline::new(InspectConfig::default(), eve);
+        let frame = udp_frame(b"x");
+        p.packet(u64::MAX, 1, &frame).expect("first packet");
+        p.packet(u64::MAX, 1, &frame).expect("second packet");
+        p.tick(u64::MAX).expect("tick");
+        p.finish().expect("finish");
+        assert_eq!(p.stats.packets, 2);
+        assert_eq!(p.stats.flows, 1);
+    }
 }
