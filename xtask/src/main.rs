@@ -2,6 +2,7 @@
 //! what is missing and is fast when everything is present.
 
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 
@@ -31,6 +32,15 @@ enum Task {
     },
     /// Run the benchmarks (ratios against baselines measured in the same run).
     Bench,
+    /// Fuzz every parser (or one target) for a while with cargo-fuzz; fails on any crash.
+    Fuzz {
+        /// Seconds each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// One target (header_parser, dns, http, tls, ssh, pcap_reader, rule_parser,
+        /// replay_pipeline); all of them when absent.
+        target: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +71,10 @@ fn run() -> anyhow::Result<()> {
                 "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads", "--bench",
                 "replay",
             ])
+        }
+        Task::Fuzz { seconds, target } => {
+            setup::run()?;
+            fuzz::run(seconds, target.as_deref())
         }
     }
 }

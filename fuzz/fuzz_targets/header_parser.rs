@@ -1,0 +1,34 @@
+//! The shared L2–L4 header parser on arbitrary frames: it never panics, and a parse that
+//! ends `Ok` leaves offsets in order and inside the frame.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sensor_common::parse::{parse, Outcome};
+
+fuzz_target!(|data: &[u8]| {
+    let p = parse(data);
+    // Offsets are u16 (the kernel sees at most 4 KiB); longer frames cannot hold them.
+    if p.outcome != Outcome::Ok || data.len() > usize::from(u16::MAX) {
+        return;
+    }
+    let (l3, l4, payload, end) = (
+        usize::from(p.l3_off),
+        usize::from(p.l4_off),
+        usize::from(p.payload_off),
+        usize::from(p.ip_end),
+    );
+    assert!(
+        payload <= data.len(),
+        "payload_off {payload} past the frame ({})",
+        data.len()
+    );
+    assert!(l4 <= payload, "l4_off {l4} after payload_off {payload}");
+    if p.family != 0 {
+        assert!(l3 <= l4, "l3_off {l3} after l4_off {l4}");
+        assert!(
+            end <= data.len(),
+            "ip_end {end} past the frame ({})",
+            data.len()
+        );
+    }
+});
