@@ -1,6 +1,6 @@
 //! `cargo xtask test`: formatting and lints, then every test tier this machine can run —
 //! host unit tests, kernel `TestRun` tests and namespace labs (privileged tiers fail rather
-//! than skip when run as root) — and a closing `N passed, N failed` line.
+//! than skip when run as root), the conformance cases, a short run of every fuzz target — and a closing `N passed, N failed` line.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -90,23 +90,30 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     }
     let status = child.wait().context("waiting for cargo test")?;
     let conformance = conformance(&shared)?;
+    // Tier 5, short: every fuzz target from its corpus for a few seconds, so a parser change
+    // that crashes on a known seed or a nearby input fails here. `cargo xtask fuzz` runs longer.
+    let fuzz = crate::fuzz::run(FUZZ_SMOKE_SECS, None);
     let not_root = if is_root() {
         ""
     } else {
         " (skipped: not root)"
     };
     println!(
-        "tiers run: host unit tests, kernel TestRun tests{not_root}, namespace labs{not_root}, {conformance}"
+        "tiers run: host unit tests, kernel TestRun tests{not_root}, namespace labs{not_root}, {conformance}, fuzz smoke ({FUZZ_SMOKE_SECS} s per target)"
     );
     println!("xtask: {} passed, {} failed", tally.passed, tally.failed);
     if !status.success() || tally.failed > 0 {
         bail!("tests failed");
     }
+    fuzz.context("fuzz smoke (tier 5)")?;
     if tally.passed == 0 {
         bail!("no test ran");
     }
     Ok(())
 }
+
+/// Seconds each fuzz target runs in `cargo xtask test` (tier 5 in brief).
+const FUZZ_SMOKE_SECS: u32 = 10;
 
 /// The conformance floor: the score this tree reached when the floor was last raised. A
 /// change that loses a case fails the tests; raise the floor when a change gains one.
