@@ -110,3 +110,49 @@ threading.Thread(target=serve, daemon=True).start()
 print("ready", flush=True)
 time.sleep(60)
 "#;
+
+/// `curl` from the client namespace: GET `path` from [`HTTP_SERVER`] on the portal's port 8080
+/// with the user agent `precinct-lab/1.0`; panics unless the answer is 200.
+pub fn curl_portal(lab: &crate::lab::Lab, path: &str) {
+    let url = format!("http://{}:8080{path}", crate::lab::PORTAL_V4);
+    let out = lab
+        .exec(
+            &lab.client_ns,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-A",
+                "precinct-lab/1.0",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+        )
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+}
+
+/// `dig` from the client namespace: `portal.example.gov A` to [`DNS_SERVER`] on the portal;
+/// panics unless the answer is 192.0.2.44.
+pub fn dig_portal(lab: &crate::lab::Lab) {
+    let server = format!("@{}", crate::lab::PORTAL_V4);
+    let out = lab
+        .exec(
+            &lab.client_ns,
+            &[
+                "dig",
+                &server,
+                "portal.example.gov",
+                "A",
+                "+tries=1",
+                "+time=5",
+                "+short",
+            ],
+        )
+        .expect("dig");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.44");
+}

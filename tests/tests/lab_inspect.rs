@@ -16,7 +16,7 @@ use tests::{
     agent::{precinct_bin, Agent},
     lab::{Lab, CLIENT_V4, PORTAL_V4},
     require_root,
-    traffic::{DNS_SERVER, HTTP_SERVER},
+    traffic::{curl_portal, dig_portal, DNS_SERVER, HTTP_SERVER},
 };
 
 /// Reads lines of `child`'s stdout (or stderr) until one contains `marker`; returns the
@@ -113,42 +113,8 @@ fn live_agent_inspects_http_and_dns_like_replay() {
         .expect("DNS server");
     let _dns_stdout = wait_for(&mut dns, false, "ready");
 
-    let url = format!("http://{PORTAL_V4}:8080/voter/lookup?id=7");
-    let out = lab
-        .exec(
-            &lab.client_ns,
-            &[
-                "curl",
-                "-sS",
-                "--max-time",
-                "10",
-                "-A",
-                "precinct-lab/1.0",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &url,
-            ],
-        )
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
-    let server = format!("@{PORTAL_V4}");
-    let out = lab
-        .exec(
-            &lab.client_ns,
-            &[
-                "dig",
-                &server,
-                "portal.example.gov",
-                "A",
-                "+tries=1",
-                "+time=5",
-                "+short",
-            ],
-        )
-        .expect("dig");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.44");
+    curl_portal(&lab, "/voter/lookup?id=7");
+    dig_portal(&lab);
 
     // Two sweeps, so the metrics include everything.
     std::thread::sleep(Duration::from_millis(2500));

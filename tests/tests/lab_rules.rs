@@ -17,7 +17,7 @@ use tests::{
     agent::Agent,
     lab::{Lab, CLIENT_V4, PORTAL_V4},
     require_root,
-    traffic::DNS_SERVER,
+    traffic::{curl_portal, dig_portal, DNS_SERVER},
 };
 
 /// `python3 -c KEEPALIVE_SERVER ADDR PORT`: answers every GET with 200 and a 100-byte body,
@@ -159,48 +159,6 @@ fn dns_responses(events: &[Value]) -> usize {
         .count()
 }
 
-fn curl(lab: &Lab, path: &str) {
-    let url = format!("http://{PORTAL_V4}:8080{path}");
-    let out = lab
-        .exec(
-            &lab.client_ns,
-            &[
-                "curl",
-                "-sS",
-                "--max-time",
-                "10",
-                "-A",
-                "precinct-lab/1.0",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &url,
-            ],
-        )
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
-}
-
-fn dig(lab: &Lab) {
-    let server = format!("@{PORTAL_V4}");
-    let out = lab
-        .exec(
-            &lab.client_ns,
-            &[
-                "dig",
-                &server,
-                "portal.example.gov",
-                "A",
-                "+tries=1",
-                "+time=5",
-                "+short",
-            ],
-        )
-        .expect("dig");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.44");
-}
-
 /// The keep-alive client, held open across a reload.
 struct Held {
     child: Child,
@@ -319,8 +277,8 @@ fn live_agent_alerts_and_reloads_rules_on_sighup() {
     assert_eq!(m.value("precinct_rules_skipped"), 1, "{}", m.0);
 
     // Rules at start: the request URI and the query name alert.
-    curl(&lab, "/voter/lookup?id=7");
-    dig(&lab);
+    curl_portal(&lab, "/voter/lookup?id=7");
+    dig_portal(&lab);
     let mut held = Held::start(&lab);
     held.get("/voter/lookup?id=100");
     let events = wait_events(&agent, "the first HTTP and DNS records", |e| {
@@ -392,9 +350,9 @@ fn live_agent_alerts_and_reloads_rules_on_sighup() {
     let m = agent.metrics();
     assert_eq!(m.value("precinct_rules_loaded"), 2, "{}", m.0);
     assert_eq!(m.value("precinct_rules_skipped"), 0, "{}", m.0);
-    curl(&lab, "/voter/lookup?id=8");
-    curl(&lab, "/results/county?id=3");
-    dig(&lab);
+    curl_portal(&lab, "/voter/lookup?id=8");
+    curl_portal(&lab, "/results/county?id=3");
+    dig_portal(&lab);
     held.get("/results/county?id=101");
     held.get("/voter/lookup?id=102");
     let events = wait_events(&agent, "the HTTP and DNS records after the reload", |e| {
@@ -434,8 +392,8 @@ fn live_agent_alerts_and_reloads_rules_on_sighup() {
     std::fs::write(&config_path, config(&dir, Some("missing.rules"))).expect("rewrite config");
     agent.signal(libc::SIGHUP);
     wait_metric(&agent, "precinct_rule_reloads_total{result=\"failed\"}", 1);
-    curl(&lab, "/results/county?id=4");
-    curl(&lab, "/voter/lookup?id=9");
+    curl_portal(&lab, "/results/county?id=4");
+    curl_portal(&lab, "/voter/lookup?id=9");
     held.get("/results/county?id=103");
     held.close();
     let events = wait_events(&agent, "the HTTP records after the failed reload", |e| {
