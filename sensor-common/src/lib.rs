@@ -11,6 +11,7 @@ pub mod counters;
 pub mod flow;
 pub mod head;
 pub mod parse;
+pub mod protect;
 
 pub use parse::{parse, parse_into, Packet, Parsed};
 
@@ -27,6 +28,26 @@ pub mod maps {
     /// Hash of [`crate::flow::FlowKey`] to a [`crate::head::mode`] (as `u32`), written by
     /// userspace.
     pub const HEAD_CONTROL: &str = "PRECINCT_HEAD_CONTROL";
+    /// One-entry array of [`crate::protect::Policy`].
+    pub const POLICY: &str = "PRECINCT_POLICY";
+    /// Array of [`crate::protect::Dir4`], two generations of /16 slots.
+    pub const DIR4: &str = "PRECINCT_DIR4";
+    /// Hash of [`crate::protect::Pfx4Key`] to a mask: IPv4 prefixes longer than /16.
+    pub const PFX4: &str = "PRECINCT_PFX4";
+    /// LPM trie of [`crate::protect::Lpm6Data`] to a mask: IPv6 prefixes.
+    pub const LPM6: &str = "PRECINCT_LPM6";
+    /// Array of 64-port words: the port policy bitmap (TCP, then UDP).
+    pub const PORTS: &str = "PRECINCT_PORTS";
+    /// LRU hash of [`crate::protect::RateKey`] to a GCRA timestamp.
+    pub const RATE: &str = "PRECINCT_RATE";
+    /// LRU hash of the flows the host opened (port-policy return traffic).
+    pub const OUTBOUND: &str = "PRECINCT_OUTBOUND";
+    /// Per-CPU array of [`crate::protect::VerdictCounters`], one per hook.
+    pub const VERDICTS: &str = "PRECINCT_VERDICTS";
+    /// Ring buffer of drop events ([`crate::head::HeadRecord`] + frame start).
+    pub const DROPS: &str = "PRECINCT_DROPS";
+    /// Benchmark only: the IPv4 table as a kernel LPM trie, the anchor to beat.
+    pub const BENCH_LPM4: &str = "BENCH_LPM4";
 }
 
 /// Names of the programs in the eBPF object.
@@ -37,6 +58,10 @@ pub mod programs {
     pub const EGRESS: &str = "precinct_egress";
     /// An XDP program that returns `XDP_PASS` and does nothing: the benchmark baseline.
     pub const EMPTY: &str = "precinct_empty";
+    /// Benchmark only: the IPv4 source lookup through the directory and hash, nothing else.
+    pub const BENCH_LOOKUP_DIR4: &str = "bench_lookup_dir4";
+    /// Benchmark only: the IPv4 source lookup through the LPM trie, nothing else.
+    pub const BENCH_LOOKUP_LPM4: &str = "bench_lookup_lpm4";
 }
 
 /// Default capacity of the flow map; userspace may override it before load.
@@ -74,4 +99,9 @@ mod pod {
     unsafe impl aya::Pod for crate::counters::Counters {}
     unsafe impl aya::Pod for crate::head::Settings {}
     unsafe impl aya::Pod for crate::head::HeadRecord {}
+    unsafe impl aya::Pod for crate::protect::Policy {}
+    unsafe impl aya::Pod for crate::protect::Dir4 {}
+    unsafe impl aya::Pod for crate::protect::Pfx4Key {}
+    unsafe impl aya::Pod for crate::protect::RateKey {}
+    unsafe impl aya::Pod for crate::protect::VerdictCounters {}
 }

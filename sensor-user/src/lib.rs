@@ -15,6 +15,7 @@ pub mod heads;
 pub mod inspect;
 pub mod live;
 pub mod metrics;
+pub mod protect;
 pub mod replay;
 pub mod rules;
 pub mod rules_check;
