@@ -4,22 +4,35 @@
 //! Both are thin: they run the shared parser from `sensor-common` over a bounds-checked view of
 //! the packet, bump the hook's per-CPU counters, account the packet into the per-CPU flow map,
 //! and copy the packets `sensor_common::head::select` picks into the ring buffer of flow heads.
-//! They never drop anything (filtering comes with the protection policy).
+//! Before accounting, the protection policy (`sensor_common::protect`) decides: a drop in
+//! prevent mode ends the packet there, before it costs a flow-map update; every drop and
+//! would-drop is counted by reason and list, and reported (rate-limited) on the drop-event ring.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_PIPE},
+    bindings::{xdp_action, BPF_F_NO_PREALLOC, TC_ACT_PIPE, TC_ACT_SHOT},
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{
+        lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray,
+        PerCpuHashMap, RingBuf,
+    },
     programs::{TcContext, XdpContext},
 };
 use sensor_common::{
     counters::{id, Counters},
     flow::{FlowKey, FlowStats},
     head::{self, HeadRecord, Settings, RECORD_HEADER},
-    parse_into, Hook, Packet, Parsed, DEFAULT_FLOW_CAPACITY,
+    parse::FAMILY_IPV4,
+    parse_into,
+    protect::{
+        self, action, gcra, lookup4, port_slot, vid, Dir4, Lpm6Data, Pfx4Key, Policy, RateKey,
+        Tables, Verdict, VerdictCounters, DEFAULT_DROP_RING_BYTES, DEFAULT_OUTBOUND_CAPACITY,
+        DEFAULT_RATE_CAPACITY, DEFAULT_V4_CAPACITY, DEFAULT_V6_CAPACITY, DIR4_SLOTS,
+        DROP_RECORD_CAP, PORT_WORDS,
+    },
+    Hook, Packet, Parsed, DEFAULT_FLOW_CAPACITY,
 };
 
 const BPF_NOEXIST: u64 = 1;
@@ -82,6 +95,100 @@ static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map(name = "PRECINCT_HEAD_CONTROL")]
 static HEAD_CONTROL: HashMap<FlowKey, u32> =
     HashMap::with_max_entries(head::DEFAULT_CONTROL_CAPACITY, 0);
+
+/// The protection policy; all zero (protection off) until userspace writes it.
+#[map(name = "PRECINCT_POLICY")]
+static POLICY: Array<Policy> = Array::with_max_entries(1, 0);
+
+/// IPv4 table, part one: a /16 directory per generation.
+#[map(name = "PRECINCT_DIR4")]
+static DIR4: Array<Dir4> = Array::with_max_entries(2 * DIR4_SLOTS, 0);
+
+/// IPv4 table, part two: prefixes longer than /16, both generations. Allocated as filled.
+#[map(name = "PRECINCT_PFX4")]
+static PFX4: HashMap<Pfx4Key, u32> =
+    HashMap::with_max_entries(2 * DEFAULT_V4_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// IPv6 table: generation byte + address, longest prefix match.
+#[map(name = "PRECINCT_LPM6")]
+static LPM6: LpmTrie<Lpm6Data, u32> = LpmTrie::with_max_entries(2 * DEFAULT_V6_CAPACITY, 0);
+
+/// Port policy: one bit per port, TCP words then UDP words.
+#[map(name = "PRECINCT_PORTS")]
+static PORTS: Array<u64> = Array::with_max_entries(2 * PORT_WORDS, 0);
+
+/// Per-source token buckets (GCRA timestamps). Shared by all CPUs: two CPUs updating one
+/// bucket at once may lose an update, which errs towards passing.
+#[map(name = "PRECINCT_RATE")]
+static RATE: LruHashMap<RateKey, u64> = LruHashMap::with_max_entries(DEFAULT_RATE_CAPACITY, 0);
+
+/// Flows the host opened, so the port policy lets their replies in.
+#[map(name = "PRECINCT_OUTBOUND")]
+static OUTBOUND: LruHashMap<FlowKey, u32> =
+    LruHashMap::with_max_entries(DEFAULT_OUTBOUND_CAPACITY, 0);
+
+#[map(name = "PRECINCT_VERDICTS")]
+static VERDICTS: PerCpuArray<VerdictCounters> = PerCpuArray::with_max_entries(2, 0);
+
+/// Drop events for userspace: a [`HeadRecord`] and the frame's first bytes.
+#[map(name = "PRECINCT_DROPS")]
+static DROPS: RingBuf = RingBuf::with_byte_size(DEFAULT_DROP_RING_BYTES, 0);
+
+/// When each (hook, reason) last sent a drop event on this CPU.
+#[map(name = "PRECINCT_EVENT_LAST")]
+static EVENT_LAST: PerCpuArray<u64> = PerCpuArray::with_max_entries(16, 0);
+
+/// Benchmark only: the IPv4 table as the kernel's LPM trie (generation byte + address).
+#[map(name = "BENCH_LPM4")]
+static BENCH_LPM4: LpmTrie<[u8; 5], u32> = LpmTrie::with_max_entries(1, 0);
+
+/// The protection tables as the verdict rules see them.
+struct KernelTables;
+
+impl Tables for KernelTables {
+    #[inline(always)]
+    fn addr_mask(&self, gen: u32, family: u8, addr: &[u8; 16]) -> u32 {
+        if family == FAMILY_IPV4 {
+            let a = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+            // SAFETY: plain reads of map values.
+            return lookup4(
+                gen,
+                a,
+                |i| DIR4.get(i).copied(),
+                |k| unsafe { PFX4.get(k) }.copied(),
+            );
+        }
+        let mut data = [0u8; 17];
+        data[0] = (gen & 1) as u8;
+        data[1..].copy_from_slice(addr);
+        LPM6.get(Key::new(8 + 128, data)).copied().unwrap_or(0)
+    }
+
+    #[inline(always)]
+    fn port_allowed(&self, udp: bool, port: u16) -> bool {
+        let (i, bit) = port_slot(udp, port);
+        PORTS.get(i).is_some_and(|w| *w & bit != 0)
+    }
+
+    #[inline(always)]
+    fn outbound(&self, key: &FlowKey) -> bool {
+        // SAFETY: a plain read of a hash-map value.
+        unsafe { OUTBOUND.get(key) }.is_some()
+    }
+
+    #[inline(always)]
+    fn rate_conforms(&self, key: &RateKey, now: u64, interval: u64, burst_ns: u64) -> bool {
+        if let Some(tat) = RATE.get_ptr_mut(key) {
+            // SAFETY: the value lives as long as the entry; a concurrent update from another
+            // CPU can only lose one packet's credit.
+            return gcra(unsafe { &mut *tat }, now, interval, burst_ns);
+        }
+        let mut tat = 0;
+        let ok = gcra(&mut tat, now, interval, burst_ns);
+        let _ = RATE.insert(key, &tat, 0);
+        ok
+    }
+}
 
 /// Copies the first bytes of the current packet into ring-buffer memory.
 trait CopyOut {
@@ -150,9 +257,9 @@ fn account<T: FlowTable, F: CopyOut>(
     ifindex: u32,
     segs: u64,
     offloaded_vlan: u16,
-) {
+) -> u8 {
     let Some(p) = SCRATCH.get_ptr_mut(0) else {
-        return;
+        return action::PASS;
     };
     // SAFETY: per-CPU scratch, used by this program invocation alone.
     let p = unsafe { &mut *p };
@@ -163,15 +270,38 @@ fn account<T: FlowTable, F: CopyOut>(
     // A GSO packet leaves as `segs` frames, each repeating the headers.
     let wire_len = pkt.len as u64 + (segs - 1) * p.payload_off as u64;
     let Some(counters) = COUNTERS.get_ptr_mut(hook as u32) else {
-        return;
+        return action::PASS;
     };
     // SAFETY: per-CPU slot, only this program instance on this CPU touches it now.
     let counters = unsafe { &mut *counters };
     counters.count_packet(p, wire_len, segs);
+    let mut opens = false;
+    if let Some(pol) = POLICY.get(0) {
+        if pol.enabled != 0 {
+            let v = match hook {
+                Hook::Ingress => protect::ingress(&KernelTables, pol, p, ifindex, coarse_ns()),
+                Hook::Egress => protect::egress(&KernelTables, pol, p),
+            };
+            if v.action != action::PASS {
+                report(&v, p, pol, pkt.len, frame, hook, ifindex);
+                if v.action == action::DROP {
+                    return action::DROP;
+                }
+            }
+            opens = hook == Hook::Egress && protect::egress_opens(&KernelTables, pol, p);
+        }
+    }
     if !p.is_trackable() {
-        return;
+        return action::PASS;
     }
     let (key, dir) = FlowKey::from_parsed(p, ifindex);
+    if opens {
+        let _ = OUTBOUND.insert(&key, &0, 0);
+        if let Some(vc) = VERDICTS.get_ptr_mut(hook as u32) {
+            // SAFETY: per-CPU slot of this program instance.
+            unsafe { (*vc).c[vid::OUTBOUND_RECORDED] += 1 };
+        }
+    }
     // SAFETY (the derefs below): per-CPU values written only by programs on this CPU.
     let stats = match flows.lookup(&key) {
         Some(stats) => stats,
@@ -191,7 +321,7 @@ fn account<T: FlowTable, F: CopyOut>(
             }
             // The head decision needs the map's copy: look it up again (new flows only).
             let Some(stats) = flows.lookup(&key) else {
-                return;
+                return action::PASS;
             };
             heads(
                 unsafe { &mut *stats },
@@ -203,12 +333,86 @@ fn account<T: FlowTable, F: CopyOut>(
                 hook,
                 counters,
             );
-            return;
+            return action::PASS;
         }
     };
     let stats = unsafe { &mut *stats };
     stats.account(p, dir, segs, wire_len, now_ns(stats.first_ns));
     heads(stats, p, &key, dir, pkt.len, frame, hook, counters);
+    action::PASS
+}
+
+#[inline(always)]
+fn coarse_ns() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Counts a drop or would-drop and sends a drop event unless this CPU sent one for the same
+/// hook and reason less than the policy's event interval ago.
+#[inline(always)]
+fn report<F: CopyOut>(
+    v: &Verdict,
+    p: &Parsed,
+    pol: &Policy,
+    len: usize,
+    frame: &F,
+    hook: Hook,
+    ifindex: u32,
+) {
+    let Some(vc) = VERDICTS.get_ptr_mut(hook as u32) else {
+        return;
+    };
+    // SAFETY: per-CPU slot of this program instance.
+    let vc = unsafe { &mut *vc };
+    vc.count(v);
+    if pol.event_interval_ns == 0 {
+        return;
+    }
+    let Some(last) = EVENT_LAST.get_ptr_mut((hook as u32) * 8 + u32::from(v.reason & 7)) else {
+        return;
+    };
+    let now = coarse_ns();
+    // SAFETY: per-CPU slot of this program instance.
+    let last = unsafe { &mut *last };
+    if *last != 0 && now.wrapping_sub(*last) < pol.event_interval_ns {
+        vc.c[vid::EVENTS_SUPPRESSED] += 1;
+        return;
+    }
+    *last = now;
+    let Some(mut entry) = DROPS.reserve_bytes(RECORD_HEADER + DROP_RECORD_CAP, 0) else {
+        vc.c[vid::EVENTS_LOST] += 1;
+        return;
+    };
+    let cap = if len < DROP_RECORD_CAP {
+        len
+    } else {
+        DROP_RECORD_CAP
+    };
+    let n = ((cap as u32).wrapping_sub(1) & (DROP_RECORD_CAP as u32 - 1)) + 1;
+    let (key, dir) = FlowKey::from_parsed(p, ifindex);
+    let base = entry.as_mut_ptr();
+    // SAFETY: as in `emit`: an 8-aligned reservation of RECORD_HEADER + DROP_RECORD_CAP bytes.
+    unsafe {
+        let h = base as *mut HeadRecord;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).flow_first_ns = 0;
+        (*h).key = key;
+        (*h).orig_len = len as u32;
+        (*h).cap_len = n as u16;
+        (*h).hook = hook as u8;
+        (*h).dir = dir as u8;
+        (*h).flags = 0;
+        (*h)._pad = [v.reason, v.list, v.action];
+    }
+    // SAFETY: `n <= DROP_RECORD_CAP` bytes after the header, inside the reservation.
+    if frame.copy_to(unsafe { base.add(RECORD_HEADER) }, n) != 0 {
+        entry.discard(0);
+        vc.c[vid::EVENTS_LOST] += 1;
+        return;
+    }
+    entry.submit(0);
+    vc.c[vid::EVENTS] += 1;
 }
 
 /// The time to account a packet at, given its flow's first-seen time on this CPU (0: none).
@@ -336,7 +540,7 @@ fn ingress<T: FlowTable>(flows: &T, ctx: &XdpContext) -> u32 {
         end: ctx.data_end(),
         len: ctx.data_end() - ctx.data(),
     };
-    account(
+    let verdict = account(
         flows,
         &pkt,
         &XdpFrame(ctx.ctx),
@@ -345,7 +549,11 @@ fn ingress<T: FlowTable>(flows: &T, ctx: &XdpContext) -> u32 {
         1,
         0,
     );
-    xdp_action::XDP_PASS
+    if verdict == action::DROP {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 #[xdp]
@@ -389,7 +597,7 @@ pub fn precinct_egress(ctx: TcContext) -> i32 {
         0
     };
     let segs = core::cmp::max(skb.gso_segs, 1) as u64;
-    account(
+    let verdict = account(
         &FLOWS,
         &pkt,
         &SkbFrame(ctx.skb.skb),
@@ -398,11 +606,62 @@ pub fn precinct_egress(ctx: TcContext) -> i32 {
         segs,
         vlan,
     );
-    TC_ACT_PIPE
+    if verdict == action::DROP {
+        TC_ACT_SHOT
+    } else {
+        TC_ACT_PIPE
+    }
 }
 
 #[xdp]
 pub fn precinct_empty(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// The IPv4 source at its untagged offset, for the lookup-only benchmarks.
+#[inline(always)]
+fn bench_src4(ctx: &XdpContext) -> Option<u32> {
+    let pkt = DirectPacket {
+        start: ctx.data(),
+        end: ctx.data_end(),
+        len: ctx.data_end() - ctx.data(),
+    };
+    pkt.load::<4>(26).map(u32::from_be_bytes)
+}
+
+/// Keeps a benchmark's lookup result observable.
+#[inline(always)]
+fn bench_sink(m: u32) {
+    if let Some(vc) = VERDICTS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot of this program instance.
+        unsafe { (*vc).c[vid::BENCH_SINK] += u64::from(m) };
+    }
+}
+
+#[xdp]
+pub fn bench_lookup_dir4(ctx: XdpContext) -> u32 {
+    if let Some(a) = bench_src4(&ctx) {
+        let gen = POLICY.get(0).map_or(0, |p| p.gen);
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&a.to_be_bytes());
+        bench_sink(KernelTables.addr_mask(gen, FAMILY_IPV4, &addr));
+    }
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn bench_lookup_lpm4(ctx: XdpContext) -> u32 {
+    if let Some(a) = bench_src4(&ctx) {
+        let gen = POLICY.get(0).map_or(0, |p| p.gen);
+        let b = a.to_be_bytes();
+        let data = [(gen & 1) as u8, b[0], b[1], b[2], b[3]];
+        bench_sink(
+            BENCH_LPM4
+                .get(Key::new(8 + 32, data))
+                .copied()
+                .unwrap_or(0),
+        );
+    }
     xdp_action::XDP_PASS
 }
 
