@@ -629,8 +629,14 @@ pub const BOGONS_V6: [([u8; 16], u8); 9] = [
     ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 128),
     ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0], 96),
     ([0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 64),
-    ([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 32),
-    ([0x20, 0x01, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 28),
+    (
+        [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        32,
+    ),
+    (
+        [0x20, 0x01, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        28,
+    ),
     ([0x3f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 20),
     ([0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 7),
     ([0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10),
@@ -657,7 +663,9 @@ mod tests {
         let (interval, burst) = (1_000, 4);
         let tol = interval * (burst - 1);
         let mut tat = 0;
-        let passed = (0..10).filter(|_| gcra(&mut tat, 5_000, interval, tol)).count();
+        let passed = (0..10)
+            .filter(|_| gcra(&mut tat, 5_000, interval, tol))
+            .count();
         assert_eq!(passed as u64, burst);
         // One interval later exactly one more conforms.
         assert!(gcra(&mut tat, 6_000, interval, tol));

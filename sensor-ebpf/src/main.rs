@@ -655,12 +655,7 @@ pub fn bench_lookup_lpm4(ctx: XdpContext) -> u32 {
         let gen = POLICY.get(0).map_or(0, |p| p.gen);
         let b = a.to_be_bytes();
         let data = [(gen & 1) as u8, b[0], b[1], b[2], b[3]];
-        bench_sink(
-            BENCH_LPM4
-                .get(Key::new(8 + 32, data))
-                .copied()
-                .unwrap_or(0),
-        );
+        bench_sink(BENCH_LPM4.get(Key::new(8 + 32, data)).copied().unwrap_or(0));
     }
     xdp_action::XDP_PASS
 }

@@ -29,6 +29,13 @@ use crate::{
     inspect::InspectConfig,
     live::Live,
     metrics::{Endpoint, Metrics},
+    protect::{
+        control,
+        drops::{self, DropEvents},
+        metrics::{ProtectMetrics, VerdictSync},
+        worker::{Command, Worker},
+        Protect, VerdictMap,
+    },
     rules::{log_report, RuleSources},
 };
 
@@ -210,6 +217,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             sample_one_in: config.inspect.sample_one_in,
             ..Settings::DEFAULT
         },
+        v4_capacity: config.protect.v4_capacity,
+        v6_capacity: config.protect.v6_capacity,
     };
     let mut datapath = Datapath::attach(&config.interfaces, config.xdp_mode, &load)?;
     let mut metrics = Metrics::new()?;
@@ -224,13 +233,47 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             a.iface, a.ifindex, a.mode
         );
     }
-    let ifnames = datapath
+    let ifnames: HashMap<u32, String> = datapath
         .attachments()
         .iter()
         .map(|a| (a.ifindex, a.iface.clone()))
         .collect();
     let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
     metrics.set_counter_map(counters);
+    let protect = Protect::take(
+        datapath.ebpf(),
+        &config.protect.port_words(),
+        (config.protect.v4_capacity, config.protect.v6_capacity),
+    )?;
+    let protect_metrics = ProtectMetrics::register(metrics.registry())?;
+    for (check, mode) in config.protect.check_modes() {
+        protect_metrics
+            .mode_info
+            .with_label_values(&[check, mode.as_str()])
+            .set(1);
+    }
+    metrics.set_verdicts(VerdictSync::new(
+        VerdictMap::take(datapath.ebpf())?,
+        protect_metrics.clone(),
+        config.protect.list_names(),
+    ));
+    let worker = Worker::start(&config.protect, protect, protect_metrics)?;
+    let drop_events = DropEvents::start(
+        datapath.ebpf(),
+        eve.clone(),
+        drops::Names {
+            lists: config.protect.list_names(),
+            ifaces: ifnames.clone(),
+        },
+    )?;
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel(16);
+    let control_server = control::serve(&config.protect.control_socket, control_tx)
+        .await
+        .context("starting the control socket (`--socket` or [protect] control_socket)")?;
+    info!(
+        "control socket {}: `precinct block` and `precinct lists reload` talk to it",
+        config.protect.control_socket.display()
+    );
     let ring = heads::take_ring(datapath.ebpf())?;
     let control = HeadControl::take(datapath.ebpf(), load.heads)?;
     let inspect_cfg = InspectConfig {
@@ -281,7 +324,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // the files may have changed again since that reload read them.
     let mut reload: Option<Reload> = None;
     let mut reload_again = false;
-    info!("running; SIGHUP reloads the rules, SIGINT or SIGTERM stops and flushes every flow");
+    info!(
+        "running; SIGHUP reloads the rules and list files, SIGINT or SIGTERM stops and flushes every flow"
+    );
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -289,7 +334,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     warn!("sweeping the flow map: {e:#}");
                 }
             }
+            Some((req, reply)) = control_rx.recv() => {
+                if !worker.send(Command::Control(req, reply)) {
+                    warn!("the protection worker is gone; control requests cannot be served");
+                }
+            }
             _ = sighup.recv() => {
+                info!("SIGHUP: reloading the list files");
+                worker.send(Command::Reload);
                 if reload.is_some() {
                     info!("SIGHUP: a reload is running; reloading again when it ends");
                     reload_again = true;
@@ -314,6 +366,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     info!("stopping: flushing flows");
     // Detach first so that the flush sees final counters (the maps outlive the programs).
     drop(datapath);
+    drop(control_rx);
+    let _ = control_server.await;
+    drop(worker);
+    drop_events.stop();
     // Then inspect what the kernel had already sent, before the last flow records.
     if let Err(e) = live.stop() {
         warn!("stopping live inspection: {e:#}");

@@ -35,6 +35,8 @@ pub struct Config {
     pub rules: RulesSection,
     /// What alert records carry besides the alert.
     pub alerts: AlertsSection,
+    /// In-kernel protection: lists, anti-spoofing, port policy, rate limits, modes.
+    pub protect: crate::protect::settings::ProtectSection,
 }
 
 /// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
@@ -187,6 +189,7 @@ impl Default for Config {
             inspect: InspectSection::default(),
             rules: RulesSection::default(),
             alerts: AlertsSection::default(),
+            protect: Default::default(),
         }
     }
 }
@@ -222,9 +225,13 @@ impl Config {
             )
         })?;
         config.validate(origin)?;
-        config
-            .rules
-            .resolve(origin.parent().unwrap_or(Path::new("")));
+        let dir = origin.parent().unwrap_or(Path::new(""));
+        config.rules.resolve(dir);
+        for list in &mut config.protect.lists {
+            if list.file.is_relative() {
+                list.file = dir.join(&list.file);
+            }
+        }
         Ok(config)
     }
 
@@ -253,6 +260,7 @@ impl Config {
             return Err(bad("inspect.queue_depth must be above 0"));
         }
         self.rules.validate().map_err(|e| bad(&e))?;
+        self.protect.validate().map_err(|e| bad(&e))?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",

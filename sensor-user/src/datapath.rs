@@ -78,6 +78,10 @@ pub struct LoadOptions {
     pub ring_bytes: u32,
     /// Head settings written into the settings map.
     pub heads: Settings,
+    /// IPv4 prefixes (longer than /16) the protection table holds per generation.
+    pub v4_capacity: u32,
+    /// IPv6 prefixes the protection table holds per generation.
+    pub v6_capacity: u32,
 }
 
 impl Default for LoadOptions {
@@ -86,6 +90,8 @@ impl Default for LoadOptions {
             flow_capacity: DEFAULT_FLOW_CAPACITY,
             ring_bytes: head::DEFAULT_RING_BYTES,
             heads: Settings::DEFAULT,
+            v4_capacity: sensor_common::protect::DEFAULT_V4_CAPACITY,
+            v6_capacity: sensor_common::protect::DEFAULT_V6_CAPACITY,
         }
     }
 }
@@ -103,6 +109,9 @@ pub fn load_with(opts: &LoadOptions) -> anyhow::Result<Ebpf> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::FLOWS, opts.flow_capacity)
         .map_max_entries(maps::HEADS, opts.ring_bytes)
+        // Two generations each, so that a reload fills one while packets use the other.
+        .map_max_entries(maps::PFX4, 2 * opts.v4_capacity)
+        .map_max_entries(maps::LPM6, 2 * opts.v6_capacity)
         .load(EBPF_OBJECT)
         .context(
             "loading the eBPF programs failed; `precinct doctor` checks the kernel, BTF and \

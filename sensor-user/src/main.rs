@@ -1,14 +1,20 @@
 //! The `precinct` command line.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use precinct::{
     agent,
     config::Config,
     datapath::XdpModeChoice,
-    doctor, replay,
+    doctor,
+    protect::control::{self, Request},
+    replay,
     rules::{self, RuleSources},
     rules_check,
 };
@@ -43,6 +49,14 @@ enum Command {
         /// Rule file, loaded after those of [rules] in the config (repeat for several).
         #[arg(long = "rules", value_name = "FILE")]
         rules: Vec<PathBuf>,
+        /// Protection mode of every check without its own: monitor (count and report only)
+        /// or prevent (drop) [default: monitor, or `[protect] mode`].
+        #[arg(long, value_enum)]
+        mode: Option<precinct::protect::settings::Mode>,
+        /// Control socket for `precinct block` and `precinct lists reload`
+        /// [default: /run/precinct/control.sock].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
     },
     /// Check whether this host can run the sensor, and say how to fix what is missing.
     Doctor {
@@ -78,6 +92,64 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Block addresses in the kernel of the running agent now, by hand (needs root).
+    Block {
+        #[command(subcommand)]
+        command: BlockCommand,
+    },
+    /// Address-list tools for the running agent (needs root).
+    Lists {
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BlockCommand {
+    /// Drop traffic from an address or CIDR, for a while or until removed.
+    Add {
+        /// IPv4 or IPv6 address or CIDR, such as 203.0.113.0/24.
+        cidr: String,
+        /// Lift the block after this long: 90s, 15m, 1h, 2d, 1h30m or seconds [default: never].
+        #[arg(long, value_name = "DURATION", value_parser = control::parse_ttl)]
+        ttl: Option<Duration>,
+        /// Why, for `precinct block list`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Remove a block added with `precinct block add`.
+    Del {
+        /// The address or CIDR as added.
+        cidr: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show the blocks added by hand, with their reasons and time left.
+    List {
+        /// Print the entries as a JSON array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListsCommand {
+    /// Read the list files again and swap the new tables into the kernel.
+    Reload {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Args)]
+struct SocketArg {
+    /// The agent's control socket, as `[protect] control_socket` in its config.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -125,6 +197,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             xdp_mode,
             metrics_listen,
             rules,
+            mode,
+            socket,
         } => {
             let file = match config {
                 Some(path) => {
@@ -144,6 +218,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             if let Some(listen) = metrics_listen {
                 cfg.metrics.listen = listen;
+            }
+            if let Some(mode) = mode {
+                anyhow::ensure!(
+                    mode != precinct::protect::settings::Mode::Off,
+                    "--mode takes monitor or prevent; turn single checks off in [protect]"
+                );
+                cfg.protect.mode = mode;
+            }
+            if let Some(socket) = socket {
+                cfg.protect.control_socket = socket;
             }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -224,5 +308,68 @@ fn real_main() -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Block { command } => block(command),
+        Command::Lists {
+            command: ListsCommand::Reload { socket },
+        } => control_call(&socket.socket, &Request::ListsReload),
+    }
+}
+
+fn block(command: BlockCommand) -> anyhow::Result<ExitCode> {
+    let cidr = |s: &str| {
+        control::parse_cidr(s)
+            .map(|p| p.to_string())
+            .map_err(anyhow::Error::msg)
+    };
+    match command {
+        BlockCommand::Add {
+            cidr: c,
+            ttl,
+            reason,
+            socket,
+        } => {
+            let req = Request::BlockAdd {
+                cidr: cidr(&c)?,
+                ttl_secs: ttl.map(|t| t.as_secs()),
+                reason,
+            };
+            control_call(&socket.socket, &req)
+        }
+        BlockCommand::Del { cidr: c, socket } => {
+            control_call(&socket.socket, &Request::BlockDel { cidr: cidr(&c)? })
+        }
+        BlockCommand::List { json, socket } => {
+            let r = control::call(&socket.socket, &Request::BlockList)?;
+            if !r.ok {
+                eprintln!("precinct: error: {}", r.message);
+                return Ok(ExitCode::FAILURE);
+            }
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&r.entries).context("encoding the entries")?;
+                println!("{text}");
+            } else if r.entries.is_empty() {
+                println!("no manual blocks");
+            } else {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                print!("{}", control::format_entries(&r.entries, now));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Sends `req` to the agent and prints its answer: to stdout on success, else to stderr with
+/// a failing exit code.
+fn control_call(socket: &Path, req: &Request) -> anyhow::Result<ExitCode> {
+    let r = control::call(socket, req)?;
+    if r.ok {
+        println!("{}", r.message);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("precinct: error: {}", r.message);
+        Ok(ExitCode::FAILURE)
     }
 }

@@ -56,6 +56,7 @@ pub struct Metrics {
     attach_info: IntGaugeVec,
     last: [Counters; 2],
     counters: Option<CounterMap>,
+    verdicts: Option<crate::protect::metrics::VerdictSync>,
     healthy: bool,
 }
 
@@ -178,6 +179,7 @@ impl Metrics {
             )?,
             last: [Counters::default(), Counters::default()],
             counters: None,
+            verdicts: None,
             healthy: true,
             registry,
         };
@@ -289,8 +291,21 @@ impl Metrics {
         self.counters = Some(map);
     }
 
+    /// The registry, for parts of the agent that bring their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Reads the protection's verdict counters at every refresh too.
+    pub fn set_verdicts(&mut self, sync: crate::protect::metrics::VerdictSync) {
+        self.verdicts = Some(sync);
+    }
+
     /// Brings the kernel counters up to date (no-op without a counter map).
     pub fn refresh(&mut self) {
+        if let Some(v) = self.verdicts.as_mut() {
+            v.refresh();
+        }
         let Some(map) = self.counters.take() else {
             return;
         };

@@ -37,6 +37,8 @@ pub struct Agent {
     /// Where its metrics are served (inside the portal namespace).
     pub metrics_url: String,
     portal_ns: String,
+    /// Its control socket.
+    pub socket: PathBuf,
 }
 
 impl Agent {
@@ -57,6 +59,9 @@ impl Agent {
         let listen = "127.0.0.1:9727";
         let bin = bin.to_str().expect("UTF-8 path");
         let eve_s = eve.to_str().expect("UTF-8 path");
+        // Each agent its own control socket: labs run side by side.
+        let socket = dir.join("control.sock");
+        let socket_s = socket.to_str().expect("UTF-8 path").to_string();
         let mut args = vec![
             bin,
             "run",
@@ -66,6 +71,8 @@ impl Agent {
             eve_s,
             "--metrics-listen",
             listen,
+            "--socket",
+            &socket_s,
         ];
         args.extend_from_slice(extra);
         let child = lab.spawn(&lab.portal_ns, &args).expect("start precinct");
@@ -74,6 +81,7 @@ impl Agent {
             eve,
             metrics_url: format!("http://{listen}/metrics"),
             portal_ns: lab.portal_ns.clone(),
+            socket,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -119,6 +127,20 @@ impl Agent {
     /// The current `/metrics` page.
     pub fn metrics(&self) -> Metrics {
         Metrics(self.try_metrics().expect("metrics endpoint answers"))
+    }
+
+    /// Runs `precinct ARGS --socket SOCKET` (a control command) and returns its output.
+    pub fn control(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(precinct_bin());
+        cmd.args(args).arg("--socket").arg(&self.socket);
+        cmd.output().expect("run precinct")
+    }
+
+    /// Sends SIGKILL and reaps the agent: what a crash looks like.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("agent running");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Sends `signal` (such as `libc::SIGHUP`) to the running agent.

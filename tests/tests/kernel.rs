@@ -256,6 +256,7 @@ fn heads_follow_budget_sampling_and_control(hook: Hook) {
         flow_capacity: 1024,
         ring_bytes: 1 << 20,
         heads: settings,
+        ..LoadOptions::default()
     })
     .expect("load the eBPF object");
     load_program(&mut ebpf, hook);
@@ -380,6 +381,7 @@ fn full_ring_buffer_counts_lost_records() {
         flow_capacity: 1024,
         ring_bytes: page,
         heads: Settings::DEFAULT,
+        ..LoadOptions::default()
     })
     .expect("load");
     load_program(&mut ebpf, Hook::Ingress);

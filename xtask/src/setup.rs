@@ -20,6 +20,8 @@ const PACKAGES: &[&str] = &[
     "openssl",        // TLS server and client in labs, certificates for tests and benches
     "openssh-client", // ssh, the SSH client in labs
     "openssh-server", // sshd, started by lab tests inside their own namespace only
+    "nmap",           // port scans against the port policy in protection labs
+    "hping3",         // crafted, spoofed and flooding packets in protection labs
 ];
 
 const LLVM_PACKAGES: &[&str] = &[

@@ -2,7 +2,9 @@
 //! Spamhaus DROP/EDROP, FireHOL `.netset`/`.ipset`, Team Cymru bogons and fullbogons): parsing
 //! into [`Prefix`]es, with every bad line reported by number and reason while the rest loads.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{borrow::Cow, fmt, net::IpAddr, path::Path, str::FromStr};
+
+use anyhow::Context as _;
 
 /// One IPv4 or IPv6 prefix, host bits zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,14 +91,13 @@ impl FromStr for Prefix {
             .parse()
             .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = match len {
-            None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("prefix length {l:?} is not a number from 0 to {max}"))?,
-        };
+        let len =
+            match len {
+                None => max,
+                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                    format!("prefix length {l:?} is not a number from 0 to {max}")
+                })?,
+            };
         Prefix::new(ip, len)
     }
 }
@@ -106,3 +107,286 @@ impl fmt::Display for Prefix {
         write!(f, "{}/{}", self.ip(), self.len)
     }
 }
+
+/// The syntax of a list file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Any of the others, line by line: `#` and `;` comments, JSON object lines.
+    #[default]
+    Auto,
+    /// One CIDR or bare address a line; `#` starts a comment.
+    Plain,
+    /// Spamhaus DROP/EDROP/DROPv6: `CIDR ; SBLnnn` with `;` comments, or the JSON-lines
+    /// variant (`{"cidr":…,"sblid":…}` and a closing `{"type":"metadata",…}`).
+    Spamhaus,
+    /// FireHOL `.netset`/`.ipset`: a `#` comment header, then one CIDR or address a line.
+    Firehol,
+    /// Team Cymru bogons and fullbogons: a `# last updated …` line, then CIDRs.
+    Cymru,
+}
+
+impl Format {
+    /// Every format, in the order of [`Format::name`]s an operator is told about.
+    pub const ALL: [Format; 5] = [
+        Format::Auto,
+        Format::Plain,
+        Format::Spamhaus,
+        Format::Firehol,
+        Format::Cymru,
+    ];
+
+    /// The config and command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Plain => "plain",
+            Format::Spamhaus => "spamhaus",
+            Format::Firehol => "firehol",
+            Format::Cymru => "cymru",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        let s = s.trim();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown list format {s:?}: expected auto, plain, spamhaus, firehol or cymru"
+                )
+            })
+    }
+}
+
+/// A line that did not load, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line, trimmed (cut short when very long, so a binary file stays readable).
+    pub text: String,
+    /// What is wrong, worded for the operator.
+    pub reason: String,
+}
+
+impl BadLine {
+    /// `FILE:LINE: REASON: TEXT`, the shape editors and CI logs link to.
+    pub fn display(&self, path: &Path) -> String {
+        format!(
+            "{}:{}: {}: {}",
+            path.display(),
+            self.line,
+            self.reason,
+            self.text
+        )
+    }
+}
+
+/// What a list file held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedList {
+    /// The prefixes of the good lines, in file order (duplicates kept).
+    pub prefixes: Vec<Prefix>,
+    /// Lines that did not load.
+    pub bad: Vec<BadLine>,
+    /// Lines read, comments and blank lines included.
+    pub lines: usize,
+}
+
+/// Characters of a bad line kept in [`BadLine::text`].
+const SHOWN_CHARS: usize = 120;
+
+/// Parses list text; never fails: bad lines are reported in [`ParsedList::bad`].
+pub fn parse_list(text: &str, format: Format) -> ParsedList {
+    parse_bytes(text.as_bytes(), format)
+}
+
+/// Parses list bytes as read from a file. Lines end in `\n`, `\r\n` or `\r`. A line whose
+/// address part is not UTF-8 is bad; invalid bytes in a comment are harmless (list headers in
+/// Latin-1 exist) and ignored.
+pub fn parse_bytes(bytes: &[u8], format: Format) -> ParsedList {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut out = ParsedList::default();
+    for (i, raw) in Lines(bytes).enumerate() {
+        out.lines = i + 1;
+        let (line, utf8) = match std::str::from_utf8(raw) {
+            Ok(s) => (Cow::Borrowed(s), true),
+            Err(_) => (String::from_utf8_lossy(raw), false),
+        };
+        match parse_line(&line, format) {
+            Ok(None) => {}
+            Ok(Some(p)) => out.prefixes.push(p),
+            Err(reason) => out.bad.push(BadLine {
+                line: i + 1,
+                text: shown(&line),
+                reason: if utf8 {
+                    reason
+                } else {
+                    "not UTF-8 text (a binary file, or a list in another encoding?)".into()
+                },
+            }),
+        }
+    }
+    out
+}
+
+/// Reads and parses a list file. Only I/O fails; bad lines are in [`ParsedList::bad`].
+pub fn load_list(path: &Path, format: Format) -> anyhow::Result<ParsedList> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read list file {}: check the path in the config and that the agent's user may \
+             read it",
+            path.display()
+        )
+    })?;
+    Ok(parse_bytes(&bytes, format))
+}
+
+/// Splits on `\n`, `\r\n` and a lone `\r` (old Mac exports), without a phantom last line.
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr::memchr2(b'\n', b'\r', self.0) {
+            None => (self.0, &[][..]),
+            Some(i) => {
+                let skip = if self.0[i..].starts_with(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
+                (&self.0[..i], &self.0[i + skip..])
+            }
+        };
+        self.0 = rest;
+        Some(line)
+    }
+}
+
+fn shown(line: &str) -> String {
+    let line = line.trim();
+    match line.char_indices().nth(SHOWN_CHARS) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// The text before the first `c`.
+fn cut(s: &str, c: char) -> &str {
+    s.split_once(c).map_or(s, |(before, _)| before)
+}
+
+const HASH_IN_SPAMHAUS: &str = "a `#` comment, which Spamhaus lists do not have (they use \
+    `;`): set the list's format to \"plain\" or \"auto\"";
+
+/// One line: `Ok(None)` for blank and comment lines.
+fn parse_line(line: &str, format: Format) -> Result<Option<Prefix>, String> {
+    let line = line.trim();
+    if line.starts_with('{') {
+        return match format {
+            Format::Auto | Format::Spamhaus => parse_json(line),
+            _ => Err(format!(
+                "a JSON object, which only Spamhaus JSON lists have, in a {format} list: set the \
+                 list's format to \"spamhaus\" or \"auto\""
+            )),
+        };
+    }
+    let data = match format {
+        Format::Auto => cut(cut(line, '#'), ';'),
+        Format::Spamhaus => {
+            let data = cut(line, ';');
+            if data.contains('#') {
+                return Err(HASH_IN_SPAMHAUS.into());
+            }
+            data
+        }
+        Format::Plain | Format::Firehol | Format::Cymru => {
+            let data = cut(line, '#');
+            if data.contains(';') {
+                return Err(format!(
+                    "a `;` comment, which is Spamhaus syntax, in a {format} list (comments start \
+                     with `#`): set the list's format to \"spamhaus\" or \"auto\""
+                ));
+            }
+            data
+        }
+    };
+    let mut words = data.split_whitespace();
+    let Some(word) = words.next() else {
+        return Ok(None);
+    };
+    match words.next() {
+        None => parse_word(word).map(Some),
+        Some(w) if w.starts_with('-') || word.ends_with('-') => Err(range(data.trim())),
+        Some(extra) => Err(parse_word(word)
+            .err()
+            .unwrap_or_else(|| extra_text(extra, format))),
+    }
+}
+
+fn extra_text(extra: &str, format: Format) -> String {
+    let comment = if format == Format::Spamhaus { ";" } else { "#" };
+    format!(
+        "text after the address ({extra:?}): one address or CIDR a line, and comments start with \
+         `{comment}`"
+    )
+}
+
+fn range(text: &str) -> String {
+    format!("{text:?} is an address range, which lists do not support: write it as CIDR prefixes")
+}
+
+/// One address or CIDR, with the reasons an operator can act on.
+fn parse_word(word: &str) -> Result<Prefix, String> {
+    if let Some((from, _)) = word.split_once('-') {
+        if from.parse::<IpAddr>().is_ok() {
+            return Err(range(word));
+        }
+    }
+    if let Some((ip, len)) = word.split_once('/') {
+        if ip.parse::<IpAddr>().is_ok() && len.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err(format!(
+                "{word:?} has a dotted netmask, which lists do not support: write the prefix \
+                 length (for example /24)"
+            ));
+        }
+    }
+    word.parse()
+}
+
+/// A Spamhaus JSON line: `{"cidr":"…",…}`; the closing metadata line is skipped.
+fn parse_json(line: &str) -> Result<Option<Prefix>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not a valid JSON object ({e})"))?;
+    if v.get("type").and_then(serde_json::Value::as_str) == Some("metadata") {
+        return Ok(None);
+    }
+    match v.get("cidr") {
+        Some(serde_json::Value::String(c)) => parse_word(c.trim()).map(Some),
+        Some(_) => Err("the \"cidr\" field is not a string".into()),
+        None => Err(
+            "a JSON object without a \"cidr\" field (Spamhaus JSON lists have one a line)".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "lists_tests.rs"]
+mod tests;
