@@ -295,8 +295,35 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     rules::summary(&set.report)
                 )
             };
+            let mut lists = Vec::new();
+            for spec in &cfg.protect.lists {
+                let parsed = precinct::protect::lists::load_list(&spec.file, spec.format)
+                    .with_context(|| format!("[[protect.lists]] {}", spec.name))?;
+                for bad in &parsed.bad {
+                    eprintln!("warning: {}", bad.display(&spec.file));
+                }
+                lists.push(format!(
+                    "{} {} entries{}",
+                    spec.name,
+                    parsed.prefixes.len(),
+                    if parsed.bad.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} bad lines skipped)", parsed.bad.len())
+                    }
+                ));
+            }
+            let protect = format!(
+                "protection {} mode{}",
+                cfg.protect.mode.as_str(),
+                if lists.is_empty() {
+                    String::new()
+                } else {
+                    format!(", lists: {}", lists.join(", "))
+                }
+            );
             println!(
-                "{}: ok ({} interface(s), EVE to {}, metrics {}, {rules})",
+                "{}: ok ({} interface(s), EVE to {}, metrics {}, {rules}, {protect})",
                 file.display(),
                 cfg.interfaces.len(),
                 cfg.eve,
