@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: builds the release binary, creates a two-namespace lab ("portal" and
 //! "client" joined by a veth pair), runs the sensor on the portal side, drives real traffic
-//! (ping, UDP over IPv4 and IPv6, a TCP connection with data), prints the EVE records and a
-//! metrics summary, and removes the lab, also on Ctrl-C or failure.
+//! (ping, UDP over IPv4 and IPv6, a TCP connection with data, HTTP, DNS, crafted packets from a
+//! blocklisted and a bogon source), prints the EVE records and a metrics summary, and removes the lab, also on Ctrl-C or failure.
 
 use std::{io::BufRead as _, time::Duration};
 
@@ -52,6 +52,21 @@ const DEMO_RULES: &str = r#"alert http any any -> any any (msg:"PRECINCT DEMO vo
 alert dns any any -> any any (msg:"PRECINCT DEMO DNS lookup of an ngrok tunnel"; dns.query; content:".ngrok.io"; endswith; nocase; classtype:bad-unknown; sid:9000002; rev:1;)
 "#;
 
+/// The demo's blocklist, in Spamhaus DROP format.
+const DEMO_LIST: &str = "; demo blocklist (Spamhaus DROP format)\n185.220.101.0/24 ; SBL-DEMO\n";
+
+/// Protection in monitor mode; the demo list alone drops.
+const DEMO_CONFIG: &str = r#"[protect]
+mode = "monitor"
+drop_events_per_second = 100
+
+[[protect.lists]]
+name = "demo-drop"
+file = "demo-drop.txt"
+format = "spamhaus"
+mode = "prevent"
+"#;
+
 fn endpoint(e: &serde_json::Value, ip: &str, port: &str) -> String {
     let addr = e[ip].as_str().unwrap_or("?");
     match e.get(port).and_then(|p| p.as_u64()) {
@@ -84,6 +99,16 @@ fn summary(e: &serde_json::Value) -> String {
             v(&e["dns"]["queries"][0]["rrname"]),
             v(&e["dns"]["answers"][0]["rdata"])
         ),
+        "drop" => format!(
+            "{} {} ({}{})",
+            v(&e["drop"]["mode"]),
+            v(&e["drop"]["reason"]),
+            v(&e["drop"]["hook"]),
+            match e["drop"].get("list") {
+                Some(l) => format!(", list {}", v(l)),
+                None => String::new(),
+            }
+        ),
         "alert" => format!(
             "[{}:{}] {} (severity {})",
             v(&e["alert"]["gid"]),
@@ -109,7 +134,13 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
     std::fs::write(&rules, DEMO_RULES).context("writing the demo rules")?;
     let rules = rules.to_str().context("UTF-8 path")?;
     println!("   with two Suricata rules ({rules}): a scripted voter lookup, a DNS lookup of an ngrok tunnel");
-    let mut agent = Agent::start_with(bin, lab, dir, &["--rules", rules]);
+    let list = dir.join("demo-drop.txt");
+    std::fs::write(&list, DEMO_LIST).context("writing the demo blocklist")?;
+    let config = dir.join("precinct.toml");
+    std::fs::write(&config, DEMO_CONFIG).context("writing the demo configuration")?;
+    let config = config.to_str().context("UTF-8 path")?;
+    println!("   and protection in monitor mode, with one blocklist in prevent mode ({config})");
+    let mut agent = Agent::start_with(bin, lab, dir, &["--rules", rules, "--config", config]);
     let mut server = lab
         .spawn(
             &lab.portal_ns,
@@ -158,6 +189,20 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
             &["dig", &at, name, "A", "+tries=1", "+time=5", "+short"],
         )
         .map_err(|e| anyhow!(e))?;
+    }
+    println!(
+        "== crafted packets from the client (hping3): 3 SYNs claiming to come from a blocklisted"
+    );
+    println!("   network (dropped: the list is in prevent mode), 3 from TEST-NET-1 (a bogon: counted, monitor mode)");
+    for src in ["185.220.101.7", "192.0.2.99"] {
+        // No replies come back (that is the point), so hping3's exit status says nothing.
+        let _ = lab.exec(
+            &lab.client_ns,
+            &[
+                "hping3", "-q", "-c", "3", "-i", "u100000", "-S", "-p", "8081", "-a", src,
+                PORTAL_V4,
+            ],
+        );
     }
     std::thread::sleep(Duration::from_millis(2500));
     let metrics = agent.metrics();
@@ -210,7 +255,7 @@ fn drive(bin: &std::path::Path, lab: &Lab, dir: &std::path::Path) -> anyhow::Res
         }
         println!("{line}");
     }
-    for kind in ["flow", "http", "dns", "alert"] {
+    for kind in ["flow", "http", "dns", "alert", "drop"] {
         if !events.iter().any(|e| e["event_type"] == kind) {
             bail!("the sensor wrote no {kind} records");
         }
