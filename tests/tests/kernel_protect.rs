@@ -345,6 +345,7 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
     let built = build(&aggregate(e.clone()));
     let srcs = sources(&mut rng, &e);
     let mut checked = [0usize; 3];
+    let mut seen = HashSet::new();
     // One model for all policies: the kernel's outbound map persists across them too.
     let host = HostTables {
         built: built.clone(),
@@ -375,7 +376,12 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
                 "{what}: counters for {want:?}"
             );
             checked[want.action as usize] += 1;
-            // Egress: the same frame as if the host sent it (source check, destination lists).
+            seen.insert((want.reason, want.action));
+            // Egress: a frame of another kind from the same source, as if the host sent it
+            // (source check, destination lists). Another kind, so that the flows it opens are
+            // not the ones later ingress packets test the port policy with.
+            let f = frame(*family, src, i as u64 + 1);
+            let p = parse(f.as_slice());
             let want = protect::egress(&host, &policy, &p);
             let before = verdicts.read(Hook::Egress).expect("counters");
             let got = run(&mut ebpf, Hook::Egress, &f);
@@ -391,6 +397,7 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
                 counted(&want).c[..vid::EVENTS],
                 "{name}: egress ({i}) counters for {want:?}"
             );
+            seen.insert((want.reason, want.action));
             if want.action != action::DROP
                 && p.is_trackable()
                 && protect::egress_opens(&host, &policy, &p)
@@ -399,6 +406,27 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
                     .borrow_mut()
                     .insert(FlowKey::from_parsed(&p, TEST_RUN_IFINDEX).0);
             }
+        }
+    }
+    // Every reason but the rate limit (tested on its own) in both modes. A default route on
+    // a bogon list makes every source a bogon, which hides the later checks' monitor hits.
+    for r in if with_default_route {
+        &[][..]
+    } else {
+        &[
+            reason::BLOCKLIST,
+            reason::BOGON,
+            reason::OWN_PREFIX_SPOOFED,
+            reason::EGRESS_SPOOFED,
+            reason::PORT_POLICY,
+        ][..]
+    } {
+        for a in [action::DROP, action::WOULD_DROP] {
+            assert!(
+                seen.contains(&(*r, a)),
+                "the corpus exercises {} with action {a}",
+                reason::NAMES[usize::from(*r)]
+            );
         }
     }
     // The corpus must exercise every outcome, or it proves little.

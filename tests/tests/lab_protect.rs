@@ -154,7 +154,11 @@ fn spoofed_sources_are_dropped_at_ingress_and_egress() {
     }
     let lab = Lab::create("spf").expect("create the lab");
     let dir = temp_dir("spf");
-    let mut agent = Agent::start(&lab, &dir, &["--mode", "prevent"]);
+    let config = write_config(
+        &dir,
+        "[protect]\nmode = \"prevent\"\naddress_refresh_seconds = 1\nown_prefixes = [\"198.18.5.0/24\"]\n",
+    );
+    let mut agent = Agent::start(&lab, &dir, &["--config", &config]);
     assert!(
         ping_ok(&lab, 3),
         "the real client is neither bogon nor spoofed"
@@ -200,6 +204,93 @@ fn spoofed_sources_are_dropped_at_ingress_and_egress() {
         10,
     );
     assert!(n >= 10, "egress_spoofed: {n} dropped");
+    // A prefix the config declares the host's own: the host may send from it, and nobody
+    // outside may claim it.
+    lab.exec(
+        &lab.portal_ns,
+        &[
+            "hping3",
+            "-q",
+            "-c",
+            "5",
+            "-i",
+            "u2000",
+            "-2",
+            "-p",
+            "53",
+            "-a",
+            "198.18.5.9",
+            CLIENT_V4,
+        ],
+    )
+    .ok();
+    let m = agent.metrics();
+    assert_eq!(protect_count(&m, "egress", "egress_spoofed", "dropped"), n);
+    let before = protect_count(&m, "ingress", "own_prefix_spoofed", "dropped");
+    lab.exec(
+        &lab.client_ns,
+        &[
+            "hping3",
+            "-q",
+            "-c",
+            "5",
+            "-i",
+            "u2000",
+            "-S",
+            "-p",
+            "80",
+            "-a",
+            "198.18.5.9",
+            PORTAL_V4,
+        ],
+    )
+    .ok();
+    let own = wait_for(
+        &agent,
+        |m| protect_count(m, "ingress", "own_prefix_spoofed", "dropped"),
+        before + 5,
+    );
+    assert!(
+        own >= before + 5,
+        "a configured own prefix from outside: {own}"
+    );
+    // An address added while the agent runs becomes the host's own within the refresh.
+    lab.exec(
+        &lab.portal_ns,
+        &["ip", "addr", "add", "10.203.0.77/24", "dev", &lab.portal_if],
+    )
+    .expect("add an address");
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.exec(
+        &lab.client_ns,
+        &[
+            "hping3",
+            "-q",
+            "-c",
+            "5",
+            "-i",
+            "u2000",
+            "-S",
+            "-p",
+            "80",
+            "-a",
+            "10.203.0.77",
+            PORTAL_V4,
+        ],
+    )
+    .ok();
+    let own2 = wait_for(
+        &agent,
+        |m| protect_count(m, "ingress", "own_prefix_spoofed", "dropped"),
+        own + 5,
+    );
+    assert!(own2 >= own + 5, "the new address is the host's own: {own2}");
+    assert!(
+        agent
+            .metrics()
+            .value("precinct_protect_table_updates_total{result=\"ok\",trigger=\"addresses\"}")
+            >= 1
+    );
     assert!(ping_ok(&lab, 3), "real traffic still flows");
     agent.stop();
     let events = drop_events(&agent);
