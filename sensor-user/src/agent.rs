@@ -209,6 +209,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let eve_target = EveTarget::parse(&config.eve);
     let eve = EveWriter::open(&eve_target)?;
+    let identity = config.sensor.resolve();
+    eve.set_identity(&identity);
     let load = LoadOptions {
         flow_capacity: config.flows.capacity,
         ring_bytes: config.inspect.ring_bytes,
@@ -222,6 +224,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let mut datapath = Datapath::attach(&config.interfaces, config.xdp_mode, &load)?;
     let mut metrics = Metrics::new()?;
+    metrics.set_identity(&identity);
     metrics.set_attachments(datapath.attachments());
     if let Some(set) = &rule_set {
         metrics.rules_loaded.set(set.report.loaded as i64);

@@ -37,6 +37,8 @@ pub struct Config {
     pub alerts: AlertsSection,
     /// In-kernel protection: lists, anti-spoofing, port policy, rate limits, modes.
     pub protect: crate::protect::settings::ProtectSection,
+    /// Which sensor, organisation and asset the records come from.
+    pub sensor: crate::identity::SensorSection,
 }
 
 /// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
@@ -190,6 +192,7 @@ impl Default for Config {
             rules: RulesSection::default(),
             alerts: AlertsSection::default(),
             protect: Default::default(),
+            sensor: Default::default(),
         }
     }
 }
@@ -261,6 +264,7 @@ impl Config {
         }
         self.rules.validate().map_err(|e| bad(&e))?;
         self.protect.validate().map_err(|e| bad(&e))?;
+        self.sensor.validate().map_err(|e| bad(&e))?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",

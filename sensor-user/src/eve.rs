@@ -40,6 +40,8 @@ pub struct EveWriter(Arc<Mutex<Inner>>);
 
 struct Inner {
     out: Box<dyn Write + Send>,
+    /// `,"host":…,"precinct":{…}`, spliced into every record (empty: no identity).
+    identity: Vec<u8>,
     counts: BTreeMap<String, u64>,
     /// One record's JSON, reused so that the lock covers a single write.
     line: Vec<u8>,
@@ -77,6 +79,7 @@ impl EveWriter {
     pub fn from_writer(out: Box<dyn Write + Send>) -> EveWriter {
         EveWriter(Arc::new(Mutex::new(Inner {
             out,
+            identity: Vec::new(),
             counts: BTreeMap::new(),
             line: Vec::with_capacity(1024),
         })))
@@ -87,6 +90,12 @@ impl EveWriter {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds `host` and the `precinct` identity object to every record written from now on,
+    /// through every handle.
+    pub fn set_identity(&self, identity: &crate::identity::Identity) {
+        self.lock().identity = identity.suffix();
+    }
+
     /// Writes one record. `record` must be an object with an `event_type`.
     pub fn write(&mut self, record: &Value) -> anyhow::Result<()> {
         let kind = record
@@ -94,9 +103,20 @@ impl EveWriter {
             .and_then(Value::as_str)
             .unwrap_or("unknown");
         let mut inner = self.lock();
-        let Inner { out, counts, line } = &mut *inner;
+        let Inner {
+            out,
+            identity,
+            counts,
+            line,
+        } = &mut *inner;
         line.clear();
         serde_json::to_writer(&mut *line, record).context("writing an EVE record")?;
+        // Splice the identity in before the closing brace (not into an empty object).
+        if !identity.is_empty() && line.len() > 2 && line.last() == Some(&b'}') {
+            line.pop();
+            line.extend_from_slice(identity);
+            line.push(b'}');
+        }
         line.push(b'\n');
         out.write_all(line).context("writing an EVE record")?;
         if let Some(n) = counts.get_mut(kind) {

@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod eve;
 pub mod flows;
 pub mod heads;
+pub mod identity;
 pub mod inspect;
 pub mod live;
 pub mod metrics;

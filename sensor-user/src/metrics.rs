@@ -291,6 +291,28 @@ impl Metrics {
         self.counters = Some(map);
     }
 
+    /// Records the sensor's identity as `precinct_sensor_info` (value 1).
+    pub fn set_identity(&mut self, id: &crate::identity::Identity) {
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "precinct_sensor_info",
+                "The sensor's identity from [sensor] (value 1); tags joined with commas.",
+            ),
+            &["sensor_id", "organization", "asset_role", "tags"],
+        )
+        .expect("valid metric definition");
+        info.with_label_values(&[
+            id.id.as_str(),
+            id.organization.as_str(),
+            id.asset_role.as_str(),
+            &id.tags.join(","),
+        ])
+        .set(1);
+        if let Err(e) = self.registry.register(Box::new(info)) {
+            log::warn!("registering precinct_sensor_info: {e}");
+        }
+    }
+
     /// The registry, for parts of the agent that bring their own metrics.
     pub fn registry(&self) -> &Registry {
         &self.registry

@@ -67,6 +67,10 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
     };
     let mut reader = CaptureReader::open(&opts.pcap)?;
     let eve = EveWriter::open(&EveTarget::parse(&opts.eve))?;
+    // Replays carry an identity only when the configuration names one.
+    if !config.sensor.is_empty() {
+        eve.set_identity(&config.sensor.resolve());
+    }
     let cfg = InspectConfig {
         midstream: opts.midstream,
         timeouts: config.flows.timeouts,

@@ -82,7 +82,7 @@ fn blocked_client_is_counted_in_monitor_and_dropped_in_prevent() {
     let config = write_config(
         &dir,
         &format!(
-            "[protect]\ndrop_events_per_second = 1000\n[[protect.lists]]\nname = \"spamhaus-drop\"\nfile = {:?}\nformat = \"spamhaus\"\n",
+            "[sensor]\nid = \"lab-portal-1\"\norganization = \"Test County\"\nasset_role = \"voter-registration-portal\"\ntags = [\"county:test\", \"state:xx\"]\n\n[protect]\ndrop_events_per_second = 1000\n[[protect.lists]]\nname = \"spamhaus-drop\"\nfile = {:?}\nformat = \"spamhaus\"\n",
             list.to_str().expect("UTF-8")
         ),
     );
@@ -126,6 +126,17 @@ fn blocked_client_is_counted_in_monitor_and_dropped_in_prevent() {
         assert!(
             stderr.contains("drop.txt:3"),
             "the bad line is reported with file and line: {stderr}"
+        );
+        // Every record says which sensor, organisation and asset it comes from.
+        for e in agent.events() {
+            assert_eq!(e["host"], "lab-portal-1", "{e}");
+            assert_eq!(e["precinct"]["organization"], "Test County", "{e}");
+            assert_eq!(e["precinct"]["asset_role"], "voter-registration-portal");
+            assert_eq!(e["precinct"]["tags"][0], "county:test");
+        }
+        assert_eq!(
+            m.value("precinct_sensor_info{asset_role=\"voter-registration-portal\",organization=\"Test County\",sensor_id=\"lab-portal-1\",tags=\"county:test,state:xx\"}"),
+            1
         );
         let events = drop_events(&agent);
         let e = events
