@@ -32,8 +32,12 @@ pub mod maps {
     pub const POLICY: &str = "PRECINCT_POLICY";
     /// Array of [`crate::protect::Dir4`], two generations of /16 slots.
     pub const DIR4: &str = "PRECINCT_DIR4";
+    /// Array of `u64` words, two generations of the /24 bitmap.
+    pub const SUB4: &str = "PRECINCT_SUB4";
     /// Hash of [`crate::protect::Pfx4Key`] to a mask: IPv4 prefixes longer than /16.
     pub const PFX4: &str = "PRECINCT_PFX4";
+    /// Array of `u64` words, two generations of the IPv6 /24 bitmap.
+    pub const SUB6: &str = "PRECINCT_SUB6";
     /// LPM trie of [`crate::protect::Lpm6Data`] to a mask: IPv6 prefixes.
     pub const LPM6: &str = "PRECINCT_LPM6";
     /// Array of 64-port words: the port policy bitmap (TCP, then UDP).
@@ -66,6 +70,11 @@ pub mod programs {
 
 /// Default capacity of the flow map; userspace may override it before load.
 pub const DEFAULT_FLOW_CAPACITY: u32 = 262_144;
+
+/// Version of what the pinned maps' records mean (`precinct run --pin`): an agent refuses maps
+/// pinned under another version. Bump it when a map record changes meaning without changing
+/// size (a field reordered or reinterpreted); size and type changes are detected anyway.
+pub const PIN_LAYOUT_VERSION: u64 = 1;
 
 /// The hook a packet was seen at; also the index into the counters array.
 #[repr(u32)]

@@ -145,6 +145,19 @@ pub fn port_slot(udp: bool, port: u16) -> (u32, u64) {
 pub const DIR4_BITS: u32 = 16;
 /// Directory slots per generation.
 pub const DIR4_SLOTS: u32 = 1 << DIR4_BITS;
+/// Words of the /24 bitmap per generation: one bit per /24, set when a prefix longer than
+/// /16 covers or lies inside that /24. A miss in a busy /16 then costs one more array read
+/// instead of a hash probe per prefix length present.
+pub const SUB4_WORDS: u32 = 1 << 18;
+/// Words of the IPv6 /24 bitmap per generation: one bit per /24 of IPv6 space, set when a
+/// prefix covers or lies inside it. Most misses then skip the LPM trie.
+pub const SUB6_WORDS: u32 = 1 << 18;
+
+/// The IPv6 /24 an address lies in: its top 24 bits.
+#[inline(always)]
+pub fn top24(addr: &[u8; 16]) -> u32 {
+    u32::from_be_bytes([0, addr[0], addr[1], addr[2]])
+}
 
 /// One /16 of the IPv4 directory.
 #[repr(C)]
@@ -197,13 +210,15 @@ pub fn lowest_bit(x: u32) -> u32 {
     popcount((x & x.wrapping_neg()).wrapping_sub(1))
 }
 
-/// The IPv4 lookup over a directory and a prefix hash: what the kernel runs, also run on the
-/// host against the reference matcher. `dir` reads one slot, `hash` one prefix.
+/// The IPv4 lookup over a directory, a /24 bitmap and a prefix hash: what the kernel runs,
+/// also run on the host against the reference matcher. `dir` reads one slot, `sub` one
+/// bitmap word, `hash` one prefix.
 #[inline(always)]
 pub fn lookup4(
     gen: u32,
     addr: u32,
     dir: impl Fn(u32) -> Option<Dir4>,
+    sub: impl Fn(u32) -> Option<u64>,
     hash: impl Fn(&Pfx4Key) -> Option<u32>,
 ) -> u32 {
     let Some(slot) = dir((gen & 1) * DIR4_SLOTS + (addr >> DIR4_BITS)) else {
@@ -211,6 +226,10 @@ pub fn lookup4(
     };
     let lens = slot.lens & 0xffff;
     if lens == 0 {
+        return slot.mask;
+    }
+    let word = sub((gen & 1) * SUB4_WORDS + (addr >> 14)).unwrap_or(0);
+    if word & (1u64 << ((addr >> 8) & 63)) == 0 {
         return slot.mask;
     }
     // Longest first: the first hit already carries every shorter prefix's bits. One branch
@@ -428,7 +447,7 @@ pub fn ingress<T: Tables>(t: &T, pol: &Policy, p: &Parsed, ifindex: u32, now: u6
         };
         if enforced
             && !t.port_allowed(udp, p.dport)
-            && !t.outbound(&FlowKey::from_parsed(p, ifindex).0)
+            && !t.outbound(&outbound_key(p, ifindex))
             && v.fail(
                 reason::PORT_POLICY,
                 LIST_NONE,
@@ -504,17 +523,29 @@ pub fn egress<T: Tables>(t: &T, pol: &Policy, p: &Parsed) -> Verdict {
 }
 
 /// `true` when an egress packet opens a connection whose replies the port policy must let
-/// in: a TCP SYN, or UDP from a port the policy does not open (a client socket).
+/// in: a TCP SYN, or UDP from a port the policy does not open (a client socket), each only
+/// when the policy is enforced for its protocol.
 #[inline(always)]
 pub fn egress_opens<T: Tables>(t: &T, pol: &Policy, p: &Parsed) -> bool {
-    if pol.port_enforce == 0 || p.fragment == Fragment::Later {
+    if p.fragment == Fragment::Later {
         return false;
     }
     match p.proto {
-        ipproto::TCP => p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN,
-        ipproto::UDP => !t.port_allowed(true, p.sport),
+        ipproto::TCP => {
+            pol.port_enforce & PORTS_TCP != 0 && p.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN
+        }
+        ipproto::UDP => pol.port_enforce & PORTS_UDP != 0 && !t.port_allowed(true, p.sport),
         _ => false,
     }
+}
+
+/// The key of the outbound-flow map: the flow key without its VLAN, since a NIC that strips
+/// tags on receive shows XDP an untagged frame while TC egress sees the tag as metadata.
+#[inline(always)]
+pub fn outbound_key(p: &Parsed, ifindex: u32) -> FlowKey {
+    let mut k = FlowKey::from_parsed(p, ifindex).0;
+    k.vlan = 0;
+    k
 }
 
 /// Indexes into [`VerdictCounters::c`].

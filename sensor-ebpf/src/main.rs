@@ -30,7 +30,7 @@ use sensor_common::{
         self, action, gcra, lookup4, port_slot, vid, Dir4, Lpm6Data, Pfx4Key, Policy, RateKey,
         Tables, Verdict, VerdictCounters, DEFAULT_DROP_RING_BYTES, DEFAULT_OUTBOUND_CAPACITY,
         DEFAULT_RATE_CAPACITY, DEFAULT_V4_CAPACITY, DEFAULT_V6_CAPACITY, DIR4_SLOTS,
-        DROP_RECORD_CAP, PORT_WORDS,
+        DROP_RECORD_CAP, PORT_WORDS, SUB4_WORDS, SUB6_WORDS,
     },
     Hook, Packet, Parsed, DEFAULT_FLOW_CAPACITY,
 };
@@ -104,12 +104,20 @@ static POLICY: Array<Policy> = Array::with_max_entries(1, 0);
 #[map(name = "PRECINCT_DIR4")]
 static DIR4: Array<Dir4> = Array::with_max_entries(2 * DIR4_SLOTS, 0);
 
-/// IPv4 table, part two: prefixes longer than /16, both generations. Allocated as filled.
+/// IPv4 table, part two: which /24s hold or lie in a prefix longer than /16, per generation.
+#[map(name = "PRECINCT_SUB4")]
+static SUB4: Array<u64> = Array::with_max_entries(2 * SUB4_WORDS, 0);
+
+/// IPv4 table, part three: prefixes longer than /16, both generations. Allocated as filled.
 #[map(name = "PRECINCT_PFX4")]
 static PFX4: HashMap<Pfx4Key, u32> =
     HashMap::with_max_entries(2 * DEFAULT_V4_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// IPv6 table: generation byte + address, longest prefix match.
+/// IPv6 table, part one: which /24s of IPv6 space any prefix touches, per generation.
+#[map(name = "PRECINCT_SUB6")]
+static SUB6: Array<u64> = Array::with_max_entries(2 * SUB6_WORDS, 0);
+
+/// IPv6 table, part two: generation byte + address, longest prefix match.
 #[map(name = "PRECINCT_LPM6")]
 static LPM6: LpmTrie<Lpm6Data, u32> = LpmTrie::with_max_entries(2 * DEFAULT_V6_CAPACITY, 0);
 
@@ -155,8 +163,17 @@ impl Tables for KernelTables {
                 gen,
                 a,
                 |i| DIR4.get(i).copied(),
+                |i| SUB4.get(i).copied(),
                 |k| unsafe { PFX4.get(k) }.copied(),
             );
+        }
+        let top = protect::top24(addr);
+        let word = SUB6
+            .get((gen & 1) * SUB6_WORDS + (top >> 6))
+            .copied()
+            .unwrap_or(0);
+        if word & (1u64 << (top & 63)) == 0 {
+            return 0;
         }
         let mut data = [0u8; 17];
         data[0] = (gen & 1) as u8;
@@ -296,10 +313,15 @@ fn account<T: FlowTable, F: CopyOut>(
     }
     let (key, dir) = FlowKey::from_parsed(p, ifindex);
     if opens {
-        let _ = OUTBOUND.insert(&key, &0, 0);
-        if let Some(vc) = VERDICTS.get_ptr_mut(hook as u32) {
-            // SAFETY: per-CPU slot of this program instance.
-            unsafe { (*vc).c[vid::OUTBOUND_RECORDED] += 1 };
+        let okey = protect::outbound_key(p, ifindex);
+        // A lookup is cheaper than an update, and a client socket sends many packets.
+        // SAFETY: a plain read of a hash-map value.
+        if unsafe { OUTBOUND.get(&okey) }.is_none() {
+            let _ = OUTBOUND.insert(&okey, &0, 0);
+            if let Some(vc) = VERDICTS.get_ptr_mut(hook as u32) {
+                // SAFETY: per-CPU slot of this program instance.
+                unsafe { (*vc).c[vid::OUTBOUND_RECORDED] += 1 };
+            }
         }
     }
     // SAFETY (the derefs below): per-CPU values written only by programs on this CPU.

@@ -404,7 +404,7 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
             {
                 host.outbound
                     .borrow_mut()
-                    .insert(FlowKey::from_parsed(&p, TEST_RUN_IFINDEX).0);
+                    .insert(protect::outbound_key(&p, TEST_RUN_IFINDEX));
             }
         }
     }

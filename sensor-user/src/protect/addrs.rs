@@ -64,6 +64,80 @@ pub fn discover() -> anyhow::Result<HostAddrs> {
     Ok(out)
 }
 
+/// Calls `changed` whenever the kernel announces an address added to or removed from an
+/// interface (rtnetlink's address multicast groups), from a thread of its own, so that the
+/// tables follow within milliseconds instead of waiting for the next poll. The thread ends
+/// when `changed` returns `false`.
+pub fn watch(changed: impl Fn() -> bool + Send + 'static) -> anyhow::Result<()> {
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+    // SAFETY: plain socket(2) call; the descriptor is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        bail!(
+            "opening an rtnetlink socket to follow address changes: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: an all-zero sockaddr_nl is valid; the fields are set below.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as u16;
+    addr.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    // SAFETY: `addr` is a valid sockaddr_nl of the size given.
+    let rc = unsafe {
+        libc::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            (&addr as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "subscribing to address changes (rtnetlink): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    std::thread::Builder::new()
+        .name("precinct-addrs".into())
+        .spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                // SAFETY: `buf` is valid for its length; the descriptor stays open (owned).
+                let n = unsafe {
+                    libc::recv(
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                    )
+                };
+                if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    // ENOBUFS (a burst overflowed the socket) still means "something changed".
+                    if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOBUFS) {
+                        log::warn!(
+                            "following address changes stopped: {}; the periodic re-read remains",
+                            std::io::Error::last_os_error()
+                        );
+                        return;
+                    }
+                }
+                if !changed() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// The IP address in a `sockaddr`, if it is IPv4 or IPv6.
 ///
 /// # Safety

@@ -84,14 +84,6 @@ pub fn drop_record(rec: &HeadRecord, frame: &[u8], clock: &Clock, names: &Names)
         r.insert("icmp_type".into(), json!(p.icmp_type));
         r.insert("icmp_code".into(), json!(p.icmp_code));
     }
-    r.insert(
-        "direction".into(),
-        json!(if rec.hook == Hook::Egress as u8 {
-            "to_client"
-        } else {
-            "to_server"
-        }),
-    );
     let mut d = Map::new();
     d.insert("len".into(), json!(ip_len(frame, &p, rec.orig_len)));
     let l3 = usize::from(p.l3_off);

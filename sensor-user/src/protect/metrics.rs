@@ -61,7 +61,7 @@ impl ProtectMetrics {
             ),
             outbound: counter(
                 "precinct_protect_outbound_flows_total",
-                "Flows the host opened that the port policy lets replies in for.",
+                "Flows the host opened that the port policy lets replies in for (recorded at egress).",
                 &["hook"],
             ),
             list_entries: gauge(
@@ -95,7 +95,7 @@ impl ProtectMetrics {
             ),
             swap_seconds: prometheus::Gauge::new(
                 "precinct_protect_table_swap_seconds",
-                "Seconds the last kernel table update took (fill, flip and clear).",
+                "Seconds the last kernel table update took (build, fill, flip and clear).",
             )?,
         };
         for c in [
@@ -127,7 +127,20 @@ impl ProtectMetrics {
         for r in ["sent", "suppressed", "lost"] {
             m.drop_events.with_label_values(&[r]);
         }
+        for hook in Hook::ALL {
+            m.outbound.with_label_values(&[hook.name()]);
+        }
         Ok(m)
+    }
+
+    /// Creates the per-list series of `names` (empty names are unused slots) at 0, so that
+    /// every list has a series before its first drop.
+    pub fn init_lists(&self, names: &[String]) {
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            for a in ["dropped", "would_drop"] {
+                self.list_packets.with_label_values(&[name, a]);
+            }
+        }
     }
 }
 
@@ -142,6 +155,7 @@ pub struct VerdictSync {
 impl VerdictSync {
     /// Reads `map` into `metrics`; `list_names` by list id.
     pub fn new(map: VerdictMap, metrics: ProtectMetrics, list_names: Vec<String>) -> VerdictSync {
+        metrics.init_lists(&list_names);
         VerdictSync {
             map,
             metrics,

@@ -7,6 +7,7 @@
 //! the old one.
 
 pub mod addrs;
+mod adopt;
 pub mod control;
 pub mod drops;
 pub mod lists;
@@ -28,7 +29,7 @@ use aya::{
 };
 use sensor_common::{
     maps,
-    protect::{Dir4, Lpm6Data, Pfx4Key, Policy, VerdictCounters, DIR4_SLOTS},
+    protect::{Dir4, Lpm6Data, Pfx4Key, Policy, VerdictCounters, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS},
     Hook,
 };
 
@@ -42,11 +43,17 @@ const GRACE: Duration = Duration::from_millis(20);
 pub struct Protect {
     policy_map: Array<MapData, Policy>,
     dir4: Array<MapData, Dir4>,
+    sub4: Array<MapData, u64>,
+    sub6: Array<MapData, u64>,
     pfx4: HashMap<MapData, Pfx4Key, u32>,
     lpm6: LpmTrie<MapData, Lpm6Data, u32>,
     policy: Policy,
     /// What each generation's directory holds, so that a swap writes only changed slots.
     dirs: [Vec<Dir4>; 2],
+    /// What each generation's /24 bitmap holds, likewise.
+    subs: [Vec<u64>; 2],
+    /// What each generation's IPv6 /24 bitmap holds, likewise.
+    subs6: [Vec<u64>; 2],
     /// The IPv4 prefixes and IPv6 prefixes of the generation in use.
     active4: Vec<Pfx4Key>,
     active6: Vec<Prefix>,
@@ -60,7 +67,7 @@ pub struct SwapReport {
     pub v4_prefixes: usize,
     /// IPv6 prefixes in the kernel.
     pub v6_prefixes: usize,
-    /// Directory slots written.
+    /// Directory slots and bitmap words written.
     pub dir_writes: usize,
     /// Time to fill the new generation.
     pub fill: Duration,
@@ -83,9 +90,19 @@ impl Protect {
     /// off until the first [`Protect::swap`]. `capacity` is the (IPv4, IPv6) prefix limit per
     /// generation the maps were sized for.
     pub fn take(ebpf: &mut Ebpf, ports: &[u64], capacity: (u32, u32)) -> anyhow::Result<Protect> {
+        Self::open(ebpf, ports, capacity, false)
+    }
+
+    /// Takes the maps; `all_ports` writes zero words too (the map may hold an old bitmap).
+    fn open(
+        ebpf: &mut Ebpf,
+        ports: &[u64],
+        capacity: (u32, u32),
+        all_ports: bool,
+    ) -> anyhow::Result<Protect> {
         let mut port_map: Array<MapData, u64> = take(ebpf, maps::PORTS)?;
         for (i, w) in ports.iter().enumerate() {
-            if *w != 0 {
+            if *w != 0 || all_ports {
                 port_map
                     .set(i as u32, w, 0)
                     .context("writing the port policy")?;
@@ -94,12 +111,22 @@ impl Protect {
         Ok(Protect {
             policy_map: take(ebpf, maps::POLICY)?,
             dir4: take(ebpf, maps::DIR4)?,
+            sub4: take(ebpf, maps::SUB4)?,
+            sub6: take(ebpf, maps::SUB6)?,
             pfx4: take(ebpf, maps::PFX4)?,
             lpm6: take(ebpf, maps::LPM6)?,
             policy: Policy::default(),
             dirs: [
                 vec![Dir4::default(); DIR4_SLOTS as usize],
                 vec![Dir4::default(); DIR4_SLOTS as usize],
+            ],
+            subs: [
+                vec![0; SUB4_WORDS as usize],
+                vec![0; SUB4_WORDS as usize],
+            ],
+            subs6: [
+                vec![0; SUB6_WORDS as usize],
+                vec![0; SUB6_WORDS as usize],
             ],
             active4: Vec::new(),
             active6: Vec::new(),
@@ -141,6 +168,26 @@ impl Protect {
                 self.dir4
                     .set(new * DIR4_SLOTS + i as u32, want, 0)
                     .context("writing the IPv4 directory")?;
+                *have = *want;
+                report.dir_writes += 1;
+            }
+        }
+        let sub = &mut self.subs[new as usize];
+        for (i, (have, want)) in sub.iter_mut().zip(built.sub4.iter()).enumerate() {
+            if have != want {
+                self.sub4
+                    .set(new * SUB4_WORDS + i as u32, want, 0)
+                    .context("writing the IPv4 /24 bitmap")?;
+                *have = *want;
+                report.dir_writes += 1;
+            }
+        }
+        let sub = &mut self.subs6[new as usize];
+        for (i, (have, want)) in sub.iter_mut().zip(built.sub6.iter()).enumerate() {
+            if have != want {
+                self.sub6
+                    .set(new * SUB6_WORDS + i as u32, want, 0)
+                    .context("writing the IPv6 /24 bitmap")?;
                 *have = *want;
                 report.dir_writes += 1;
             }

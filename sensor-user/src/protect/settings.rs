@@ -372,6 +372,11 @@ impl ProtectSection {
                 p.rate_burst_ns[c] = interval * u64::from(r.burst.max(1) - 1);
             }
         }
+        // With no list on, the blocklist check has nothing to do: with every other check off
+        // too, the policy stays all zero and the programs skip protection entirely.
+        if p.block_lists | p.bogon_lists == 0 {
+            p.enabled &= !(1 << reason::BLOCKLIST);
+        }
         if self.drop_events_per_second > 0 {
             p.event_interval_ns = 1_000_000_000 / u64::from(self.drop_events_per_second);
         }

@@ -8,7 +8,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use ahash::AHashMap;
-use sensor_common::protect::{lookup4, mask4, Dir4, Pfx4Key, DIR4_BITS, DIR4_SLOTS};
+use sensor_common::protect::{lookup4, mask4, Dir4, Pfx4Key, DIR4_BITS, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS};
 
 use super::lists::Prefix;
 
@@ -94,10 +94,17 @@ pub fn aggregate(entries: impl IntoIterator<Item = (Prefix, u32)>) -> BTreeMap<P
 pub struct Built {
     /// The IPv4 /16 directory, exactly [`DIR4_SLOTS`] slots indexed by `addr >> 16`.
     pub dir4: Vec<Dir4>,
+    /// The /24 bitmap, exactly [`SUB4_WORDS`] words: bit `addr >> 8` is set when a prefix
+    /// longer than /16 covers or lies inside that /24.
+    pub sub4: Vec<u64>,
     /// IPv4 prefixes longer than /16, sorted by key.
     pub pfx4: Vec<(Pfx4Key, u32)>,
     /// IPv6 prefixes, sorted.
     pub v6: Vec<(Prefix, u32)>,
+    /// The IPv6 /24 bitmap, exactly [`SUB6_WORDS`] words: bit `top24(addr)` is set when an
+    /// IPv6 prefix covers or lies inside that /24. The kernel skips its trie when it is clear;
+    /// [`Built::lookup`] does not use it, so the kernel tests check it against the trie.
+    pub sub6: Vec<u64>,
     /// IPv6 prefix lengths present, longest first.
     v6_lens: Vec<u8>,
 }
@@ -105,6 +112,8 @@ pub struct Built {
 /// Lays aggregated prefixes (as [`aggregate`] returns them) out as the kernel's tables.
 pub fn build(aggregated: &BTreeMap<Prefix, u32>) -> Built {
     let mut dir4 = vec![Dir4::default(); DIR4_SLOTS as usize];
+    let mut sub4 = vec![0u64; SUB4_WORDS as usize];
+    let mut sub6 = vec![0u64; SUB6_WORDS as usize];
     let mut short = Vec::new();
     let mut pfx4 = Vec::new();
     let mut v6 = Vec::new();
@@ -114,6 +123,11 @@ pub fn build(aggregated: &BTreeMap<Prefix, u32>) -> Built {
             continue;
         };
         if family == 6 {
+            let first = (bits >> 104) as u32;
+            let count = 1u32 << 24u32.saturating_sub(u32::from(len));
+            for s24 in first..first + count {
+                sub6[(s24 >> 6) as usize] |= 1 << (s24 & 63);
+            }
             v6.push((prefix((family, len, bits)), m));
             v6_present[usize::from(len)] = true;
             continue;
@@ -132,6 +146,12 @@ pub fn build(aggregated: &BTreeMap<Prefix, u32>) -> Built {
                 m,
             ));
             dir4[(addr >> DIR4_BITS) as usize].lens |= 1 << (u32::from(len) - DIR4_BITS - 1);
+            // The /24s this prefix touches: 2^(24 - len) of them up to /24, else its own.
+            let first = addr >> 8;
+            let count = 1u32 << 24u32.saturating_sub(u32::from(len));
+            for s24 in first..first + count {
+                sub4[(s24 >> 6) as usize] |= 1 << (s24 & 63);
+            }
         }
     }
     // Shorter first, so a slot ends with the mask of the longest prefix covering it; that mask
@@ -154,8 +174,10 @@ pub fn build(aggregated: &BTreeMap<Prefix, u32>) -> Built {
         .collect();
     Built {
         dir4,
+        sub4,
         pfx4,
         v6,
+        sub6,
         v6_lens,
     }
 }
@@ -170,6 +192,7 @@ impl Built {
                 0,
                 u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]),
                 |i| self.dir4.get(i as usize).copied(),
+                |i| self.sub4.get(i as usize).copied(),
                 |k| {
                     self.pfx4
                         .binary_search_by_key(k, |&(key, _)| key)

@@ -13,6 +13,8 @@ use anyhow::Context as _;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
+use crate::pin::manual::ManualStore;
+
 use super::{
     addrs,
     control::{Request, Response},
@@ -28,6 +30,11 @@ pub enum Command {
     Control(Request, oneshot::Sender<Response>),
     /// Re-read every list file (SIGHUP).
     Reload,
+    /// The kernel announced an address change.
+    AddressesChanged,
+    /// End the worker (the address watcher keeps a sender, so disconnection alone is not
+    /// enough).
+    Stop,
 }
 
 /// The worker thread and its inbox.
@@ -40,6 +47,8 @@ struct State {
     sources: Sources,
     protect: Protect,
     metrics: ProtectMetrics,
+    /// Where the manual entries outlive the agent (pinned datapath).
+    store: Option<ManualStore>,
 }
 
 impl State {
@@ -69,6 +78,11 @@ impl State {
         }
         m.manual_entries.set(self.sources.manual.len() as i64);
         let r = result?;
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.save(&self.sources.manual) {
+                warn!("saving the manual blocks for the next agent: {e:#}");
+            }
+        }
         Ok(format!(
             "tables updated in {:.2} s: {} IPv4 prefixes longer than /16, {} IPv6 prefixes",
             started.elapsed().as_secs_f64(),
@@ -147,17 +161,25 @@ impl Worker {
         section: &ProtectSection,
         protect: Protect,
         metrics: ProtectMetrics,
+        mut store: Option<ManualStore>,
     ) -> anyhow::Result<Worker> {
         let host = if section.discover_addresses {
             addrs::discover()?
         } else {
             Default::default()
         };
-        let sources = Sources::load(section.clone(), host)?;
+        let mut sources = Sources::load(section.clone(), host)?;
+        if let Some(store) = &mut store {
+            sources.manual = store.load(section.manual_capacity, SystemTime::now());
+            if !sources.manual.is_empty() {
+                info!("{} manual blocks carried over", sources.manual.len());
+            }
+        }
         let mut state = State {
             sources,
             protect,
             metrics,
+            store,
         };
         let msg = state
             .update("start")
@@ -166,6 +188,12 @@ impl Worker {
         let discover = section.discover_addresses;
         let refresh = Duration::from_secs(section.address_refresh_seconds.max(1));
         let (tx, rx) = mpsc::channel();
+        if discover {
+            let watch_tx = tx.clone();
+            if let Err(e) = addrs::watch(move || watch_tx.send(Command::AddressesChanged).is_ok()) {
+                warn!("{e:#}; address changes are picked up every {} s", refresh.as_secs());
+            }
+        }
         let thread = std::thread::Builder::new()
             .name("precinct-protect".into())
             .spawn(move || run(state, rx, discover, refresh))
@@ -184,7 +212,9 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Command::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -201,8 +231,15 @@ fn run(mut state: State, rx: mpsc::Receiver<Command>, discover: bool, refresh: D
             Ok(Command::Reload) => {
                 state.reload("reload");
             }
+            Ok(Command::AddressesChanged) => {
+                // A burst of announcements (an interface coming up): the first re-read after
+                // a short pause sees them all, the others find nothing new.
+                std::thread::sleep(Duration::from_millis(20));
+                last_refresh = Instant::now();
+                state.refresh_addresses();
+            }
+            Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
         }
         let gone = state.sources.manual.expire(SystemTime::now());
         if !gone.is_empty() {
