@@ -2,6 +2,7 @@
 //! what is missing and is fast when everything is present.
 
 mod demo;
+mod deploy;
 mod fuzz;
 mod setup;
 mod test;
@@ -41,6 +42,22 @@ enum Task {
         /// replay_pipeline); all of them when absent.
         target: Option<String>,
     },
+    /// Install a release on the hosts of an inventory over ssh: check, restart, wait for
+    /// health, roll back when it fails (docs/deploy.md).
+    Deploy {
+        /// The inventory (TOML): hosts, and what to install on them.
+        #[arg(long, value_name = "FILE")]
+        inventory: std::path::PathBuf,
+        /// Only the hosts whose names match these comma-separated globs, e.g. 'portal-*'.
+        #[arg(long, value_name = "PATTERN")]
+        hosts: Option<String>,
+        /// Connect and show what would change on each host; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Deploy this precinct binary instead of building a release.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,12 +86,26 @@ fn run() -> anyhow::Result<()> {
             setup::bench_tools()?;
             cargo(&[
                 "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads", "--bench",
-                "replay",
+                "replay", "--bench", "protect",
             ])
         }
         Task::Fuzz { seconds, target } => {
             setup::run()?;
             fuzz::run(seconds, target.as_deref())
+        }
+        Task::Deploy {
+            inventory,
+            hosts,
+            dry_run,
+            binary,
+        } => {
+            setup::run()?;
+            deploy::run(&deploy::Options {
+                inventory,
+                hosts,
+                dry_run,
+                binary,
+            })
         }
     }
 }
