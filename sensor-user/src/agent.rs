@@ -1,7 +1,8 @@
 //! `precinct run`: load the rules, attach, sweep the flow map into EVE records and metrics on
 //! a timer, inspect the flow heads the kernel sends (see [`crate::live`]), reload the rules on
 //! SIGHUP, and on SIGINT/SIGTERM detach, finish inspection and flush every flow as
-//! `reason: shutdown`.
+//! `reason: shutdown`. With a pinned datapath ([`crate::pin`]) a stop detaches nothing and
+//! reports only the flows that ended: the others carry on under the next agent.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,6 +27,7 @@ use crate::{
     eve::{EveTarget, EveWriter},
     flows::{self, Clock, Reason},
     heads::{self, HeadControl},
+    health::AttachmentCheck,
     inspect::InspectConfig,
     live::Live,
     metrics::{Endpoint, Metrics},
@@ -103,6 +105,8 @@ pub struct RunOptions {
     pub config_file: Option<(PathBuf, Config)>,
     /// Rule files from the command line (`--rules`), loaded after those of `[rules]`.
     pub rule_files: Vec<PathBuf>,
+    /// Discard the pinned maps before loading (`--unpin`).
+    pub unpin: bool,
 }
 
 /// The rule set in use and how to build the next one.
@@ -165,16 +169,14 @@ impl Rules {
             Ok((section, loaded, skipped)) => {
                 self.section = section;
                 self.loaded = loaded;
-                m.rules_loaded.set(loaded as i64);
-                m.rules_skipped.set(skipped as i64);
-                m.rule_reloads.with_label_values(&["ok"]).inc();
+                m.record_rule_reload(Some((loaded, skipped)));
             }
             Err(e) => {
                 warn!(
                     "rule reload failed; the {} rules loaded before stay in use: {e:#}",
                     self.loaded
                 );
-                m.rule_reloads.with_label_values(&["failed"]).inc();
+                m.record_rule_reload(None);
             }
         }
     }
@@ -211,6 +213,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let eve = EveWriter::open(&eve_target)?;
     let identity = config.sensor.resolve();
     eve.set_identity(&identity);
+    let outputs = crate::sinks::Outputs::start(&config.outputs, &identity.id)
+        .context("starting the [[outputs]] of the configuration")?;
+    let output_health = outputs.health();
+    eve.attach_outputs(outputs);
     let load = LoadOptions {
         flow_capacity: config.flows.capacity,
         ring_bytes: config.inspect.ring_bytes,
@@ -222,10 +228,24 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         v4_capacity: config.protect.v4_capacity,
         v6_capacity: config.protect.v6_capacity,
     };
-    let mut datapath = Datapath::attach(&config.interfaces, config.xdp_mode, &load)?;
+    let pin_dir = crate::pin::prepare(config.pin, &config.pin_path, opts.unpin)?;
+    let mut datapath =
+        Datapath::attach(&config.interfaces, config.xdp_mode, &load, pin_dir.as_ref())?;
+    // Pinned maps keep their sizes, and the head settings move on from the last agent's.
+    let load = *datapath.load_options();
     let mut metrics = Metrics::new()?;
     metrics.set_identity(&identity);
+    output_health.register(metrics.registry())?;
+    metrics.add_health_check(
+        "outputs",
+        Box::new(move || Some(output_health.stuck().join("; ")).filter(|s| !s.is_empty())),
+    );
     metrics.set_attachments(datapath.attachments());
+    metrics.set_pinned(datapath.pinned());
+    let attached = datapath.attachments().to_vec();
+    for check in AttachmentCheck::for_attachments(datapath.ebpf(), &attached)? {
+        metrics.add_health_check(&check.name(), Box::new(move || check.problem()));
+    }
     if let Some(set) = &rule_set {
         metrics.rules_loaded.set(set.report.loaded as i64);
         metrics.rules_skipped.set(set.report.skipped.len() as i64);
@@ -242,12 +262,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .map(|a| (a.ifindex, a.iface.clone()))
         .collect();
     let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
+    if datapath.adopted() {
+        crate::pin::log_carried_over(&flows, &counters);
+    }
     metrics.set_counter_map(counters);
-    let protect = Protect::take(
-        datapath.ebpf(),
-        &config.protect.port_words(),
-        (config.protect.v4_capacity, config.protect.v6_capacity),
-    )?;
+    let ports = config.protect.port_words();
+    let capacity = (load.v4_capacity, load.v6_capacity);
+    let protect = if datapath.adopted() {
+        Protect::adopt(datapath.ebpf(), &ports, capacity)?
+    } else {
+        Protect::take(datapath.ebpf(), &ports, capacity)?
+    };
+    let manual_store = match &pin_dir {
+        Some(dir) => Some(crate::pin::manual::ManualStore::open(dir)?),
+        None => None,
+    };
     let protect_metrics = ProtectMetrics::register(metrics.registry())?;
     for (check, mode) in config.protect.check_modes() {
         protect_metrics
@@ -260,7 +289,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         protect_metrics.clone(),
         config.protect.list_names(),
     ));
-    let worker = Worker::start(&config.protect, protect, protect_metrics)?;
+    let worker = Worker::start(&config.protect, protect, protect_metrics, manual_store)?;
     let drop_events = DropEvents::start(
         datapath.ebpf(),
         eve.clone(),
@@ -327,8 +356,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // the files may have changed again since that reload read them.
     let mut reload: Option<Reload> = None;
     let mut reload_again = false;
+    let pinned = datapath.pinned();
     info!(
-        "running; SIGHUP reloads the rules and list files, SIGINT or SIGTERM stops and flushes every flow"
+        "running; SIGHUP reloads the rules and list files, SIGINT or SIGTERM stops {}",
+        if pinned {
+            "(the programs stay attached: pinned in bpffs)"
+        } else {
+            "and flushes every flow"
+        }
     );
     loop {
         tokio::select! {
@@ -343,6 +378,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
             _ = sighup.recv() => {
+                info!("SIGHUP: reopening the EVE files");
+                if let Err(e) = sweeper.eve.reopen() {
+                    warn!("reopening the EVE file: {e:#}; writing on to the old one");
+                }
                 info!("SIGHUP: reloading the list files");
                 worker.send(Command::Reload);
                 if reload.is_some() {
@@ -366,8 +405,24 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
         }
     }
-    info!("stopping: flushing flows");
+    if pinned {
+        info!(
+            "stopping; the programs stay attached and keep counting: flows still active are \
+             reported by the next agent, flow heads and drop events wait in the pinned rings \
+             (what does not fit is counted in the kernel's ring-full counters)"
+        );
+    } else {
+        info!("stopping: flushing flows");
+    }
+    // The agent detaches its own programs now: no failure for the health checks to report.
+    sweeper
+        .metrics
+        .0
+        .lock()
+        .expect("metrics lock")
+        .clear_health_checks();
     // Detach first so that the flush sees final counters (the maps outlive the programs).
+    // Pinned links stay: dropping closes their descriptors only.
     drop(datapath);
     drop(control_rx);
     let _ = control_server.await;
@@ -377,7 +432,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Err(e) = live.stop() {
         warn!("stopping live inspection: {e:#}");
     }
-    let result = sweeper.sweep(true);
+    let result = sweeper.sweep(!pinned);
+    // The last records are written: give the outputs a bounded time to deliver them.
+    sweeper.eve.shutdown_outputs(Duration::from_secs(5));
     if let Some(server) = server {
         server.abort();
     }

@@ -39,6 +39,13 @@ pub struct Config {
     pub protect: crate::protect::settings::ProtectSection,
     /// Which sensor, organisation and asset the records come from.
     pub sensor: crate::identity::SensorSection,
+    /// EVE sinks besides `eve`: `[[outputs]]` tables (docs/outputs.md).
+    pub outputs: Vec<crate::sinks::OutputSpec>,
+    /// Keep the programs, maps and attachments pinned in bpffs across restarts
+    /// (docs/restarts.md).
+    pub pin: bool,
+    /// The pin directory, on a BPF filesystem.
+    pub pin_path: PathBuf,
 }
 
 /// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
@@ -193,6 +200,9 @@ impl Default for Config {
             alerts: AlertsSection::default(),
             protect: Default::default(),
             sensor: Default::default(),
+            outputs: Vec::new(),
+            pin: false,
+            pin_path: crate::pin::DEFAULT_PIN_PATH.into(),
         }
     }
 }
@@ -230,6 +240,9 @@ impl Config {
         config.validate(origin)?;
         let dir = origin.parent().unwrap_or(Path::new(""));
         config.rules.resolve(dir);
+        for output in &mut config.outputs {
+            output.resolve(dir);
+        }
         for list in &mut config.protect.lists {
             if list.file.is_relative() {
                 list.file = dir.join(&list.file);
@@ -265,6 +278,7 @@ impl Config {
         self.rules.validate().map_err(|e| bad(&e))?;
         self.protect.validate().map_err(|e| bad(&e))?;
         self.sensor.validate().map_err(|e| bad(&e))?;
+        crate::sinks::spec::validate_all(&self.outputs).map_err(|e| bad(&e))?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",

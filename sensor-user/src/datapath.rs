@@ -7,10 +7,12 @@ use std::fmt;
 use anyhow::{anyhow, bail, Context as _};
 use aya::{
     maps::{MapData, PerCpuArray, PerCpuHashMap},
-    programs::{tc, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{links::FdLink, tc, xdp::XdpLinkId, SchedClassifier, TcAttachType, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use log::warn;
+
+use crate::pin::PinDir;
 use sensor_common::{
     counters::Counters,
     flow::{FlowKey, FlowStats},
@@ -63,10 +65,17 @@ pub struct Attachment {
     pub mode: AttachedMode,
 }
 
-/// The loaded object and its attachments. Dropping it detaches the programs.
+/// The loaded object and its attachments. Dropping it detaches the programs, unless they are
+/// pinned (see [`crate::pin`]).
 pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
+    /// Descriptors of the pinned links; closing them leaves the programs attached.
+    pinned_links: Vec<FdLink>,
+    /// The load options in effect (pinned maps keep their capacities).
+    opts: LoadOptions,
+    /// Whether the maps outlived an earlier agent.
+    adopted: bool,
 }
 
 /// Sizes and settings fixed when the object is loaded.
@@ -104,21 +113,41 @@ pub fn load(flow_capacity: u32) -> anyhow::Result<Ebpf> {
     })
 }
 
+/// The maps whose `max_entries` the load options set.
+pub fn sized_maps(opts: &LoadOptions) -> [(&'static str, u32); 4] {
+    [
+        (maps::FLOWS, opts.flow_capacity),
+        (maps::HEADS, opts.ring_bytes),
+        // Two generations each, so that a reload fills one while packets use the other.
+        (maps::PFX4, 2 * opts.v4_capacity),
+        (maps::LPM6, 2 * opts.v6_capacity),
+    ]
+}
+
 /// Loads the eBPF object as `opts` say, and writes its head settings.
 pub fn load_with(opts: &LoadOptions) -> anyhow::Result<Ebpf> {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(maps::FLOWS, opts.flow_capacity)
-        .map_max_entries(maps::HEADS, opts.ring_bytes)
-        // Two generations each, so that a reload fills one while packets use the other.
-        .map_max_entries(maps::PFX4, 2 * opts.v4_capacity)
-        .map_max_entries(maps::LPM6, 2 * opts.v6_capacity)
-        .load(EBPF_OBJECT)
-        .context(
-            "loading the eBPF programs failed; `precinct doctor` checks the kernel, BTF and \
-             privileges they need",
-        )?;
+    let mut ebpf = load_object(&sized_maps(opts), &[])?;
     crate::heads::write_settings(&mut ebpf, &opts.heads)?;
     Ok(ebpf)
+}
+
+/// Loads the eBPF object with these map sizes, the maps of `pins` opened from (or created and
+/// pinned at) their paths.
+pub(crate) fn load_object(
+    max_entries: &[(&'static str, u32)],
+    pins: &[(&'static str, std::path::PathBuf)],
+) -> anyhow::Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    for (name, n) in max_entries {
+        loader.map_max_entries(name, *n);
+    }
+    for (name, path) in pins {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader.load(EBPF_OBJECT).context(
+        "loading the eBPF programs failed; `precinct doctor` checks the kernel, BTF and \
+         privileges they need",
+    )
 }
 
 fn ifindex(iface: &str) -> anyhow::Result<u32> {
@@ -132,24 +161,44 @@ fn ifindex(iface: &str) -> anyhow::Result<u32> {
 }
 
 impl Datapath {
-    /// Loads the programs and attaches them to every interface in `ifaces`.
+    /// Loads the programs and attaches them to every interface in `ifaces`; with `pin`, over
+    /// the maps and links pinned there (created if missing), see [`crate::pin`].
     pub fn attach(
         ifaces: &[String],
         mode: XdpModeChoice,
         opts: &LoadOptions,
+        pin: Option<&PinDir>,
     ) -> anyhow::Result<Datapath> {
         if ifaces.is_empty() {
             bail!("no interface to attach to: pass --iface IFACE (or `interfaces` in the config)");
         }
-        let mut ebpf = load_with(opts)?;
+        let (mut ebpf, opts, adopted) = match pin {
+            None => (load_with(opts)?, *opts, false),
+            Some(dir) => {
+                let loaded = dir.load(opts)?;
+                let opts = LoadOptions {
+                    heads: loaded.heads,
+                    ..loaded.opts
+                };
+                (loaded.ebpf, opts, loaded.adopted)
+            }
+        };
         let mut attachments = Vec::new();
+        let mut pinned_links = Vec::new();
         {
             let xdp: &mut Xdp = program_mut(&mut ebpf, programs::INGRESS)?;
             xdp.load()
                 .context("the kernel verifier rejected the XDP program")?;
             for iface in ifaces {
                 let ifindex = ifindex(iface)?;
-                let mode = attach_xdp(xdp, iface, mode)?;
+                let mode = match pin {
+                    Some(dir) => {
+                        let (mode, link) = crate::pin::links::xdp(dir, xdp, iface, mode)?;
+                        pinned_links.push(link);
+                        mode
+                    }
+                    None => attach_xdp(xdp, iface, mode)?.0,
+                };
                 attachments.push(Attachment {
                     iface: iface.clone(),
                     ifindex,
@@ -160,6 +209,19 @@ impl Datapath {
         let tc: &mut SchedClassifier = program_mut(&mut ebpf, programs::EGRESS)?;
         tc.load()
             .context("the kernel verifier rejected the TC egress program")?;
+        if let Some(dir) = pin {
+            for iface in ifaces {
+                pinned_links.push(crate::pin::links::tc_egress(dir, tc, iface)?);
+            }
+            crate::pin::links::release_others(dir, ifaces)?;
+            return Ok(Datapath {
+                ebpf,
+                attachments,
+                pinned_links,
+                opts,
+                adopted,
+            });
+        }
         for iface in ifaces {
             if tc.attach(iface, TcAttachType::Egress).is_err() {
                 // Kernels before TCX (6.6) need a clsact qdisc to hang the program on.
@@ -170,7 +232,29 @@ impl Datapath {
                     .with_context(|| format!("attaching the TC egress program to {iface}"))?;
             }
         }
-        Ok(Datapath { ebpf, attachments })
+        Ok(Datapath {
+            ebpf,
+            attachments,
+            pinned_links,
+            opts,
+            adopted,
+        })
+    }
+
+    /// Whether the programs stay attached when this is dropped (pinned links).
+    pub fn pinned(&self) -> bool {
+        !self.pinned_links.is_empty()
+    }
+
+    /// Whether the maps were pinned by an earlier agent (this one carries on with them).
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// The load options in effect: pinned maps keep the capacities they were made with, and
+    /// the head settings' epoch moves on from the last agent's.
+    pub fn load_options(&self) -> &LoadOptions {
+        &self.opts
     }
 
     /// The interfaces attached, with their modes.
@@ -184,11 +268,21 @@ impl Datapath {
     }
 }
 
-fn attach_xdp(xdp: &mut Xdp, iface: &str, mode: XdpModeChoice) -> anyhow::Result<AttachedMode> {
+/// Attaches `xdp` to `iface` in `mode`; the mode it got and the link.
+pub(crate) fn attach_xdp(
+    xdp: &mut Xdp,
+    iface: &str,
+    mode: XdpModeChoice,
+) -> anyhow::Result<(AttachedMode, XdpLinkId)> {
     let generic = |xdp: &mut Xdp| {
         xdp.attach(iface, XdpMode::Skb)
-            .with_context(|| format!("attaching the XDP program to {iface} in generic mode"))
-            .map(|_| AttachedMode::Generic)
+            .with_context(|| {
+                format!(
+                    "attaching the XDP program to {iface} in generic mode{}",
+                    BUSY_HINT
+                )
+            })
+            .map(|id| (AttachedMode::Generic, id))
     };
     match mode {
         XdpModeChoice::Generic => generic(xdp),
@@ -197,12 +291,13 @@ fn attach_xdp(xdp: &mut Xdp, iface: &str, mode: XdpModeChoice) -> anyhow::Result
             .with_context(|| {
                 format!(
                     "attaching the XDP program to {iface} in driver mode; its driver may lack \
-                     native XDP (`precinct doctor --iface {iface}`), or use --xdp-mode generic"
+                     native XDP (`precinct doctor --iface {iface}`), or use --xdp-mode generic{}",
+                    BUSY_HINT
                 )
             })
-            .map(|_| AttachedMode::Driver),
+            .map(|id| (AttachedMode::Driver, id)),
         XdpModeChoice::Auto => match xdp.attach(iface, XdpMode::Driver) {
-            Ok(_) => Ok(AttachedMode::Driver),
+            Ok(id) => Ok((AttachedMode::Driver, id)),
             Err(e) => {
                 warn!("{iface}: driver-mode XDP unavailable ({e}); falling back to generic mode");
                 generic(xdp)
@@ -210,6 +305,11 @@ fn attach_xdp(xdp: &mut Xdp, iface: &str, mode: XdpModeChoice) -> anyhow::Result
         },
     }
 }
+
+/// Why an XDP attach may fail although the interface supports XDP.
+const BUSY_HINT: &str = " (if another XDP program is attached: a pinned precinct datapath \
+    stays attached after its agent stops; run this agent with --pin and the same pin path, or \
+    remove that pin directory, see docs/restarts.md)";
 
 /// A program of the object by name, as its concrete type.
 pub fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut T>

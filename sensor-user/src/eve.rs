@@ -1,6 +1,8 @@
 //! EVE JSON output: one JSON object a line, Suricata's field names, written through one
 //! writer that every producer of events shares (clones of an [`EveWriter`] are handles to the
-//! same output, and each record is written whole under its lock).
+//! same output, and each record is written whole under its lock). The main output (`eve`,
+//! `--eve`) is written on the caller's thread; the `[[outputs]]` sinks get each record
+//! through their queues ([`crate::sinks`]), never blocking the caller.
 
 use std::{
     collections::BTreeMap,
@@ -8,6 +10,7 @@ use std::{
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -40,6 +43,10 @@ pub struct EveWriter(Arc<Mutex<Inner>>);
 
 struct Inner {
     out: Box<dyn Write + Send>,
+    /// The main output's file, for reopening (None: standard output or a test buffer).
+    path: Option<PathBuf>,
+    /// The `[[outputs]]` sinks.
+    outputs: Option<crate::sinks::Outputs>,
     /// `,"host":…,"precinct":{…}`, spliced into every record (empty: no identity).
     identity: Vec<u8>,
     counts: BTreeMap<String, u64>,
@@ -72,13 +79,19 @@ impl EveWriter {
             EveTarget::Stdout => Box::new(io::stdout()),
             EveTarget::File(path) => Box::new(BufWriter::new(open_append(path)?)),
         };
-        Ok(EveWriter::from_writer(out))
+        let w = EveWriter::from_writer(out);
+        if let EveTarget::File(path) = target {
+            w.lock().path = Some(path.clone());
+        }
+        Ok(w)
     }
 
     /// A writer into any sink (tests, buffers).
     pub fn from_writer(out: Box<dyn Write + Send>) -> EveWriter {
         EveWriter(Arc::new(Mutex::new(Inner {
             out,
+            path: None,
+            outputs: None,
             identity: Vec::new(),
             counts: BTreeMap::new(),
             line: Vec::with_capacity(1024),
@@ -108,6 +121,8 @@ impl EveWriter {
             identity,
             counts,
             line,
+            outputs,
+            ..
         } = &mut *inner;
         line.clear();
         serde_json::to_writer(&mut *line, record).context("writing an EVE record")?;
@@ -116,6 +131,9 @@ impl EveWriter {
             line.pop();
             line.extend_from_slice(identity);
             line.push(b'}');
+        }
+        if let Some(outputs) = outputs {
+            outputs.send(kind, record, line);
         }
         line.push(b'\n');
         out.write_all(line).context("writing an EVE record")?;
@@ -135,6 +153,36 @@ impl EveWriter {
     /// Records written so far through every handle, by event type.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.lock().counts.clone()
+    }
+
+    /// Sends every record written from now on also to `outputs` (`[[outputs]]`), each
+    /// through its filter and queue.
+    pub fn attach_outputs(&self, outputs: crate::sinks::Outputs) {
+        self.lock().outputs = Some(outputs);
+    }
+
+    /// Reopens the main EVE file and asks the file outputs to reopen theirs: after logrotate
+    /// moved them (SIGHUP). When the main file cannot be opened, the old handle stays.
+    pub fn reopen(&self) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        if let Some(o) = &inner.outputs {
+            o.reopen();
+        }
+        let Some(path) = inner.path.clone() else {
+            return Ok(());
+        };
+        inner.out.flush().context("flushing the EVE log")?;
+        inner.out = Box::new(BufWriter::new(open_append(&path)?));
+        Ok(())
+    }
+
+    /// Stops the outputs: what they hold is delivered for up to `within` (the http outputs
+    /// keep the rest in their spools). Records written afterwards go to the main output only.
+    pub fn shutdown_outputs(&self, within: Duration) {
+        let outputs = self.lock().outputs.take();
+        if let Some(o) = outputs {
+            o.shutdown(within);
+        }
     }
 }
 

@@ -27,6 +27,15 @@ pub fn write_settings(ebpf: &mut Ebpf, settings: &Settings) -> anyhow::Result<()
         .context("writing the head settings")
 }
 
+/// The head settings in a loaded object's map (those of the agent before, for pinned maps).
+pub fn read_settings(ebpf: &mut Ebpf) -> anyhow::Result<Settings> {
+    let map = ebpf
+        .map_mut(maps::SETTINGS)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {}", maps::SETTINGS))?;
+    let array: Array<_, Settings> = Array::try_from(map).context("settings map")?;
+    array.get(&0, 0).context("reading the head settings")
+}
+
 /// The ring buffer of flow heads, taken out of a loaded object.
 pub fn take_ring(ebpf: &mut Ebpf) -> anyhow::Result<RingBuf<MapData>> {
     let map = ebpf
@@ -73,12 +82,16 @@ impl HeadControl {
                 .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
         };
         let settings_map = Array::try_from(take(ebpf, maps::SETTINGS)?).context("settings map")?;
-        let control = HashMap::try_from(take(ebpf, maps::HEAD_CONTROL)?).context("control map")?;
+        let control: HashMap<MapData, FlowKey, u32> =
+            HashMap::try_from(take(ebpf, maps::HEAD_CONTROL)?).context("control map")?;
+        // Entries an earlier agent left in a pinned map: this one forgets them when their
+        // flows end.
+        let marked = control.keys().filter_map(Result::ok).collect();
         Ok(HeadControl {
             settings_map,
             control,
             settings,
-            marked: HashSet::new(),
+            marked,
         })
     }
 

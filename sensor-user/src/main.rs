@@ -16,7 +16,7 @@ use precinct::{
     protect::control::{self, Request},
     replay,
     rules::{self, RuleSources},
-    rules_check,
+    rules_check, status,
 };
 
 /// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
@@ -57,6 +57,8 @@ enum Command {
         /// [default: /run/precinct/control.sock].
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        #[command(flatten)]
+        pin: precinct::pin::PinArgs,
     },
     /// Check whether this host can run the sensor, and say how to fix what is missing.
     Doctor {
@@ -101,6 +103,23 @@ enum Command {
     Lists {
         #[command(subcommand)]
         command: ListsCommand,
+    },
+    /// One screen on the running agent: interfaces, health, traffic and event rates, rules,
+    /// protection, outputs, losses (read from its metrics endpoint; exits 1 when unhealthy).
+    Status {
+        /// The agent's metrics address [default: metrics.listen of --config, else
+        /// 127.0.0.1:9727].
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<String>,
+        /// The agent's configuration file, for its metrics address.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seconds between the two scrapes the rates come from (0: totals only).
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+        interval: f64,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -199,6 +218,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             rules,
             mode,
             socket,
+            pin,
         } => {
             let file = match config {
                 Some(path) => {
@@ -229,6 +249,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             if let Some(socket) = socket {
                 cfg.protect.control_socket = socket;
             }
+            pin.apply(&mut cfg);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -237,6 +258,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 config: cfg,
                 config_file: file,
                 rule_files: rules,
+                unpin: pin.unpin,
             }));
             // Do not wait for a rule reload still compiling: its result has nowhere to go.
             runtime.shutdown_background();
@@ -339,6 +361,31 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Command::Lists {
             command: ListsCommand::Reload { socket },
         } => control_call(&socket.socket, &Request::ListsReload),
+        Command::Status {
+            metrics,
+            config,
+            interval,
+            json,
+        } => {
+            let cfg = config.as_deref().map(Config::load).transpose()?;
+            let address = status::address(metrics.as_deref(), cfg.as_ref())?;
+            let interval = Duration::try_from_secs_f64(interval)
+                .context("--interval takes a number of seconds, 0 or more")?;
+            let st = status::collect(&address, interval)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st).context("encoding the status")?
+                );
+            } else {
+                print!("{}", status::render(&st));
+            }
+            Ok(if st.healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 

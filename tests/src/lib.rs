@@ -3,10 +3,12 @@
 //! gating, and network-namespace labs.
 
 pub mod agent;
+pub mod collectors;
 pub mod lab;
 pub mod mixed;
 pub mod model;
 pub mod packets;
+pub mod prometheus;
 pub mod session;
 pub mod traffic;
 

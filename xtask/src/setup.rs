@@ -22,6 +22,10 @@ const PACKAGES: &[&str] = &[
     "openssh-server", // sshd, started by lab tests inside their own namespace only
     "nmap",           // port scans against the port policy in protection labs
     "hping3",         // crafted, spoofed and flooding packets in protection labs
+    "bpftool",        // checks which programs are attached in labs
+    "prometheus",     // promtool, and a real server scraping the agent in the metrics lab
+    "redis-server",   // redis-server and redis-cli, started on loopback by the output tests
+    "rsyslog",        // rsyslogd, started on loopback by the output tests
 ];
 
 const LLVM_PACKAGES: &[&str] = &[
@@ -92,6 +96,20 @@ fn apt_install_from(pkgs: &[String], release: Option<&str>) -> anyhow::Result<()
     let result = apt_get_install(pkgs, release);
     if placed {
         let _ = std::fs::remove_file(policy);
+    }
+    // Debian enables prometheus.service, which would start at boot and listen on every
+    // interface; the metrics lab runs its own server inside its namespace.
+    if pkgs.iter().any(|p| p == "prometheus")
+        && std::path::Path::new("/run/systemd/system").exists()
+    {
+        quiet(Command::new("systemctl").args(["disable", "--now", "prometheus"]));
+    }
+    // Likewise redis-server (listening on 6379) and rsyslog (taking over /dev/log): the
+    // output tests start their own on free loopback ports.
+    for unit in ["redis-server", "rsyslog"] {
+        if pkgs.iter().any(|p| p == unit) && std::path::Path::new("/run/systemd/system").exists() {
+            quiet(Command::new("systemctl").args(["disable", "--now", unit]));
+        }
     }
     result
 }

@@ -119,7 +119,8 @@ pub fn watch(changed: impl Fn() -> bool + Send + 'static) -> anyhow::Result<()> 
                         0,
                     )
                 };
-                if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                if n < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
                 {
                     // ENOBUFS (a burst overflowed the socket) still means "something changed".
                     if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOBUFS) {

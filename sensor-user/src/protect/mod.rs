@@ -29,7 +29,9 @@ use aya::{
 };
 use sensor_common::{
     maps,
-    protect::{Dir4, Lpm6Data, Pfx4Key, Policy, VerdictCounters, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS},
+    protect::{
+        Dir4, Lpm6Data, Pfx4Key, Policy, VerdictCounters, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS,
+    },
     Hook,
 };
 
@@ -120,14 +122,8 @@ impl Protect {
                 vec![Dir4::default(); DIR4_SLOTS as usize],
                 vec![Dir4::default(); DIR4_SLOTS as usize],
             ],
-            subs: [
-                vec![0; SUB4_WORDS as usize],
-                vec![0; SUB4_WORDS as usize],
-            ],
-            subs6: [
-                vec![0; SUB6_WORDS as usize],
-                vec![0; SUB6_WORDS as usize],
-            ],
+            subs: [vec![0; SUB4_WORDS as usize], vec![0; SUB4_WORDS as usize]],
+            subs6: [vec![0; SUB6_WORDS as usize], vec![0; SUB6_WORDS as usize]],
             active4: Vec::new(),
             active6: Vec::new(),
             capacity,

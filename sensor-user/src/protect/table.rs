@@ -8,7 +8,9 @@
 use std::{collections::BTreeMap, fmt};
 
 use ahash::AHashMap;
-use sensor_common::protect::{lookup4, mask4, Dir4, Pfx4Key, DIR4_BITS, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS};
+use sensor_common::protect::{
+    lookup4, mask4, Dir4, Pfx4Key, DIR4_BITS, DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS,
+};
 
 use super::lists::Prefix;
 

@@ -191,7 +191,10 @@ impl Worker {
         if discover {
             let watch_tx = tx.clone();
             if let Err(e) = addrs::watch(move || watch_tx.send(Command::AddressesChanged).is_ok()) {
-                warn!("{e:#}; address changes are picked up every {} s", refresh.as_secs());
+                warn!(
+                    "{e:#}; address changes are picked up every {} s",
+                    refresh.as_secs()
+                );
             }
         }
         let thread = std::thread::Builder::new()

@@ -1,26 +1,48 @@
-//! Prometheus metrics: the registry the agent updates after every sweep, and the small HTTP
-//! endpoint serving `/metrics` and `/healthz`.
+//! Prometheus metrics: the registry the agent updates after every sweep, the health checks
+//! behind `/healthz`, and (in [`endpoint`]) the small HTTP endpoint serving both.
+//!
+//! Naming follows the Prometheus conventions: one `precinct_` prefix, base units (`_seconds`,
+//! `_bytes`), `_total` on counters only, `_info` gauges of value 1 for what labels describe,
+//! and no label whose values grow with traffic (no addresses, ports or rule ids).
 
-use std::sync::{Arc, Mutex};
+mod endpoint;
 
-use anyhow::Context as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use prometheus::{
-    Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder as _, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use sensor_common::{
     counters::{id, Counters, PROTOCOLS},
     parse::Outcome,
     Hook,
 };
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::TcpListener,
-};
+
+pub use endpoint::{serve, Endpoint};
 
 use crate::{
     datapath::{Attachment, CounterMap},
     live::LiveCounters,
 };
+
+/// A health check: `None` while healthy, else what is wrong (one line, for `/healthz` and the
+/// log). It runs under the metrics lock at every sweep, scrape and `/healthz` request, so it
+/// must be quick and must not block.
+pub type HealthCheck = Box<dyn Fn() -> Option<String> + Send>;
+
+/// A registered check and its last result.
+struct Check {
+    name: String,
+    check: HealthCheck,
+    problem: Option<String>,
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// Every metric the agent exports.
 pub struct Metrics {
@@ -53,11 +75,16 @@ pub struct Metrics {
     pub rules_skipped: IntGauge,
     /// Rule reloads, by result (`ok`, `failed`).
     pub rule_reloads: IntCounterVec,
+    rules_last_reload_ok: IntGauge,
+    rules_last_reload_time: Gauge,
     attach_info: IntGaugeVec,
+    pinned: IntGauge,
+    healthy: IntGauge,
+    check_ok: IntGaugeVec,
+    checks: Vec<Check>,
     last: [Counters; 2],
     counters: Option<CounterMap>,
     verdicts: Option<crate::protect::metrics::VerdictSync>,
-    healthy: bool,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -68,7 +95,7 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> anyhow::Result<Metrics> {
         let registry = Registry::new();
-        let m = Metrics {
+        let mut m = Metrics {
             packets: counter(
                 "precinct_packets_total",
                 "Packets seen by the kernel programs.",
@@ -170,6 +197,14 @@ impl Metrics {
                 "Rule reloads (SIGHUP), by result: ok, or failed (the previous rules stay).",
                 &["result"],
             ),
+            rules_last_reload_ok: IntGauge::new(
+                "precinct_rules_last_reload_successful",
+                "Whether the last rule load (at start or on SIGHUP) succeeded (1) or failed and kept the previous rules (0).",
+            )?,
+            rules_last_reload_time: Gauge::new(
+                "precinct_rules_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful rule load (at start or on SIGHUP).",
+            )?,
             attach_info: IntGaugeVec::new(
                 Opts::new(
                     "precinct_xdp_attach_info",
@@ -177,10 +212,25 @@ impl Metrics {
                 ),
                 &["interface", "mode"],
             )?,
+            pinned: IntGauge::new(
+                "precinct_programs_pinned",
+                "Whether the programs and maps are pinned in bpffs and outlive the agent (1) or go with it (0).",
+            )?,
+            healthy: IntGauge::new(
+                "precinct_healthy",
+                "1 while every health check passes (/healthz answers 200), else 0.",
+            )?,
+            check_ok: IntGaugeVec::new(
+                Opts::new(
+                    "precinct_health_check_ok",
+                    "Result of each health check at the last sweep or scrape: 1 passing, 0 failing (/healthz says why).",
+                ),
+                &["check"],
+            )?,
+            checks: Vec::new(),
             last: [Counters::default(), Counters::default()],
             counters: None,
             verdicts: None,
-            healthy: true,
             registry,
         };
         let build = IntGaugeVec::new(
@@ -188,6 +238,14 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let start = Gauge::new(
+            "precinct_start_time_seconds",
+            "Unix time the agent started; rates over its uptime divide by time() minus this.",
+        )?;
+        start.set(now_seconds());
+        m.rules_last_reload_ok.set(1);
+        m.rules_last_reload_time.set(now_seconds());
+        m.healthy.set(1);
         for c in [
             &m.packets,
             &m.bytes,
@@ -212,16 +270,104 @@ impl Metrics {
         for result in ["ok", "failed"] {
             m.rule_reloads.with_label_values(&[result]);
         }
-        for g in [&m.flows_active, &m.rules_loaded, &m.rules_skipped] {
+        for g in [
+            &m.flows_active,
+            &m.rules_loaded,
+            &m.rules_skipped,
+            &m.rules_last_reload_ok,
+            &m.pinned,
+            &m.healthy,
+        ] {
             m.registry.register(Box::new(g.clone()))?;
         }
+        m.registry.register(Box::new(m.check_ok.clone()))?;
+        m.registry
+            .register(Box::new(m.rules_last_reload_time.clone()))?;
+        m.registry.register(Box::new(start))?;
         m.registry.register(Box::new(m.alerts.clone()))?;
         m.registry.register(Box::new(m.inspect_records.clone()))?;
         m.registry
             .register(Box::new(m.inspect_queue_overflows.clone()))?;
         m.registry.register(Box::new(m.attach_info.clone()))?;
         m.registry.register(Box::new(build))?;
+        // Every series with a fixed label set exists from the start, at 0, so that rates and
+        // alerts on them have data before the first event.
+        for hook in Hook::ALL {
+            m.update_counters(hook, &Counters::default());
+        }
+        for reason in ["timeout", "forced", "shutdown"] {
+            m.flows_expired.with_label_values(&[reason]);
+        }
+        // The event types the agent writes; others (none today) appear with their first record.
+        for kind in [
+            "flow", "alert", "anomaly", "dns", "http", "tls", "ssh", "drop",
+        ] {
+            m.events.with_label_values(&[kind]);
+        }
         Ok(m)
+    }
+
+    /// Adds a health check; `name` (such as `attachment:eth0` or `outputs`) labels it in
+    /// `/healthz` and `precinct_health_check_ok{check}`. Keep names few and fixed: one per
+    /// interface or sink, never per address.
+    pub fn add_health_check(&mut self, name: &str, check: HealthCheck) {
+        self.check_ok.with_label_values(&[name]).set(1);
+        self.checks.push(Check {
+            name: name.to_string(),
+            check,
+            problem: None,
+        });
+    }
+
+    /// Runs every health check, updates their metrics, logs changes, and returns the failing
+    /// checks with what is wrong.
+    pub fn check_health(&mut self) -> Vec<(String, String)> {
+        let mut failing = Vec::new();
+        for c in &mut self.checks {
+            let problem = (c.check)();
+            match (&c.problem, &problem) {
+                (None, Some(p)) => log::warn!("health check {} failing: {p}", c.name),
+                (Some(_), None) => log::info!("health check {} passing again", c.name),
+                _ => {}
+            }
+            self.check_ok
+                .with_label_values(&[&c.name])
+                .set(i64::from(problem.is_none()));
+            if let Some(p) = &problem {
+                failing.push((c.name.clone(), p.clone()));
+            }
+            c.problem = problem;
+        }
+        self.healthy.set(i64::from(failing.is_empty()));
+        failing
+    }
+
+    /// Drops every health check (at shutdown, when the agent detaches its programs itself).
+    pub fn clear_health_checks(&mut self) {
+        self.checks.clear();
+    }
+
+    /// Records whether the programs and maps are pinned (`precinct_programs_pinned`).
+    pub fn set_pinned(&self, pinned: bool) {
+        self.pinned.set(i64::from(pinned));
+    }
+
+    /// Records a rule load on SIGHUP: the counters, the last result, and on success the
+    /// rule counts of the new set.
+    pub fn record_rule_reload(&self, loaded: Option<(usize, usize)>) {
+        match loaded {
+            Some((loaded, skipped)) => {
+                self.rules_loaded.set(loaded as i64);
+                self.rules_skipped.set(skipped as i64);
+                self.rule_reloads.with_label_values(&["ok"]).inc();
+                self.rules_last_reload_ok.set(1);
+                self.rules_last_reload_time.set(now_seconds());
+            }
+            None => {
+                self.rule_reloads.with_label_values(&["failed"]).inc();
+                self.rules_last_reload_ok.set(0);
+            }
+        }
     }
 
     /// Records the interfaces and their XDP modes.
@@ -323,8 +469,9 @@ impl Metrics {
         self.verdicts = Some(sync);
     }
 
-    /// Brings the kernel counters up to date (no-op without a counter map).
+    /// Brings the kernel counters and the health checks up to date.
     pub fn refresh(&mut self) {
+        self.check_health();
         if let Some(v) = self.verdicts.as_mut() {
             v.refresh();
         }
@@ -340,11 +487,6 @@ impl Metrics {
         self.counters = Some(map);
     }
 
-    /// Marks the agent unhealthy (`/healthz` then answers 503).
-    pub fn set_healthy(&mut self, healthy: bool) {
-        self.healthy = healthy;
-    }
-
     /// The text exposition of every metric, after a refresh.
     pub fn render(&mut self) -> String {
         self.refresh();
@@ -356,155 +498,5 @@ impl Metrics {
     }
 }
 
-/// The metrics as the agent and the HTTP task share them.
-#[derive(Clone)]
-pub struct Endpoint(pub Arc<Mutex<Metrics>>);
-
-impl Endpoint {
-    fn respond(&self, request_line: &str) -> (u16, &'static str, Vec<u8>) {
-        let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if method != "GET" {
-            return (405, "text/plain", b"only GET is served\n".to_vec());
-        }
-        let Ok(mut metrics) = self.0.lock() else {
-            return (500, "text/plain", b"metrics lock poisoned\n".to_vec());
-        };
-        match path.split('?').next().unwrap_or("") {
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics.render().into_bytes(),
-            ),
-            "/healthz" if metrics.healthy => (200, "text/plain", b"ok\n".to_vec()),
-            "/healthz" => (503, "text/plain", b"unhealthy\n".to_vec()),
-            _ => (
-                404,
-                "text/plain",
-                b"not found: try /metrics or /healthz\n".to_vec(),
-            ),
-        }
-    }
-}
-
-/// Binds `listen`; the returned future serves requests until dropped.
-pub async fn serve(
-    listen: &str,
-    endpoint: Endpoint,
-) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let listener = TcpListener::bind(listen).await.with_context(|| {
-        format!("binding the metrics endpoint to {listen}; change metrics.listen in the config or stop what holds the port")
-    })?;
-    Ok(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let endpoint = endpoint.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                // Read until the end of the request line; requests have no body here.
-                while len < buf.len() {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        stream.read(&mut buf[len..]),
-                    )
-                    .await
-                    {
-                        Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                        Ok(Ok(n)) => len += n,
-                    }
-                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n")
-                        || buf[..len].contains(&b'\n')
-                    {
-                        break;
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf[..len]);
-                let line = text.lines().next().unwrap_or("");
-                let (code, ctype, body) = endpoint.respond(line);
-                let reason = match code {
-                    200 => "OK",
-                    404 => "Not Found",
-                    405 => "Method Not Allowed",
-                    503 => "Service Unavailable",
-                    _ => "Error",
-                };
-                let head = format!(
-                    "HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(&body).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_become_deltas_and_render() {
-        let mut m = Metrics::new().expect("metrics");
-        let mut c = Counters::default();
-        c.c[id::PACKETS] = 10;
-        c.c[id::BYTES] = 1000;
-        c.c[id::TCP] = 7;
-        m.update_counters(Hook::Ingress, &c);
-        c.c[id::PACKETS] = 15;
-        m.update_counters(Hook::Ingress, &c);
-        let text = m.render();
-        assert!(
-            text.contains("precinct_packets_total{hook=\"ingress\"} 15"),
-            "{text}"
-        );
-        assert!(
-            text.contains("precinct_bytes_total{hook=\"ingress\"} 1000"),
-            "{text}"
-        );
-        assert!(
-            text.contains("precinct_protocol_packets_total{hook=\"ingress\",protocol=\"tcp\"} 7"),
-            "{text}"
-        );
-        assert!(text.contains("precinct_build_info{version="), "{text}");
-        c.c[id::RINGBUF_RESERVE_FAILURES] = 3;
-        m.update_counters(Hook::Egress, &c);
-        m.live_counters().queue_overflows.inc_by(2);
-        m.live_counters().alerts.inc();
-        m.rules_loaded.set(12);
-        m.rule_reloads.with_label_values(&["ok"]).inc();
-        let text = m.render();
-        assert!(
-            text.contains("precinct_ringbuf_reserve_failures_total{hook=\"egress\"} 3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("precinct_inspect_queue_overflows_total 2"),
-            "{text}"
-        );
-        for line in [
-            "precinct_alerts_total 1",
-            "precinct_rules_loaded 12",
-            "precinct_rules_skipped 0",
-            "precinct_rule_reloads_total{result=\"ok\"} 1",
-            "precinct_rule_reloads_total{result=\"failed\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line}: {text}");
-        }
-    }
-
-    #[test]
-    fn endpoint_routes() {
-        let e = Endpoint(Arc::new(Mutex::new(Metrics::new().expect("metrics"))));
-        assert_eq!(e.respond("GET /metrics HTTP/1.1").0, 200);
-        assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 200);
-        e.0.lock().expect("lock").set_healthy(false);
-        assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 503);
-        assert_eq!(e.respond("GET /nope HTTP/1.1").0, 404);
-        assert_eq!(e.respond("POST /metrics HTTP/1.1").0, 405);
-    }
-}
+mod tests;
