@@ -22,7 +22,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use precinct::{
-    datapath::{program_mut, EBPF_OBJECT},
+    datapath::{self, program_mut, LoadOptions, EBPF_OBJECT},
     heads,
     protect::{
         lists::{Format, Prefix},
@@ -34,14 +34,16 @@ use precinct::{
     },
 };
 use sensor_common::{
-    head::{self, Settings},
+    head::Settings,
     maps, programs,
     protect::{
         bit, mask4, Pfx4Key, BOGONS_V4, BOGONS_V6, DEFAULT_V4_CAPACITY, DEFAULT_V6_CAPACITY,
     },
-    DEFAULT_FLOW_CAPACITY,
 };
-use tests::packets::{tcp, v4_frame, v6_frame};
+use tests::{
+    packets::{tcp, v4_frame, v6_frame},
+    rng::Rng,
+};
 
 const REPEAT: u32 = 1_000_000;
 const RUNS: usize = 7;
@@ -57,23 +59,6 @@ const SEED: u64 = 0x7072_6563_696e_6374;
 const DROP: u32 = 1;
 const PASS: u32 = 2;
 const SYN: u8 = 0x02;
-
-/// splitmix64: deterministic and good enough to scatter addresses.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn bogon4(a: u32) -> bool {
     BOGONS_V4
@@ -217,11 +202,11 @@ fn section() -> ProtectSection {
 /// The object loaded as `datapath::load_with` loads it with the default capacities, plus the
 /// benchmark LPM trie sized for `lpm4` prefixes (`LoadOptions` has no size for it).
 fn load(lpm4: u32) -> Ebpf {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(maps::FLOWS, DEFAULT_FLOW_CAPACITY)
-        .map_max_entries(maps::HEADS, head::DEFAULT_RING_BYTES)
-        .map_max_entries(maps::PFX4, 2 * DEFAULT_V4_CAPACITY)
-        .map_max_entries(maps::LPM6, 2 * DEFAULT_V6_CAPACITY)
+    let mut loader = EbpfLoader::new();
+    for (name, n) in datapath::sized_maps(&LoadOptions::default()) {
+        loader.map_max_entries(name, n);
+    }
+    let mut ebpf = loader
         .map_max_entries(maps::BENCH_LPM4, lpm4)
         .load(EBPF_OBJECT)
         .expect("load the eBPF object (run as root)");

@@ -9,6 +9,7 @@ pub mod mixed;
 pub mod model;
 pub mod packets;
 pub mod prometheus;
+pub mod rng;
 pub mod session;
 pub mod traffic;
 

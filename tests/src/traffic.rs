@@ -156,3 +156,19 @@ pub fn dig_portal(lab: &crate::lab::Lab) {
         .expect("dig");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.0.2.44");
 }
+
+/// (transmitted, received) from the summary line of a finished `ping`.
+pub fn ping_summary(out: &std::process::Output) -> (u64, u64) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("ping summary in {text}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().expect("number"))
+        .collect();
+    (nums[0], nums[1])
+}

@@ -39,6 +39,7 @@ use tests::{
     model::TEST_RUN_IFINDEX,
     packets::{icmp, tcp as tcp_seg, udp, v4_frame, v6_frame},
     require_root,
+    rng::Rng,
 };
 
 const XDP_DROP: u32 = 1;
@@ -69,22 +70,6 @@ impl Tables for HostTables {
         let mut rate = self.rate.borrow_mut();
         let tat = rate.entry(*key).or_insert(0);
         gcra(tat, now, interval, burst_ns)
-    }
-}
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -269,11 +254,7 @@ fn setup() -> (Ebpf, Protect, VerdictMap) {
             datapath::program_mut(&mut ebpf, programs::EGRESS).expect("program");
         p.load().expect("the verifier accepts the TC program");
     }
-    let mut ports = vec![0u64; 2 * PORT_WORDS as usize];
-    for (udp, port) in [(false, 443), (false, 22), (true, 53)] {
-        let (i, b) = port_slot(udp, port);
-        ports[i as usize] |= b;
-    }
+    let ports = host_ports();
     let protect = Protect::take(&mut ebpf, &ports, (4096, 4096)).expect("protection maps");
     let verdicts = VerdictMap::take(&mut ebpf).expect("verdict counters");
     (ebpf, protect, verdicts)

@@ -12,6 +12,7 @@ use tests::{
     agent::{Agent, Metrics},
     lab::{Lab, CLIENT_V4, PORTAL_V4},
     require_root,
+    traffic::ping_summary,
 };
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -411,22 +412,6 @@ fn nmap_and_hping3_trip_port_policy_and_rate_limits() {
     let _ = server.wait();
     let _ = outside.kill();
     let _ = outside.wait();
-}
-
-/// Background pings from the client; returns (sent, received) from ping's summary.
-fn ping_summary(out: &std::process::Output) -> (u64, u64) {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("ping summary in {text}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(2)
-        .map(|s| s.parse().expect("number"))
-        .collect();
-    (nums[0], nums[1])
 }
 
 #[test]

@@ -19,6 +19,7 @@ use tests::{
     agent::{precinct_bin, Agent},
     lab::{Lab, CLIENT_V4, CLIENT_V6, PORTAL_V4, PORTAL_V6},
     require_root,
+    traffic::ping_summary,
 };
 
 /// A private BPF filesystem; dropping it removes the pins (detaching what they hold) and
@@ -89,22 +90,6 @@ fn ping(lab: &Lab, dest: &str, count: u32) -> bool {
         ],
     )
     .is_ok()
-}
-
-/// (sent, received) from ping's summary.
-fn ping_summary(out: &std::process::Output) -> (u64, u64) {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("ping summary in {text}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(2)
-        .map(|s| s.parse().expect("number"))
-        .collect();
-    (nums[0], nums[1])
 }
 
 fn ok(out: std::process::Output) -> String {
