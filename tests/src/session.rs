@@ -131,6 +131,22 @@ pub fn write_pcap(
     start_s: u32,
     step_us: u32,
 ) -> std::io::Result<()> {
+    let timed: Vec<(u64, &[u8])> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                u64::from(start_s) * 1_000_000 + i as u64 * u64::from(step_us),
+                f.as_slice(),
+            )
+        })
+        .collect();
+    write_pcap_timed(path, &timed)
+}
+
+/// Writes Ethernet frames as a classic pcap file, each at its own time in microseconds
+/// since the UNIX epoch.
+pub fn write_pcap_timed(path: &Path, frames: &[(u64, &[u8])]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     f.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
     f.write_all(&2u16.to_le_bytes())?;
@@ -139,8 +155,7 @@ pub fn write_pcap(
     f.write_all(&0u32.to_le_bytes())?;
     f.write_all(&65535u32.to_le_bytes())?;
     f.write_all(&1u32.to_le_bytes())?;
-    for (i, frame) in frames.iter().enumerate() {
-        let t = u64::from(start_s) * 1_000_000 + i as u64 * u64::from(step_us);
+    for &(t, frame) in frames {
         f.write_all(&((t / 1_000_000) as u32).to_le_bytes())?;
         f.write_all(&((t % 1_000_000) as u32).to_le_bytes())?;
         f.write_all(&(frame.len() as u32).to_le_bytes())?;

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 use serde_json::Value;
 use tests::{
     agent::precinct_bin,
-    session::{udp_frame, write_pcap, TcpSession},
+    session::{udp_frame, write_pcap, write_pcap_timed, TcpSession},
 };
 
 const CLIENT: [u8; 4] = [192, 0, 2, 10];
@@ -205,6 +205,40 @@ fn idle_flows_time_out_by_capture_time() {
     assert_eq!(flows[0]["src_port"], 5000);
     assert_eq!(flows[0]["flow"]["reason"], "timeout");
     assert_eq!(flows[1]["flow"]["reason"], "shutdown");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn flows_that_time_out_together_are_written_in_the_order_they_began() {
+    let dir = scratch("order");
+    let pcap = dir.join("o.pcap");
+    // 64 one-datagram flows a millisecond apart, then one 40 s later: the sweep it triggers
+    // ends all 64 at once. The flow table's hash order differs from run to run; the log must not.
+    let start = 1_790_000_000u64 * 1_000_000;
+    let mut frames: Vec<(u64, Vec<u8>)> = (0..64u16)
+        .map(|i| {
+            (
+                start + u64::from(i) * 1000,
+                udp_frame(CLIENT, 6000 + i, SERVER, 9999, b"x"),
+            )
+        })
+        .collect();
+    frames.push((
+        start + 40_000_000,
+        udp_frame(CLIENT, 7000, SERVER, 9999, b"late"),
+    ));
+    let timed: Vec<(u64, &[u8])> = frames.iter().map(|(t, f)| (*t, f.as_slice())).collect();
+    write_pcap_timed(&pcap, &timed).expect("write");
+    let (_, a) = replay(&pcap, &[]);
+    let (_, b) = replay(&pcap, &[]);
+    assert_eq!(a, b, "two replays of one capture wrote different logs");
+    let ports: Vec<u64> = of_type(&a, "flow")
+        .iter()
+        .filter_map(|f| f["src_port"].as_u64())
+        .collect();
+    let mut expected: Vec<u64> = (6000..6064).collect();
+    expected.push(7000);
+    assert_eq!(ports, expected);
     std::fs::remove_dir_all(&dir).ok();
 }
 

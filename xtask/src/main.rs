@@ -3,6 +3,7 @@
 
 mod demo;
 mod deploy;
+mod evediff;
 mod fuzz;
 mod setup;
 mod test;
@@ -41,6 +42,17 @@ enum Task {
         /// One target (header_parser, dns, http, tls, ssh, pcap_reader, rule_parser,
         /// replay_pipeline); all of them when absent.
         target: Option<String>,
+    },
+    /// Replay the project's captures, the conformance cases and the corpus through an earlier
+    /// precinct binary and the current release build; fail unless the EVE output is
+    /// byte-identical (the check for refactors that must not change behaviour).
+    EveDiff {
+        /// The earlier binary, e.g. a copy of target/release/precinct built at the last commit.
+        #[arg(long, value_name = "PATH")]
+        baseline: std::path::PathBuf,
+        /// Also replay every corpus capture with the ET Open rules (slow).
+        #[arg(long)]
+        full: bool,
     },
     /// Install a release on the hosts of an inventory over ssh: check, restart, wait for
     /// health, roll back when it fails (docs/deploy.md).
@@ -93,6 +105,7 @@ fn run() -> anyhow::Result<()> {
             setup::run()?;
             fuzz::run(seconds, target.as_deref())
         }
+        Task::EveDiff { baseline, full } => evediff::run(&evediff::Options { baseline, full }),
         Task::Deploy {
             inventory,
             hosts,

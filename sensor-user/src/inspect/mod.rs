@@ -813,15 +813,18 @@ impl Pipeline {
 
     /// Ends flows idle past their timeout at capture time `now_ns`.
     fn sweep(&mut self, now_ns: u64) -> anyhow::Result<()> {
-        let ended: Vec<FlowKey> = self
+        let mut ended: Vec<(u64, FlowKey)> = self
             .flows
             .iter()
             .filter(|(k, f)| {
                 flows::expiry(k, &f.stats, now_ns, &self.cfg.timeouts) == Some(Reason::Timeout)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.stats.first_ns, *k))
             .collect();
-        for key in ended {
+        // In the order the flows began, as at shutdown: the table's hash order is random per
+        // run, and the same capture should give the same log.
+        ended.sort_unstable();
+        for (_, key) in ended {
             self.end_flow(&key, Reason::Timeout, now_ns)?;
         }
         Ok(())
