@@ -67,6 +67,8 @@ pub mod ipproto {
     pub const GRE: u8 = 47;
     /// Authentication header.
     pub const AH: u8 = 51;
+    /// Stream Control Transmission Protocol.
+    pub const SCTP: u8 = 132;
     /// ICMPv6.
     pub const ICMPV6: u8 = 58;
     /// IPv6 "no next header".

@@ -71,7 +71,14 @@ impl Sweeper {
                 continue;
             };
             let iface = self.ifnames.get(&key.ifindex).map(String::as_str);
-            let record = flows::flow_record(key, stats, reason, &clock, iface);
+            let record = crate::eve::flow::flow_record(
+                key,
+                stats,
+                reason,
+                &clock,
+                iface,
+                crate::eve::flow::Inspected::default(),
+            );
             self.eve.write(&record)?;
             {
                 let m = self.metrics.0.lock().expect("metrics lock");

@@ -1,5 +1,6 @@
-//! Flow lifecycle in userspace: when a kernel flow entry has ended (idle, too old, shutdown),
-//! and how it becomes a Suricata-shaped EVE `flow` record.
+//! Flow lifecycle in userspace: when a flow has ended (idle, too old, shutdown), which side
+//! is its client, its EVE `flow_id`, and the clock that turns kernel timestamps into UNIX
+//! time. The `flow` record itself is built in [`crate::eve::flow`].
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -10,9 +11,6 @@ use sensor_common::{
     flow::{tcp, FlowKey, FlowStats, DIR_AB},
     parse::{ipproto, FAMILY_IPV4},
 };
-use serde_json::{json, Map, Value};
-
-use crate::{community_id::community_id_v1, eve};
 
 /// Flow timeouts, Suricata's defaults unless configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -218,104 +216,6 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn tcp_flags_hex(f: u8) -> String {
-    format!("{f:02x}")
-}
-
-/// The EVE `flow` record of a flow that ended for `reason`.
-pub fn flow_record(
-    key: &FlowKey,
-    s: &FlowStats,
-    reason: Reason,
-    clock: &Clock,
-    iface: Option<&str>,
-) -> Value {
-    let o = orient(key, s);
-    let (ts, tc) = (o.ts, o.ts ^ 1);
-    let start = clock.unix_ns(s.first_ns);
-    let end = clock.unix_ns(s.last_ns);
-    let is_icmp = key.proto == ipproto::ICMP || key.proto == ipproto::ICMPV6;
-    let mut r = Map::new();
-    r.insert("timestamp".into(), json!(eve::format_timestamp(start)));
-    r.insert("flow_id".into(), json!(flow_id(key, s.first_ns)));
-    if let Some(iface) = iface {
-        r.insert("in_iface".into(), json!(iface));
-    }
-    r.insert("event_type".into(), json!("flow"));
-    if key.vlan != 0 {
-        r.insert("vlan".into(), json!([key.vlan]));
-    }
-    r.insert("src_ip".into(), json!(o.src.to_string()));
-    let has_ports = matches!(key.proto, ipproto::TCP | ipproto::UDP | 132);
-    if has_ports {
-        r.insert("src_port".into(), json!(o.sport));
-    }
-    r.insert("dest_ip".into(), json!(o.dst.to_string()));
-    if has_ports {
-        r.insert("dest_port".into(), json!(o.dport));
-    }
-    r.insert("proto".into(), json!(eve::proto_name(key.proto)));
-    let (cid_sport, cid_dport) = if is_icmp {
-        (u16::from(s.icmp_type[ts]), u16::from(s.icmp_code[ts]))
-    } else {
-        (o.sport, o.dport)
-    };
-    if is_icmp {
-        r.insert("icmp_type".into(), json!(s.icmp_type[ts]));
-        r.insert("icmp_code".into(), json!(s.icmp_code[ts]));
-        if s.pkts[tc] > 0 {
-            r.insert("response_icmp_type".into(), json!(s.icmp_type[tc]));
-            r.insert("response_icmp_code".into(), json!(s.icmp_code[tc]));
-        }
-    }
-    r.insert(
-        "community_id".into(),
-        json!(community_id_v1(
-            0, o.src, o.dst, key.proto, cid_sport, cid_dport
-        )),
-    );
-    r.insert(
-        "flow".into(),
-        json!({
-            "pkts_toserver": s.pkts[ts],
-            "pkts_toclient": s.pkts[tc],
-            "bytes_toserver": s.bytes[ts],
-            "bytes_toclient": s.bytes[tc],
-            "start": eve::format_timestamp(start),
-            "end": eve::format_timestamp(end),
-            // Whole seconds between the timestamps' second fields, as Suricata counts it.
-            "age": (end / 1_000_000_000).saturating_sub(start / 1_000_000_000),
-            "state": state(key, s),
-            "reason": reason.as_str(),
-            "alerted": false,
-        }),
-    );
-    if key.proto == ipproto::TCP {
-        let all = s.tcp_flags[0] | s.tcp_flags[1];
-        let mut t = Map::new();
-        t.insert("tcp_flags".into(), json!(tcp_flags_hex(all)));
-        t.insert("tcp_flags_ts".into(), json!(tcp_flags_hex(s.tcp_flags[ts])));
-        t.insert("tcp_flags_tc".into(), json!(tcp_flags_hex(s.tcp_flags[tc])));
-        for (bit, name) in [
-            (tcp::SYN, "syn"),
-            (tcp::FIN, "fin"),
-            (tcp::RST, "rst"),
-            (tcp::PSH, "psh"),
-            (tcp::ACK, "ack"),
-            (tcp::URG, "urg"),
-            (tcp::ECE, "ecn"),
-            (tcp::CWR, "cwr"),
-        ] {
-            // Suricata writes only the flags that were seen.
-            if all & bit != 0 {
-                t.insert(name.into(), json!(true));
-            }
-        }
-        r.insert("tcp".into(), Value::Object(t));
-    }
-    Value::Object(r)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,66 +231,6 @@ mod tests {
         k.addr_a[..4].copy_from_slice(&a);
         k.addr_b[..4].copy_from_slice(&b);
         k
-    }
-
-    #[test]
-    fn tcp_record_is_oriented_from_the_client() {
-        let k = key_v4([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, ipproto::TCP);
-        // Side B (10.0.0.2:40000) opened the flow.
-        let s = FlowStats {
-            pkts: [4, 5],
-            bytes: [400, 500],
-            first_ns: 1_000_000_000,
-            last_ns: 3_500_000_000,
-            tcp_flags: [0x12 | 0x01, 0x02 | 0x10 | 0x08 | 0x01],
-            client_dir: 1,
-            ..Default::default()
-        };
-        let clock = Clock {
-            offset_ns: 1_700_000_000_000_000_000,
-        };
-        let r = flow_record(&k, &s, Reason::Timeout, &clock, Some("veth0"));
-        assert_eq!(r["src_ip"], "10.0.0.2");
-        assert_eq!(r["src_port"], 40000);
-        assert_eq!(r["dest_ip"], "10.0.0.1");
-        assert_eq!(r["dest_port"], 80);
-        assert_eq!(r["proto"], "TCP");
-        assert_eq!(r["in_iface"], "veth0");
-        assert_eq!(r["flow"]["pkts_toserver"], 5);
-        assert_eq!(r["flow"]["pkts_toclient"], 4);
-        assert_eq!(r["flow"]["bytes_toserver"], 500);
-        assert_eq!(r["flow"]["bytes_toclient"], 400);
-        assert_eq!(r["flow"]["age"], 2);
-        assert_eq!(r["flow"]["state"], "closed");
-        assert_eq!(r["flow"]["reason"], "timeout");
-        assert_eq!(r["tcp"]["tcp_flags"], "1b");
-        assert_eq!(r["tcp"]["tcp_flags_ts"], "1b");
-        assert_eq!(r["tcp"]["tcp_flags_tc"], "13");
-        assert_eq!(r["tcp"]["syn"], true);
-        assert!(r["tcp"].get("rst").is_none());
-        assert_eq!(r["timestamp"], "2023-11-14T22:13:21.000000+0000");
-        assert!(r["community_id"].as_str().expect("cid").starts_with("1:"));
-    }
-
-    #[test]
-    fn icmp_record_has_types_and_no_ports() {
-        let k = key_v4([10, 0, 0, 1], 7, [10, 0, 0, 2], 7, ipproto::ICMP);
-        let s = FlowStats {
-            pkts: [3, 3],
-            bytes: [294, 294],
-            first_ns: 5,
-            last_ns: 6,
-            icmp_type: [8, 0],
-            client_dir: 0,
-            ..Default::default()
-        };
-        let r = flow_record(&k, &s, Reason::Shutdown, &Clock { offset_ns: 0 }, None);
-        assert!(r.get("src_port").is_none());
-        assert_eq!(r["icmp_type"], 8);
-        assert_eq!(r["response_icmp_type"], 0);
-        assert_eq!(r["flow"]["state"], "established");
-        assert_eq!(r["flow"]["reason"], "shutdown");
-        assert!(r.get("tcp").is_none());
     }
 
     #[test]

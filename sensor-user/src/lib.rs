@@ -24,3 +24,4 @@ pub mod rules;
 pub mod rules_check;
 pub mod sinks;
 pub mod status;
+pub mod timefmt;

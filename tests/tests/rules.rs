@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use precinct::{
-    applayer::Dir,
+    applayer::{Buffer, Dir},
     detect::{
         addr::default_vars, classification::Classifications, Detector, FlowState, PacketInfo,
         RuleSet,
@@ -68,11 +68,11 @@ fn app_sids(
     set: &RuleSet,
     p: &PacketInfo<'_>,
     app: &str,
-    bufs: &[(Dir, &'static str, &[u8])],
+    bufs: &[(Dir, Buffer, &[u8])],
 ) -> Vec<u32> {
     let mut d = Detector::new();
     let mut f = FlowState::default();
-    let owned: Vec<(Dir, &'static str, Vec<u8>)> =
+    let owned: Vec<(Dir, Buffer, Vec<u8>)> =
         bufs.iter().map(|(d, n, b)| (*d, *n, b.to_vec())).collect();
     let mut sids: Vec<u32> = d
         .app(set, p, &mut f, app, &owned)
@@ -221,11 +221,11 @@ alert http any any -> any any (msg:"needs both"; http.method; content:"GET"; htt
     );
     let mut p = pkt(b"");
     p.app_proto = Some("http");
-    let http: [(Dir, &'static str, &[u8]); 4] = [
-        (Dir::ToServer, "http.method", b"POST"),
-        (Dir::ToServer, "http.uri", b"/admin/login"),
-        (Dir::ToServer, "http.host", b"portal.example.gov"),
-        (Dir::ToServer, "http.user_agent", b"curl/8.5.0"),
+    let http: [(Dir, Buffer, &[u8]); 4] = [
+        (Dir::ToServer, Buffer::HttpMethod, b"POST"),
+        (Dir::ToServer, Buffer::HttpUri, b"/admin/login"),
+        (Dir::ToServer, Buffer::HttpHost, b"portal.example.gov"),
+        (Dir::ToServer, Buffer::HttpUserAgent, b"curl/8.5.0"),
     ];
     assert_eq!(app_sids(&set, &p, "http", &http), vec![1, 2, 3, 4]);
     p.app_proto = Some("dns");
@@ -234,7 +234,7 @@ alert http any any -> any any (msg:"needs both"; http.method; content:"GET"; htt
             &set,
             &p,
             "dns",
-            &[(Dir::ToServer, "dns.query", b"www.example.gov")]
+            &[(Dir::ToServer, Buffer::DnsQuery, b"www.example.gov")]
         ),
         vec![5]
     );
@@ -243,7 +243,7 @@ alert http any any -> any any (msg:"needs both"; http.method; content:"GET"; htt
             &set,
             &p,
             "dns",
-            &[(Dir::ToServer, "dns.query", b"notexample.gov")]
+            &[(Dir::ToServer, Buffer::DnsQuery, b"notexample.gov")]
         )
         .is_empty(),
         "dotprefix anchors the label"
@@ -254,13 +254,13 @@ alert http any any -> any any (msg:"needs both"; http.method; content:"GET"; htt
             &set,
             &p,
             "tls",
-            &[(Dir::ToServer, "tls.sni", b"vote.example.gov")]
+            &[(Dir::ToServer, Buffer::TlsSni, b"vote.example.gov")]
         ),
         vec![6]
     );
     p.app_proto = Some("http");
     assert!(
-        app_sids(&set, &p, "tls", &[(Dir::ToServer, "tls.sni", b"vote")]).is_empty(),
+        app_sids(&set, &p, "tls", &[(Dir::ToServer, Buffer::TlsSni, b"vote")]).is_empty(),
         "app protocol must match"
     );
 }
@@ -296,13 +296,13 @@ alert http any any -> any any (msg:"limited"; http.uri; content:"/voter"; thresh
         v
     };
     let request = vec![
-        (Dir::ToServer, "http.method", b"GET".to_vec()),
-        (Dir::ToServer, "http.uri", b"/voter/lookup".to_vec()),
+        (Dir::ToServer, Buffer::HttpMethod, b"GET".to_vec()),
+        (Dir::ToServer, Buffer::HttpUri, b"/voter/lookup".to_vec()),
     ];
     let hits = d.app(&before, &p, &mut f, "http", &request);
     assert_eq!(sids(&before, hits), vec![1, 3]);
     // More of the same request (its headers) after the swap: only the new rule alerts.
-    let headers = vec![(Dir::ToServer, "http.user_agent", b"curl/8".to_vec())];
+    let headers = vec![(Dir::ToServer, Buffer::HttpUserAgent, b"curl/8".to_vec())];
     let hits = d.app(&after, &p, &mut f, "http", &headers);
     assert_eq!(sids(&after, hits), vec![2]);
     // The next request: sid 1 alerts again, sid 3 stays within its limit across the swap.

@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{AppParser, AppRecord, Dir, Output};
+use super::{AppParser, AppRecord, Buffer, Dir, Output};
 
 /// Size of the fixed DNS header.
 const HEADER_LEN: usize = 12;
@@ -349,10 +349,10 @@ fn emit(message: &Message, dir: Dir, tx_id: u64, out: &mut Output) {
         if request {
             // `dns.query` is registered for the request direction only.
             out.buffers
-                .push((Dir::ToServer, "dns.query", question.name.value.clone()));
+                .push((Dir::ToServer, Buffer::DnsQuery, question.name.value.clone()));
         }
         out.buffers
-            .push((dir, "dns.queries.rrname", question.name.value.clone()));
+            .push((dir, Buffer::DnsQueriesRrname, question.name.value.clone()));
     }
 
     // `SCDnsLogEnabled`: a transaction is logged only when one of its queries is of a type
@@ -362,6 +362,7 @@ fn emit(message: &Message, dir: Dir, tx_id: u64, out: &mut Output) {
             event_type: "dns",
             object: message_json(message, tx_id, request),
             dir,
+            tx_id: None,
         });
     }
 }
@@ -1375,10 +1376,14 @@ mod tests {
         assert_eq!(
             out.buffers,
             vec![
-                (Dir::ToServer, "dns.query", b"www.suricata-ids.org".to_vec()),
                 (
                     Dir::ToServer,
-                    "dns.queries.rrname",
+                    Buffer::DnsQuery,
+                    b"www.suricata-ids.org".to_vec()
+                ),
+                (
+                    Dir::ToServer,
+                    Buffer::DnsQueriesRrname,
                     b"www.suricata-ids.org".to_vec()
                 ),
             ]
@@ -1409,7 +1414,7 @@ mod tests {
             out.buffers,
             vec![(
                 Dir::ToClient,
-                "dns.queries.rrname",
+                Buffer::DnsQueriesRrname,
                 b"www.suricata-ids.org".to_vec()
             )]
         );

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use serde_json::{json, Map, Value};
 
-use super::{AppParser, AppRecord, Dir, Leftover, Output};
+use super::{AppParser, AppRecord, Buffer, Dir, Leftover, Output};
 
 /// Bytes of headers buffered per message before giving up on it.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -218,15 +218,11 @@ impl HttpParser {
 }
 
 fn push_record(tx: &Tx, out: &mut Output) {
-    let mut object = tx.eve();
-    if let Value::Object(m) = &mut object {
-        // The pipeline lifts `tx_id` to the top level, where Suricata writes it.
-        m.insert("__tx_id".into(), json!(tx.id));
-    }
     out.records.push(AppRecord {
         event_type: "http",
-        object,
+        object: tx.eve(),
         dir: Dir::ToClient,
+        tx_id: Some(tx.id),
     });
 }
 
@@ -398,7 +394,7 @@ impl HttpParser {
                     if line.is_empty() {
                         push_header_buffers(Dir::ToServer, &tx.request_headers, out);
                         out.buffers
-                            .push((Dir::ToServer, "http.start", start_buffer(tx)));
+                            .push((Dir::ToServer, Buffer::HttpStart, start_buffer(tx)));
                         let body = body_of(&tx.request_headers, false);
                         if body == Body::None {
                             tx.request_done = true;
@@ -440,10 +436,13 @@ impl HttpParser {
                         return;
                     }
                     tx.request_done = true;
+                    out.buffers.push((
+                        Dir::ToServer,
+                        Buffer::HttpRequestBody,
+                        tx.request_body.clone(),
+                    ));
                     out.buffers
-                        .push((Dir::ToServer, "http.request_body", tx.request_body.clone()));
-                    out.buffers
-                        .push((Dir::ToServer, "file.data.ts", tx.request_body.clone()));
+                        .push((Dir::ToServer, Buffer::FileDataTs, tx.request_body.clone()));
                     self.req.phase = Phase::Line;
                     self.log_completed(out);
                 }
@@ -497,11 +496,11 @@ impl HttpParser {
                         .and_then(|s| s.parse().ok());
                     tx.response_headers.clear();
                     out.buffers
-                        .push((Dir::ToClient, "http.stat_code", tx.status_text.clone()));
+                        .push((Dir::ToClient, Buffer::HttpStatCode, tx.status_text.clone()));
                     let msg: Vec<u8> = parts.get(2..).map(|p| p.join(&b' ')).unwrap_or_default();
-                    out.buffers.push((Dir::ToClient, "http.stat_msg", msg));
+                    out.buffers.push((Dir::ToClient, Buffer::HttpStatMsg, msg));
                     out.buffers
-                        .push((Dir::ToClient, "http.response_line", line.clone()));
+                        .push((Dir::ToClient, Buffer::HttpResponseLine, line.clone()));
                     self.resp_tx = Some(idx);
                     self.resp.phase = Phase::Headers;
                 }
@@ -581,11 +580,11 @@ impl HttpParser {
                     tx.response_done = true;
                     out.buffers.push((
                         Dir::ToClient,
-                        "http.response_body",
+                        Buffer::HttpResponseBody,
                         tx.response_body.clone(),
                     ));
                     out.buffers
-                        .push((Dir::ToClient, "file.data.tc", tx.response_body.clone()));
+                        .push((Dir::ToClient, Buffer::FileDataTc, tx.response_body.clone()));
                     self.resp.phase = Phase::Line;
                     self.log_completed(out);
                 }
@@ -626,13 +625,13 @@ fn start_buffer(tx: &Tx) -> Vec<u8> {
 
 fn push_request_buffers(tx: &Tx, out: &mut Output) {
     out.buffers
-        .push((Dir::ToServer, "http.method", tx.method.clone()));
+        .push((Dir::ToServer, Buffer::HttpMethod, tx.method.clone()));
     out.buffers
-        .push((Dir::ToServer, "http.uri.raw", tx.uri.clone()));
+        .push((Dir::ToServer, Buffer::HttpUriRaw, tx.uri.clone()));
     out.buffers
-        .push((Dir::ToServer, "http.uri", normalize_uri(&tx.uri)));
+        .push((Dir::ToServer, Buffer::HttpUri, normalize_uri(&tx.uri)));
     out.buffers
-        .push((Dir::ToServer, "http.protocol", tx.protocol.clone()));
+        .push((Dir::ToServer, Buffer::HttpProtocol, tx.protocol.clone()));
     let mut line = tx.method.clone();
     line.push(b' ');
     line.extend_from_slice(&tx.uri);
@@ -640,7 +639,8 @@ fn push_request_buffers(tx: &Tx, out: &mut Output) {
         line.push(b' ');
         line.extend_from_slice(&tx.protocol);
     }
-    out.buffers.push((Dir::ToServer, "http.request_line", line));
+    out.buffers
+        .push((Dir::ToServer, Buffer::HttpRequestLine, line));
 }
 
 fn push_header_buffers(dir: Dir, headers: &[(Vec<u8>, Vec<u8>)], out: &mut Output) {
@@ -659,27 +659,27 @@ fn push_header_buffers(dir: Dir, headers: &[(Vec<u8>, Vec<u8>)], out: &mut Outpu
             all.extend_from_slice(value);
             all.extend_from_slice(b"\r\n");
         }
-        let named: Option<&'static str> = match (dir, lname.as_slice()) {
-            (Dir::ToServer, b"host") => Some("http.host.raw"),
-            (Dir::ToServer, b"user-agent") => Some("http.user_agent"),
-            (Dir::ToServer, b"cookie") | (Dir::ToClient, b"set-cookie") => Some("http.cookie"),
-            (Dir::ToServer, b"referer") => Some("http.referer"),
-            (_, b"content-type") => Some("http.content_type"),
-            (_, b"content-length") => Some("http.content_len"),
-            (Dir::ToServer, b"accept") => Some("http.accept"),
-            (Dir::ToServer, b"accept-encoding") => Some("http.accept_enc"),
-            (Dir::ToServer, b"accept-language") => Some("http.accept_lang"),
-            (_, b"connection") => Some("http.connection"),
-            (Dir::ToClient, b"server") => Some("http.server"),
-            (Dir::ToClient, b"location") => Some("http.location"),
+        let named: Option<Buffer> = match (dir, lname.as_slice()) {
+            (Dir::ToServer, b"host") => Some(Buffer::HttpHostRaw),
+            (Dir::ToServer, b"user-agent") => Some(Buffer::HttpUserAgent),
+            (Dir::ToServer, b"cookie") | (Dir::ToClient, b"set-cookie") => Some(Buffer::HttpCookie),
+            (Dir::ToServer, b"referer") => Some(Buffer::HttpReferer),
+            (_, b"content-type") => Some(Buffer::HttpContentType),
+            (_, b"content-length") => Some(Buffer::HttpContentLen),
+            (Dir::ToServer, b"accept") => Some(Buffer::HttpAccept),
+            (Dir::ToServer, b"accept-encoding") => Some(Buffer::HttpAcceptEnc),
+            (Dir::ToServer, b"accept-language") => Some(Buffer::HttpAcceptLang),
+            (_, b"connection") => Some(Buffer::HttpConnection),
+            (Dir::ToClient, b"server") => Some(Buffer::HttpServer),
+            (Dir::ToClient, b"location") => Some(Buffer::HttpLocation),
             _ => None,
         };
         if let Some(n) = named {
             out.buffers.push((dir, n, value.clone()));
-            if n == "http.host.raw" {
+            if n == Buffer::HttpHostRaw {
                 let host = value.split(|&b| b == b':').next().unwrap_or(value);
                 out.buffers
-                    .push((dir, "http.host", host.to_ascii_lowercase()));
+                    .push((dir, Buffer::HttpHost, host.to_ascii_lowercase()));
             }
         }
     }
@@ -689,9 +689,9 @@ fn push_header_buffers(dir: Dir, headers: &[(Vec<u8>, Vec<u8>)], out: &mut Outpu
         names.extend_from_slice(b"\r\n");
     }
     names.extend_from_slice(b"\r\n");
-    out.buffers.push((dir, "http.header_names", names));
-    out.buffers.push((dir, "http.header", all));
-    out.buffers.push((dir, "http.header.raw", raw));
+    out.buffers.push((dir, Buffer::HttpHeaderNames, names));
+    out.buffers.push((dir, Buffer::HttpHeader, all));
+    out.buffers.push((dir, Buffer::HttpHeaderRaw, raw));
 }
 
 /// Percent-decoding (`%41` → `A`); malformed escapes stay as they are.
@@ -825,7 +825,7 @@ mod tests {
         out
     }
 
-    fn buffer<'a>(out: &'a Output, name: &str) -> Vec<&'a [u8]> {
+    fn buffer(out: &Output, name: Buffer) -> Vec<&[u8]> {
         out.buffers
             .iter()
             .filter(|(_, n, _)| *n == name)
@@ -851,10 +851,13 @@ mod tests {
         assert_eq!(h["protocol"], "HTTP/1.1");
         assert_eq!(h["status"], 200);
         assert_eq!(h["length"], 5);
-        assert_eq!(h["__tx_id"], 0);
-        assert_eq!(buffer(&out, "http.host"), vec![b"example.com".as_slice()]);
+        assert_eq!(out.records[0].tx_id, Some(0));
         assert_eq!(
-            buffer(&out, "http.response_body"),
+            buffer(&out, Buffer::HttpHost),
+            vec![b"example.com".as_slice()]
+        );
+        assert_eq!(
+            buffer(&out, Buffer::HttpResponseBody),
             vec![b"hello".as_slice()]
         );
     }
@@ -879,8 +882,11 @@ mod tests {
         assert_eq!(out.records[0].object["length"], 2);
         assert_eq!(out.records[1].object["url"], "/2");
         assert_eq!(out.records[1].object["status"], 404);
-        assert_eq!(out.records[1].object["__tx_id"], 1);
-        assert_eq!(buffer(&out, "http.request_body"), vec![b"abc".as_slice()]);
+        assert_eq!(out.records[1].tx_id, Some(1));
+        assert_eq!(
+            buffer(&out, Buffer::HttpRequestBody),
+            vec![b"abc".as_slice()]
+        );
     }
 
     #[test]

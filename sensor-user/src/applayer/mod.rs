@@ -2,11 +2,16 @@
 //! reassembled stream bytes (TCP) or datagrams (UDP) into EVE protocol records, sticky buffers
 //! for the signature engine, and protocol anomalies.
 
+pub mod buffer;
 pub mod dns;
 pub mod http;
 pub mod imap;
+mod session;
 pub mod ssh;
 pub mod tls;
+
+pub use buffer::Buffer;
+pub use session::Session;
 
 /// Direction of data within a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,6 +32,31 @@ impl Dir {
     }
 }
 
+/// What the application layer is handed for one direction: stream bytes in order (or one
+/// datagram), or word that bytes were lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Chunk {
+    /// The next in-order bytes.
+    Data(Vec<u8>),
+    /// This many bytes were never seen; data after them follows.
+    Gap(u64),
+}
+
+impl Chunk {
+    /// Bytes the chunk stands for, seen or not.
+    pub fn len(&self) -> u64 {
+        match self {
+            Chunk::Data(d) => d.len() as u64,
+            Chunk::Gap(n) => *n,
+        }
+    }
+
+    /// `true` for empty data.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One EVE protocol record: `object` is written under the key `event_type`
 /// (for example `"dns": {...}` with `"event_type": "dns"`). The pipeline adds the common
 /// fields (timestamp, flow id, addresses, ports, `app_proto`, `pcap_cnt`).
@@ -39,6 +69,8 @@ pub struct AppRecord {
     /// Direction of the packet that completed the record; decides src/dest orientation of
     /// records that Suricata writes from the packet's point of view (DNS responses).
     pub dir: Dir,
+    /// The transaction's id, for protocols whose records carry it (`tx_id`, HTTP).
+    pub tx_id: Option<u64>,
 }
 
 /// What one call into a parser produced.
@@ -50,7 +82,7 @@ pub struct Output {
     /// (`dns.query`, `tls.sni`, `tls.cert_subject`, `tls.cert_issuer`, `ja3.hash`,
     /// `ja3s.hash`, `ja4.hash`, `ssh.software`, `ssh.proto`, …), with the direction they
     /// belong to.
-    pub buffers: Vec<(Dir, &'static str, Vec<u8>)>,
+    pub buffers: Vec<(Dir, Buffer, Vec<u8>)>,
     /// Protocol anomalies, by Suricata's event names where one exists (for example
     /// `INVALID_RECORD_TYPE`), written as EVE `anomaly` records of type `applayer`.
     pub anomalies: Vec<&'static str>,

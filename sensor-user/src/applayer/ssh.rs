@@ -15,7 +15,7 @@
 //! using a HASSH keyword), so the record carries `hassh` only when [`SshConfig`] enables it;
 //! the sticky buffers are always produced.
 
-use super::{AppParser, AppRecord, Dir, Output};
+use super::{AppParser, AppRecord, Buffer, Dir, Output};
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
 
@@ -101,6 +101,7 @@ impl SshParser {
                 event_type: "ssh",
                 object,
                 dir,
+                tx_id: None,
             });
         }
     }
@@ -301,9 +302,11 @@ impl Side {
     fn set_banner(&mut self, dir: Dir, protover: &[u8], swver: &[u8], out: &mut Output) {
         self.protover = protover.to_vec();
         self.swver = swver.to_vec();
-        out.buffers.push((dir, "ssh.proto", self.protover.clone()));
+        out.buffers
+            .push((dir, Buffer::SshProto, self.protover.clone()));
         if !self.swver.is_empty() {
-            out.buffers.push((dir, "ssh.software", self.swver.clone()));
+            out.buffers
+                .push((dir, Buffer::SshSoftware, self.swver.clone()));
         }
     }
 
@@ -410,9 +413,9 @@ impl Side {
             .map(|b| format!("{b:02x}"))
             .collect();
         let (hash_name, string_name) = if client {
-            ("ssh.hassh", "ssh.hassh.string")
+            (Buffer::SshHassh, Buffer::SshHasshString)
         } else {
-            ("ssh.hassh.server", "ssh.hassh.server.string")
+            (Buffer::SshHasshServer, Buffer::SshHasshServerString)
         };
         out.buffers
             .push((dir, hash_name, hash.clone().into_bytes()));
@@ -593,7 +596,7 @@ mod tests {
         packet(&[MSG_NEWKEYS])
     }
 
-    fn buffer<'a>(out: &'a Output, dir: Dir, name: &str) -> Option<&'a [u8]> {
+    fn buffer(out: &Output, dir: Dir, name: Buffer) -> Option<&[u8]> {
         out.buffers
             .iter()
             .find(|(d, n, _)| *d == dir && *n == name)
@@ -633,14 +636,20 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["proto_version", "software_version"]);
-        assert_eq!(buffer(&out, Dir::ToServer, "ssh.proto"), Some(&b"2.0"[..]));
-        assert_eq!(buffer(&out, Dir::ToClient, "ssh.proto"), Some(&b"1.99"[..]));
         assert_eq!(
-            buffer(&out, Dir::ToServer, "ssh.software"),
+            buffer(&out, Dir::ToServer, Buffer::SshProto),
+            Some(&b"2.0"[..])
+        );
+        assert_eq!(
+            buffer(&out, Dir::ToClient, Buffer::SshProto),
+            Some(&b"1.99"[..])
+        );
+        assert_eq!(
+            buffer(&out, Dir::ToServer, Buffer::SshSoftware),
             Some(&b"OpenSSH_3.6.1p1"[..])
         );
         assert_eq!(
-            buffer(&out, Dir::ToClient, "ssh.software"),
+            buffer(&out, Dir::ToClient, Buffer::SshSoftware),
             Some(&b"OpenSSH_3.1p1"[..])
         );
         // Logged once.
@@ -704,7 +713,7 @@ mod tests {
             assert_eq!(out, whole, "split at {i}");
         }
         assert_eq!(
-            buffer(&whole, Dir::ToServer, "ssh.software"),
+            buffer(&whole, Dir::ToServer, Buffer::SshSoftware),
             Some(&b"OpenSSH_9.6"[..])
         );
     }
@@ -722,16 +731,16 @@ mod tests {
         // With HASSH enabled the record waits for both NEWKEYS.
         assert!(out.records.is_empty());
         assert_eq!(
-            buffer(&out, Dir::ToServer, "ssh.hassh"),
+            buffer(&out, Dir::ToServer, Buffer::SshHassh),
             Some(HASSH_CLIENT.as_bytes())
         );
         assert_eq!(
-            buffer(&out, Dir::ToClient, "ssh.hassh.server"),
+            buffer(&out, Dir::ToClient, Buffer::SshHasshServer),
             Some(HASSH_SERVER.as_bytes())
         );
         let client_string = format!("{KEX_CLIENT};{ENC};{MAC};{COMP_CLIENT}");
         assert_eq!(
-            buffer(&out, Dir::ToServer, "ssh.hassh.string"),
+            buffer(&out, Dir::ToServer, Buffer::SshHasshString),
             Some(client_string.as_bytes())
         );
         p.parse(Dir::ToServer, &newkeys(), &mut out);
@@ -762,7 +771,7 @@ mod tests {
             p.parse(Dir::ToClient, &k[..i], &mut out);
             p.parse(Dir::ToClient, &k[i..], &mut out);
             assert_eq!(
-                buffer(&out, Dir::ToClient, "ssh.hassh.server"),
+                buffer(&out, Dir::ToClient, Buffer::SshHasshServer),
                 Some(HASSH_SERVER.as_bytes()),
                 "split at {i}"
             );
@@ -834,7 +843,7 @@ mod tests {
         rest.extend(kexinit(true));
         p.parse(Dir::ToServer, &rest, &mut out);
         assert_eq!(
-            buffer(&out, Dir::ToServer, "ssh.hassh"),
+            buffer(&out, Dir::ToServer, Buffer::SshHassh),
             Some(HASSH_CLIENT.as_bytes())
         );
         p.finish(&mut out);

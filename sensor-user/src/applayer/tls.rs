@@ -27,7 +27,7 @@
 //! record carries them only when [`TlsConfig`] enables them; the sticky buffers are always
 //! produced since a rule that inspects them is what enables them in Suricata.
 
-use super::{AppParser, AppRecord, Dir, Output};
+use super::{AppParser, AppRecord, Buffer, Dir, Output};
 use md5::Md5;
 use serde_json::{Map, Value};
 use sha1::Sha1;
@@ -569,6 +569,7 @@ impl TlsParser {
                 event_type: "tls",
                 object,
                 dir,
+                tx_id: None,
             });
         }
     }
@@ -1211,25 +1212,26 @@ fn ext_supported_versions(
 fn hello_buffers(this: &Conn, dir: Dir, client: bool, out: &mut Output) {
     if client {
         if let Some(sni) = &this.sni {
-            out.buffers.push((dir, "tls.sni", sni.clone()));
+            out.buffers.push((dir, Buffer::TlsSni, sni.clone()));
         }
         if let Some(hs) = &this.hs {
             for a in &hs.alpns {
-                out.buffers.push((dir, "tls.alpn", a.clone()));
+                out.buffers.push((dir, Buffer::TlsAlpn, a.clone()));
             }
-            out.buffers.push((dir, "ja4.hash", ja4(hs).into_bytes()));
+            out.buffers
+                .push((dir, Buffer::Ja4Hash, ja4(hs).into_bytes()));
         }
         if let Some(j) = &this.ja3 {
             out.buffers
-                .push((dir, "ja3.hash", j.hash.clone().into_bytes()));
+                .push((dir, Buffer::Ja3Hash, j.hash.clone().into_bytes()));
             out.buffers
-                .push((dir, "ja3.string", j.string.clone().into_bytes()));
+                .push((dir, Buffer::Ja3String, j.string.clone().into_bytes()));
         }
     } else if let Some(j) = &this.ja3 {
         out.buffers
-            .push((dir, "ja3s.hash", j.hash.clone().into_bytes()));
+            .push((dir, Buffer::Ja3sHash, j.hash.clone().into_bytes()));
         out.buffers
-            .push((dir, "ja3s.string", j.string.clone().into_bytes()));
+            .push((dir, Buffer::Ja3sString, j.string.clone().into_bytes()));
     }
 }
 
@@ -1254,20 +1256,32 @@ fn decode_certificates(this: &mut Conn, dir: Dir, msg: &[u8], out: &mut Output) 
         if index == 0 && this.cert.is_none() {
             match cert_info(der) {
                 Ok(info) => {
-                    out.buffers
-                        .push((dir, "tls.cert_subject", info.subject.clone().into_bytes()));
-                    out.buffers
-                        .push((dir, "tls.cert_issuer", info.issuer.clone().into_bytes()));
-                    out.buffers
-                        .push((dir, "tls.cert_serial", info.serial.clone().into_bytes()));
                     out.buffers.push((
                         dir,
-                        "tls.cert_fingerprint",
+                        Buffer::TlsCertSubject,
+                        info.subject.clone().into_bytes(),
+                    ));
+                    out.buffers.push((
+                        dir,
+                        Buffer::TlsCertIssuer,
+                        info.issuer.clone().into_bytes(),
+                    ));
+                    out.buffers.push((
+                        dir,
+                        Buffer::TlsCertSerial,
+                        info.serial.clone().into_bytes(),
+                    ));
+                    out.buffers.push((
+                        dir,
+                        Buffer::TlsCertFingerprint,
                         info.fingerprint.clone().into_bytes(),
                     ));
                     for san in &info.sans {
-                        out.buffers
-                            .push((dir, "tls.subjectaltname", san.clone().into_bytes()));
+                        out.buffers.push((
+                            dir,
+                            Buffer::TlsSubjectAltName,
+                            san.clone().into_bytes(),
+                        ));
                     }
                     this.cert = Some(info);
                 }
@@ -1278,7 +1292,7 @@ fn decode_certificates(this: &mut Conn, dir: Dir, msg: &[u8], out: &mut Output) 
                 }
             }
         }
-        out.buffers.push((dir, "tls.certs", der.to_vec()));
+        out.buffers.push((dir, Buffer::TlsCerts, der.to_vec()));
         index += 1;
     }
 }
@@ -1458,32 +1472,10 @@ fn version_string(v: u16) -> String {
 /// time equal to the epoch.
 fn insert_time(m: &mut Map<String, Value>, key: &str, ts: i64) {
     if ts != 0 {
-        if let Some(s) = format_timestamp(ts) {
+        if let Some(s) = crate::timefmt::cert(ts) {
             m.insert(key.into(), Value::String(s));
         }
     }
-}
-
-/// Formats a Unix timestamp (negative before 1970) as "YYYY-MM-DDTHH:MM:SS".
-fn format_timestamp(ts: i64) -> Option<String> {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days.checked_add(719_468)?;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    ))
 }
 
 fn strings(v: &[String]) -> Value {
@@ -1735,7 +1727,7 @@ mod tests {
         )
     }
 
-    fn buffer<'a>(out: &'a Output, name: &str) -> Option<&'a [u8]> {
+    fn buffer(out: &Output, name: Buffer) -> Option<&[u8]> {
         out.buffers
             .iter()
             .find(|(_, n, _)| *n == name)
@@ -1777,22 +1769,25 @@ mod tests {
         p.parse(Dir::ToServer, &chrome_client_hello(), &mut out);
         assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
         assert_eq!(
-            buffer(&out, "ja4.hash"),
+            buffer(&out, Buffer::Ja4Hash),
             Some(&b"t13d1516h2_8daaf6152771_d8a2da3f94cd"[..])
         );
         assert_eq!(
-            buffer(&out, "ja3.string"),
+            buffer(&out, Buffer::Ja3String),
             Some(
                 &b"771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,\
                    45-51-16-65037-23-17613-0-11-10-43-65281-35-18-5-13-27,4588-29-23-24,0"[..]
             )
         );
         assert_eq!(
-            buffer(&out, "ja3.hash"),
+            buffer(&out, Buffer::Ja3Hash),
             Some(&b"98487aa16281980e7d1120d399efb6a4"[..])
         );
-        assert_eq!(buffer(&out, "tls.sni"), Some(&b"tls.browserleaks.com"[..]));
-        assert_eq!(buffer(&out, "tls.alpn"), Some(&b"h2"[..]));
+        assert_eq!(
+            buffer(&out, Buffer::TlsSni),
+            Some(&b"tls.browserleaks.com"[..])
+        );
+        assert_eq!(buffer(&out, Buffer::TlsAlpn), Some(&b"h2"[..]));
         assert!(out.records.is_empty());
     }
 
@@ -1834,7 +1829,7 @@ mod tests {
         let mut out = Output::default();
         TlsParser::new().parse(Dir::ToServer, &ch, &mut out);
         assert_eq!(
-            buffer(&out, "ja4.hash"),
+            buffer(&out, Buffer::Ja4Hash),
             Some(&b"t13d1516h2_8daaf6152771_e5627efa2ab1"[..])
         );
     }
@@ -1857,11 +1852,11 @@ mod tests {
         let mut out = Output::default();
         TlsParser::new().parse(Dir::ToServer, &ch, &mut out);
         assert_eq!(
-            buffer(&out, "ja3.string"),
+            buffer(&out, Buffer::Ja3String),
             Some(&b"769,47-53-5-10-49161-49162-49171-49172-50-56-19-4,0-10-11,23-24-25,0"[..])
         );
         assert_eq!(
-            buffer(&out, "ja3.hash"),
+            buffer(&out, Buffer::Ja3Hash),
             Some(&b"ada70206e40642a3e4461f35503241d5"[..])
         );
     }
@@ -2052,21 +2047,21 @@ mod tests {
         );
         assert!(ja4(p.client.hs.as_ref().expect("hs")).starts_with("t12d0204h2_"));
         assert_eq!(
-            buffer(&out, "tls.cert_subject"),
+            buffer(&out, Buffer::TlsCertSubject),
             Some("C=US, ST=California, O=Precinct Test, Inc., CN=test.example.com".as_bytes())
         );
         assert_eq!(
-            buffer(&out, "tls.cert_fingerprint"),
+            buffer(&out, Buffer::TlsCertFingerprint),
             Some(&b"fb:d3:74:43:7c:63:fb:b7:09:b4:17:46:9a:2f:53:8d:e7:cd:9f:48"[..])
         );
         assert_eq!(
-            buffer(&out, "ja3s.hash"),
+            buffer(&out, Buffer::Ja3sHash),
             Some(&b"673d9e3a3d636167965beda377536bd7"[..])
         );
         assert_eq!(
             out.buffers
                 .iter()
-                .filter(|(_, n, _)| *n == "tls.certs")
+                .filter(|(_, n, _)| *n == Buffer::TlsCerts)
                 .count(),
             2
         );
@@ -2107,7 +2102,7 @@ mod tests {
         assert_eq!(obj["client_alpns"], serde_json::json!(["h2", "http/1.1"]));
         assert!(!obj.contains_key("server_alpns"));
         // A server without extensions: JA3S ends with an empty extension list.
-        assert_eq!(buffer(&out, "ja3s.string"), Some(&b"771,49199,"[..]));
+        assert_eq!(buffer(&out, Buffer::Ja3sString), Some(&b"771,49199,"[..]));
     }
 
     #[test]
@@ -2307,7 +2302,7 @@ mod tests {
         assert!(out
             .buffers
             .iter()
-            .any(|(d, n, _)| *d == Dir::ToServer && *n == "tls.cert_subject"));
+            .any(|(d, n, _)| *d == Dir::ToServer && *n == Buffer::TlsCertSubject));
     }
 
     // ---- anomalies ----
@@ -2402,7 +2397,7 @@ mod tests {
         );
         let mut out = Output::default();
         TlsParser::new().parse(Dir::ToServer, &ch, &mut out);
-        assert_eq!(buffer(&out, "tls.sni"), Some(&b"first.example"[..]));
+        assert_eq!(buffer(&out, Buffer::TlsSni), Some(&b"first.example"[..]));
         // An unknown handshake type in clear.
         let mut out = Output::default();
         TlsParser::new().parse(
@@ -2611,20 +2606,6 @@ mod tests {
 
     #[test]
     fn timestamps_and_versions() {
-        // Suricata's rust/src/x509/time.rs test values (tls-pre-1970).
-        assert_eq!(
-            format_timestamp(-86400).as_deref(),
-            Some("1969-12-31T00:00:00")
-        );
-        assert_eq!(
-            format_timestamp(2177367003).as_deref(),
-            Some("2038-12-31T00:10:03")
-        );
-        assert_eq!(format_timestamp(0).as_deref(), Some("1970-01-01T00:00:00"));
-        assert_eq!(
-            format_timestamp(951_782_400).as_deref(),
-            Some("2000-02-29T00:00:00")
-        );
         assert_eq!(version_string(0x0301), "TLSv1");
         assert_eq!(version_string(0x0303), "TLS 1.2");
         assert_eq!(version_string(0x0304), "TLS 1.3");

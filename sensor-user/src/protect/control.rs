@@ -341,7 +341,7 @@ pub fn format_entries(entries: &[ManualEntry], now_unix: u64) -> String {
         "EXPIRES IN".to_string(),
     ]];
     for e in entries {
-        let added = crate::eve::format_timestamp(e.added_unix.saturating_mul(1_000_000_000));
+        let added = crate::timefmt::eve(e.added_unix.saturating_mul(1_000_000_000));
         let expires = match e.expires_unix {
             None => "never".to_string(),
             Some(t) if t <= now_unix => "now".to_string(),

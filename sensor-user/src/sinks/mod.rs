@@ -27,7 +27,6 @@ use std::{
 use anyhow::Context as _;
 use bytes::Bytes;
 use log::{info, warn};
-use serde_json::Value;
 
 pub use health::{OutputHealth, SinkStats};
 pub use spec::{OutputSpec, SinkType};
@@ -346,7 +345,7 @@ impl Outputs {
 
     /// Queues `line` (one record's JSON, without its newline) for every output whose filter
     /// takes `kind`. Never blocks: a full queue drops the record for that output.
-    pub fn send(&mut self, kind: &str, record: &Value, line: &[u8]) {
+    pub fn send(&mut self, kind: &str, alert_severity: Option<u8>, line: &[u8]) {
         let mut shared: Option<Record> = None;
         for h in &self.handles {
             if !h.accepts(kind) {
@@ -363,7 +362,7 @@ impl Outputs {
                 };
                 Record {
                     line: Bytes::copy_from_slice(line),
-                    severity: syslog::severity(&kind, record),
+                    severity: syslog::severity(&kind, alert_severity),
                     kind,
                 }
             });

@@ -12,7 +12,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use serde_json::Value;
 
 use super::{
     spec::{defaults, SyslogTransport},
@@ -58,9 +57,9 @@ pub fn facility_code(name: &str) -> Result<u8, String> {
 /// The syslog severity of a record: an alert by its `alert.severity` (1 → 2 crit, 2 → 3 err,
 /// 3 → 4 warning, other → 5 notice), `drop` 4 (warning), `anomaly` 5 (notice), anything else
 /// 6 (info).
-pub fn severity(kind: &str, record: &Value) -> u8 {
+pub fn severity(kind: &str, alert_severity: Option<u8>) -> u8 {
     match kind {
-        "alert" => match record.pointer("/alert/severity").and_then(Value::as_u64) {
+        "alert" => match alert_severity {
             Some(1) => 2,
             Some(2) => 3,
             Some(3) => 4,
@@ -97,9 +96,7 @@ pub fn format(
     now_ns: u64,
     max: usize,
 ) {
-    let ts = crate::eve::format_timestamp(now_ns);
-    // `…+0000` → `…Z`: RFC 3339 as RFC 5424 wants it.
-    let ts = format!("{}Z", ts.strip_suffix("+0000").unwrap_or(&ts));
+    let ts = crate::timefmt::rfc3339_micros(now_ns);
     let pri = u16::from(pri_facility) * 8 + u16::from(record.severity);
     out.clear();
     let _ = write!(
@@ -347,13 +344,13 @@ mod tests {
 
     #[test]
     fn severities_and_facilities() {
-        let alert = |s: u64| serde_json::json!({"alert": {"severity": s}});
-        assert_eq!(severity("alert", &alert(1)), 2);
-        assert_eq!(severity("alert", &alert(2)), 3);
-        assert_eq!(severity("alert", &alert(3)), 4);
-        assert_eq!(severity("alert", &alert(4)), 5);
-        assert_eq!(severity("drop", &Value::Null), 4);
-        assert_eq!(severity("flow", &Value::Null), 6);
+        assert_eq!(severity("alert", Some(1)), 2);
+        assert_eq!(severity("alert", Some(2)), 3);
+        assert_eq!(severity("alert", Some(3)), 4);
+        assert_eq!(severity("alert", Some(4)), 5);
+        assert_eq!(severity("alert", None), 5);
+        assert_eq!(severity("drop", None), 4);
+        assert_eq!(severity("flow", None), 6);
         assert_eq!(facility_code("local5"), Ok(21));
         assert_eq!(facility_code("LOCAL0"), Ok(16));
         assert!(facility_code("local8").is_err());

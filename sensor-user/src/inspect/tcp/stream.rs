@@ -6,14 +6,7 @@
 
 use std::collections::BTreeMap;
 
-/// What reassembly hands to the application layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Chunk {
-    /// The next in-order bytes.
-    Data(Vec<u8>),
-    /// This many bytes were never seen; data after them follows.
-    Gap(u64),
-}
+pub use crate::applayer::Chunk;
 
 /// Limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

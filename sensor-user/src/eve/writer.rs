@@ -1,8 +1,8 @@
-//! EVE JSON output: one JSON object a line, Suricata's field names, written through one
-//! writer that every producer of events shares (clones of an [`EveWriter`] are handles to the
-//! same output, and each record is written whole under its lock). The main output (`eve`,
-//! `--eve`) is written on the caller's thread; the `[[outputs]]` sinks get each record
-//! through their queues ([`crate::sinks`]), never blocking the caller.
+//! The EVE writer: one JSON object a line, written through one writer that every producer of
+//! events shares (clones of an [`EveWriter`] are handles to the same output, and each record
+//! is written whole under its lock). The main output (`eve`, `--eve`) is written on the
+//! caller's thread; the `[[outputs]]` sinks get each record through their queues
+//! ([`crate::sinks`]), never blocking the caller.
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +14,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use serde_json::Value;
+
+use super::Record;
 
 /// Where EVE records go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,12 +110,9 @@ impl EveWriter {
         self.lock().identity = identity.suffix();
     }
 
-    /// Writes one record. `record` must be an object with an `event_type`.
-    pub fn write(&mut self, record: &Value) -> anyhow::Result<()> {
-        let kind = record
-            .get("event_type")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
+    /// Writes one record.
+    pub fn write<R: Record + ?Sized>(&mut self, record: &R) -> anyhow::Result<()> {
+        let kind = record.event_type();
         let mut inner = self.lock();
         let Inner {
             out,
@@ -133,7 +131,7 @@ impl EveWriter {
             line.push(b'}');
         }
         if let Some(outputs) = outputs {
-            outputs.send(kind, record, line);
+            outputs.send(kind, record.alert_severity(), line);
         }
         line.push(b'\n');
         out.write_all(line).context("writing an EVE record")?;
@@ -186,68 +184,9 @@ impl EveWriter {
     }
 }
 
-/// Formats a UNIX time in nanoseconds as Suricata does: `2026-11-22T00:40:50.123456+0000`.
-pub fn format_timestamp(unix_ns: u64) -> String {
-    let secs = unix_ns / 1_000_000_000;
-    let micros = (unix_ns % 1_000_000_000) / 1_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Suricata's name for an IP protocol in EVE `proto`.
-pub fn proto_name(proto: u8) -> String {
-    match proto {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "IPv6-ICMP".into(),
-        47 => "GRE".into(),
-        50 => "ESP".into(),
-        51 => "AH".into(),
-        132 => "SCTP".into(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_use_suricata_format() {
-        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000+0000");
-        // 2026-11-22T00:40:50.123456Z
-        assert_eq!(
-            format_timestamp(1_795_308_050_123_456_789),
-            "2026-11-22T00:40:50.123456+0000"
-        );
-        // Leap day.
-        assert_eq!(
-            format_timestamp(1_709_164_800_000_000_000),
-            "2024-02-29T00:00:00.000000+0000"
-        );
-    }
 
     #[test]
     fn writer_counts_event_types_and_writes_lines() {
@@ -262,23 +201,33 @@ mod tests {
                 Ok(())
             }
         }
+        #[derive(serde::Serialize)]
+        struct Flowish {
+            event_type: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            a: Option<u8>,
+        }
+        impl Record for Flowish {
+            fn event_type(&self) -> &'static str {
+                self.event_type
+            }
+        }
         let mut w = EveWriter::from_writer(Box::new(Shared(buf.clone())));
-        w.write(&serde_json::json!({"event_type": "flow", "a": 1}))
-            .expect("write");
-        w.write(&serde_json::json!({"event_type": "flow"}))
-            .expect("write");
+        w.write(&Flowish {
+            event_type: "flow",
+            a: Some(1),
+        })
+        .expect("write");
+        w.write(&Flowish {
+            event_type: "flow",
+            a: None,
+        })
+        .expect("write");
         assert_eq!(w.counts().get("flow"), Some(&2));
         let text = String::from_utf8(buf.lock().expect("lock").clone()).expect("utf8");
         assert_eq!(
             text,
             "{\"event_type\":\"flow\",\"a\":1}\n{\"event_type\":\"flow\"}\n"
         );
-    }
-
-    #[test]
-    fn protocol_names_follow_suricata() {
-        assert_eq!(proto_name(6), "TCP");
-        assert_eq!(proto_name(58), "IPv6-ICMP");
-        assert_eq!(proto_name(253), "253");
     }
 }

@@ -1,0 +1,277 @@
+//! A flow's application layer: detecting the protocol from the first bytes of each direction
+//! (and turning a flow around that was picked up with its server speaking), then handing
+//! every chunk to the protocol's parser, and starting over when a parser hands the stream on
+//! (HTTP `CONNECT`, `Upgrade`).
+
+use sensor_common::{flow::FlowKey, parse::ipproto};
+
+use super::{dns, http, imap, ssh, tls, AppParser, Chunk, Dir, Output};
+
+/// Bytes of each direction inspected before giving up on detection.
+const PROBE_LIMIT: usize = 4096;
+
+enum State {
+    /// Not detected yet: the first bytes of each direction, kept for probing.
+    Probing([Vec<u8>; 2]),
+    Active(Box<dyn AppParser>),
+    Failed,
+    None,
+}
+
+/// The application layer of one flow.
+pub struct Session {
+    state: State,
+    /// The detected protocol (`failed` once detection gave up), as EVE `app_proto` writes it.
+    proto: Option<&'static str>,
+    /// Signatures are evaluated on this flow: parsers must produce buffers.
+    inspect: bool,
+}
+
+impl Session {
+    /// The application layer of a new flow; `probe` is false for flows that carry none (not
+    /// TCP or UDP, or a later fragment).
+    pub fn new(probe: bool, inspect: bool) -> Session {
+        Session {
+            state: if probe {
+                State::Probing([Vec::new(), Vec::new()])
+            } else {
+                State::None
+            },
+            proto: None,
+            inspect,
+        }
+    }
+
+    /// The detected protocol.
+    pub fn proto(&self) -> Option<&'static str> {
+        self.proto
+    }
+
+    /// `true` when signatures are evaluated on the flow.
+    pub fn inspected(&self) -> bool {
+        self.inspect
+    }
+
+    /// Hands `chunk` of `dir` to the parser (detecting the protocol first), appending what it
+    /// produced to `outputs`. Detection may find that the side taken for the client is the
+    /// server: it then flips `client_dir` (the flow's client direction, as the kernel keeps it).
+    pub fn feed(
+        &mut self,
+        key: &FlowKey,
+        client_dir: &mut u8,
+        dir: Dir,
+        chunk: Chunk,
+        outputs: &mut Vec<(Dir, Output)>,
+    ) {
+        let idx = match dir {
+            Dir::ToServer => 0,
+            Dir::ToClient => 1,
+        };
+        match (&mut self.state, chunk) {
+            (State::Active(parser), Chunk::Data(data)) => {
+                let mut out = Output::new(self.inspect);
+                parser.parse(dir, &data, &mut out);
+                let switch = out.switch_protocol.take();
+                outputs.push((dir, out));
+                if let Some(left) = switch {
+                    self.state = State::Probing([Vec::new(), Vec::new()]);
+                    for (d, bytes) in [
+                        (Dir::ToServer, left.to_server),
+                        (Dir::ToClient, left.to_client),
+                    ] {
+                        if !bytes.is_empty() {
+                            self.feed(key, client_dir, d, Chunk::Data(bytes), outputs);
+                        }
+                    }
+                }
+            }
+            (State::Active(parser), Chunk::Gap(len)) => {
+                let mut out = Output::new(self.inspect);
+                parser.gap(dir, usize::try_from(len).unwrap_or(usize::MAX), &mut out);
+                outputs.push((dir, out));
+            }
+            (State::Probing(seen), Chunk::Data(data)) => {
+                if dir == Dir::ToServer
+                    && seen[0].is_empty()
+                    && seen[1].is_empty()
+                    && data.starts_with(b"HTTP/1.")
+                {
+                    // Picked up mid-stream with the server speaking first: the side we took
+                    // for the client is the server. Turn the flow around, as Suricata does.
+                    *client_dir ^= 1;
+                    return self.feed(key, client_dir, Dir::ToClient, Chunk::Data(data), outputs);
+                }
+                let first = seen[0].is_empty() && seen[1].is_empty();
+                let dns_port = key.port_a == 53 || key.port_b == 53;
+                if first && key.proto == ipproto::UDP && dns_port {
+                    if let Some(real) = dns::probe_dir(&data, false) {
+                        if real != dir {
+                            // The first datagram seen is a response: its sender is the server.
+                            *client_dir ^= 1;
+                            return self.feed(key, client_dir, real, Chunk::Data(data), outputs);
+                        }
+                    }
+                }
+                seen[idx].extend_from_slice(&data);
+                if let Some(parser) = probe(key.proto, &seen[idx], (key.port_a, key.port_b)) {
+                    let buffered = std::mem::take(seen);
+                    self.proto.get_or_insert(parser.name());
+                    self.state = State::Active(parser);
+                    // The detecting direction first, then what the other side already sent.
+                    let other = 1 - idx;
+                    let order = [(idx, dir), (other, dir.flip())];
+                    for (i, d) in order {
+                        if !buffered[i].is_empty() {
+                            self.feed(
+                                key,
+                                client_dir,
+                                d,
+                                Chunk::Data(buffered[i].clone()),
+                                outputs,
+                            );
+                        }
+                    }
+                } else if seen[idx].len() > PROBE_LIMIT
+                    || (!seen[0].is_empty() && !seen[1].is_empty() && key.proto == ipproto::UDP)
+                {
+                    self.state = State::Failed;
+                    self.proto.get_or_insert("failed");
+                }
+            }
+            (State::Probing(_), Chunk::Gap(_)) => {
+                self.state = State::Failed;
+                self.proto.get_or_insert("failed");
+            }
+            (State::Failed | State::None, _) => {}
+        }
+    }
+
+    /// The flow ends: the parser writes what it still holds.
+    pub fn finish(&mut self, outputs: &mut Vec<(Dir, Output)>) {
+        if let State::Active(parser) = &mut self.state {
+            let mut out = Output::new(self.inspect);
+            parser.finish(&mut out);
+            outputs.push((Dir::ToServer, out));
+        }
+    }
+}
+
+/// The parser for the protocol `data` (the first bytes of one direction) looks like.
+fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>> {
+    let tcp = proto == ipproto::TCP;
+    let dns_port = ports.0 == 53 || ports.1 == 53;
+    if tcp {
+        if http::probe(data) {
+            return Some(Box::new(http::HttpParser::new()));
+        }
+        if tls::probe(data) {
+            return Some(Box::new(tls::TlsParser::new()));
+        }
+        if imap::probe(data) {
+            return Some(Box::new(imap::ImapParser));
+        }
+        if ssh::probe(data) {
+            return Some(Box::new(ssh::SshParser::new()));
+        }
+        if dns_port && dns::probe(data, true) {
+            return Some(Box::new(dns::DnsParser::new(true)));
+        }
+    } else if proto == ipproto::UDP && dns_port && dns::probe(data, false) {
+        return Some(Box::new(dns::DnsParser::new(false)));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sensor_common::parse::FAMILY_IPV4;
+
+    fn key(proto: u8, port_a: u16, port_b: u16) -> FlowKey {
+        FlowKey {
+            proto,
+            family: FAMILY_IPV4,
+            port_a,
+            port_b,
+            ..Default::default()
+        }
+    }
+
+    fn feed(
+        s: &mut Session,
+        k: &FlowKey,
+        client: &mut u8,
+        dir: Dir,
+        b: &[u8],
+    ) -> Vec<(Dir, Output)> {
+        let mut out = Vec::new();
+        s.feed(k, client, dir, Chunk::Data(b.to_vec()), &mut out);
+        out
+    }
+
+    #[test]
+    fn http_is_detected_and_parsed_from_the_first_bytes() {
+        let k = key(ipproto::TCP, 40000, 80);
+        let mut s = Session::new(true, false);
+        let mut client = 0u8;
+        let out = feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToServer,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert_eq!(s.proto(), Some("http"));
+        assert_eq!(out.len(), 1, "the buffered bytes went to the parser");
+        let out = feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(out[0].1.records[0].event_type, "http");
+        assert_eq!(client, 0);
+    }
+
+    #[test]
+    fn a_server_speaking_first_turns_the_flow_around() {
+        let k = key(ipproto::TCP, 40000, 80);
+        let mut s = Session::new(true, false);
+        let mut client = 0u8;
+        feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToServer,
+            b"HTTP/1.1 200 OK\r\n\r\n",
+        );
+        assert_eq!(client, 1, "the side that sent a response is the server");
+    }
+
+    #[test]
+    fn unknown_bytes_fail_detection_within_the_probe_limit() {
+        let k = key(ipproto::TCP, 40000, 9999);
+        let mut s = Session::new(true, false);
+        let mut client = 0u8;
+        feed(&mut s, &k, &mut client, Dir::ToServer, &[0xaa; PROBE_LIMIT]);
+        assert_eq!(s.proto(), None, "still probing at the limit");
+        feed(&mut s, &k, &mut client, Dir::ToServer, &[0xaa; 1]);
+        assert_eq!(s.proto(), Some("failed"));
+        // A gap while probing fails too.
+        let mut g = Session::new(true, false);
+        let mut out = Vec::new();
+        g.feed(&k, &mut client, Dir::ToServer, Chunk::Gap(10), &mut out);
+        assert_eq!(g.proto(), Some("failed"));
+        // A flow without an application layer never probes.
+        let mut n = Session::new(false, false);
+        feed(
+            &mut n,
+            &k,
+            &mut client,
+            Dir::ToServer,
+            b"GET / HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(n.proto(), None);
+    }
+}

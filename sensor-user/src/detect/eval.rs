@@ -1,0 +1,436 @@
+//! Evaluating signatures: a packet's rules on its payload, app-layer rules on the
+//! transaction's buffers, after the rule set's prefilter picked the candidates; flowbits,
+//! and the threshold and detection-filter windows.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
+
+use super::{
+    matcher::match_list,
+    ruleset::RuleSet,
+    sig::{Action, FlagMode, Flowbit, PacketCheck, Rate, Signature, Track},
+    state::{FlowState, RuleId},
+};
+use crate::applayer::{
+    buffer::{PerBuffer, Side},
+    Buffer, Dir,
+};
+
+/// The packet being inspected, in its own direction.
+#[derive(Clone, Debug)]
+pub struct PacketInfo<'a> {
+    /// Capture time.
+    pub ts_ns: u64,
+    /// Source address.
+    pub src: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Destination port.
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// TTL / hop limit.
+    pub ttl: u8,
+    /// TCP flags.
+    pub tcp_flags: u8,
+    /// ICMP type.
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub icmp_code: u8,
+    /// Payload (or the in-order stream bytes that arrived with it).
+    pub payload: &'a [u8],
+    /// The packet's own payload size (`dsize`).
+    pub dsize: usize,
+    /// Client to server.
+    pub to_server: bool,
+    /// TCP handshake done (or picked up mid-stream), UDP seen both ways.
+    pub established: bool,
+    /// The flow's application protocol, once known.
+    pub app_proto: Option<&'a str>,
+    /// A flow id, for `track by_flow`.
+    pub flow_id: u64,
+}
+
+/// A signature that matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Index into [`RuleSet::signatures`] of the set that was evaluated.
+    pub sig: u32,
+    /// Transaction id for app-layer matches.
+    pub tx_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start_ns: u64,
+    count: u64,
+    alerts: u64,
+}
+
+/// Evaluates packets and app-layer buffers against a rule set.
+pub struct Detector {
+    /// Threshold and detection-filter windows, by rule identity (not index: the detector
+    /// outlives rule-set swaps, see [`FlowState`]), tracking mode and tracked key.
+    thresholds: HashMap<(RuleId, Track, Vec<u8>), Window>,
+    scratch: Vec<u32>,
+    /// Work done, for reports and tuning.
+    pub stats: DetectStats,
+}
+
+/// How much work detection did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DetectStats {
+    /// Packets inspected by packet rules.
+    pub packets: u64,
+    /// App-layer events inspected.
+    pub app_events: u64,
+    /// Rules evaluated in full after the prefilter (packet rules).
+    pub packet_candidates: u64,
+    /// Rules evaluated in full after the prefilter (app rules).
+    pub app_candidates: u64,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Detector::new()
+    }
+}
+
+fn addr_key(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
+    if let Some(l4) = s.proto.l4 {
+        let ok = match l4 {
+            1 => p.proto == 1 || p.proto == 58,
+            other => p.proto == other,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    if let Some(app) = s.proto.app {
+        if p.app_proto != Some(app) {
+            return false;
+        }
+    }
+    let fwd = s.src.matches(p.src)
+        && s.sport.matches(p.sport)
+        && s.dst.matches(p.dst)
+        && s.dport.matches(p.dport);
+    let fwd = fwd
+        || (s.bidirectional
+            && s.src.matches(p.dst)
+            && s.sport.matches(p.dport)
+            && s.dst.matches(p.src)
+            && s.dport.matches(p.sport));
+    if !fwd {
+        return false;
+    }
+    if let Some(ts) = s.flow.to_server {
+        if ts != p.to_server {
+            return false;
+        }
+    }
+    if let Some(est) = s.flow.established {
+        if est != p.established {
+            return false;
+        }
+    }
+    s.checks.iter().all(|c| match c {
+        // `dsize:!N` means "a payload, but not of N bytes" in Suricata.
+        PacketCheck::Dsize(r) => {
+            r.test(p.dsize as i64) && !(matches!(r, super::matcher::Range::Ne(_)) && p.dsize == 0)
+        }
+        PacketCheck::Ttl(r) => r.test(i64::from(p.ttl)),
+        PacketCheck::Itype(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_type)),
+        PacketCheck::Icode(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_code)),
+        PacketCheck::IpProto(r) => r.test(i64::from(p.proto)),
+        PacketCheck::Flags { bits, mode, ignore } => {
+            p.proto == 6 && {
+                let f = p.tcp_flags & !ignore;
+                match mode {
+                    FlagMode::Exact => f == *bits,
+                    FlagMode::All => f & bits == *bits,
+                    FlagMode::Any => f & bits != 0,
+                    FlagMode::Not => f & bits == 0,
+                }
+            }
+        }
+        PacketCheck::AppProto(neg, name) => match p.app_proto {
+            // Nothing is known yet: only a positive test for "unknown" matches.
+            None => !*neg && name == "unknown",
+            Some(have) => {
+                let norm = |n: &str| if n == "http1" { "http" } else { n }.to_string();
+                (norm(have) == norm(name)) != *neg
+            }
+        },
+    })
+}
+
+fn flowbits_ok(s: &Signature, bits: &HashSet<String>) -> bool {
+    s.flowbits.iter().all(|f| match f {
+        Flowbit::IsSet(names, and) => {
+            if *and {
+                names.iter().all(|n| bits.contains(n))
+            } else {
+                names.iter().any(|n| bits.contains(n))
+            }
+        }
+        Flowbit::IsNotSet(names, and) => {
+            if *and {
+                !names.iter().all(|n| bits.contains(n))
+            } else {
+                names.iter().all(|n| !bits.contains(n))
+            }
+        }
+        _ => true,
+    })
+}
+
+fn apply_flowbits(s: &Signature, bits: &mut HashSet<String>) {
+    for f in &s.flowbits {
+        match f {
+            Flowbit::Set(n) => bits.extend(n.iter().cloned()),
+            Flowbit::Unset(n) => n.iter().for_each(|x| {
+                bits.remove(x);
+            }),
+            Flowbit::Toggle(n) => {
+                for x in n {
+                    if !bits.remove(x) {
+                        bits.insert(x.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Detector {
+    /// A detector with empty threshold state.
+    pub fn new() -> Detector {
+        Detector {
+            thresholds: HashMap::new(),
+            scratch: Vec::new(),
+            stats: DetectStats::default(),
+        }
+    }
+
+    /// Applies thresholds and detection filters: whether this match alerts.
+    fn rate_ok(&mut self, s: &Signature, p: &PacketInfo<'_>) -> bool {
+        let mut ok = true;
+        for t in [s.detection_filter, s.threshold].into_iter().flatten() {
+            let key = match t.track {
+                Track::BySrc => addr_key(p.src),
+                Track::ByDst => addr_key(p.dst),
+                Track::ByRule => Vec::new(),
+                Track::ByBoth => [addr_key(p.src), addr_key(p.dst)].concat(),
+                Track::ByFlow => p.flow_id.to_le_bytes().to_vec(),
+            };
+            let window_ns = t.seconds.saturating_mul(1_000_000_000);
+            let w = self
+                .thresholds
+                .entry(((s.gid, s.sid), t.track, key))
+                .or_insert(Window {
+                    start_ns: p.ts_ns,
+                    count: 0,
+                    alerts: 0,
+                });
+            if p.ts_ns.saturating_sub(w.start_ns) >= window_ns && window_ns > 0 {
+                *w = Window {
+                    start_ns: p.ts_ns,
+                    count: 0,
+                    alerts: 0,
+                };
+            }
+            w.count += 1;
+            let pass = match t.rate {
+                Rate::Limit => w.count <= t.count,
+                Rate::Threshold => w.count.is_multiple_of(t.count.max(1)),
+                Rate::Both => w.count == t.count,
+                Rate::DetectionFilter => w.count > t.count,
+            };
+            if pass {
+                w.alerts += 1;
+            }
+            ok &= pass;
+        }
+        ok
+    }
+
+    fn evaluate(
+        rules: &RuleSet,
+        idx: u32,
+        p: &PacketInfo<'_>,
+        bits: &HashSet<String>,
+        bufs: &PerBuffer<Option<&[u8]>>,
+    ) -> bool {
+        let s = &rules.sigs[idx as usize];
+        if !header_matches(s, p) || !flowbits_ok(s, bits) {
+            return false;
+        }
+        let mut vars = HashMap::new();
+        for list in &s.lists {
+            let Some(buf) = bufs[list.buffer] else {
+                return false;
+            };
+            let ok = if list.transforms.is_empty() {
+                match_list(&list.matchers, buf, &mut vars)
+            } else {
+                let mut data = buf.to_vec();
+                for t in &list.transforms {
+                    data = t.apply(&data);
+                }
+                match_list(&list.matchers, &data, &mut vars)
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Packet rules (no application buffers) on one packet or stream chunk.
+    pub fn packet(
+        &mut self,
+        rules: &RuleSet,
+        p: &PacketInfo<'_>,
+        flow: &mut FlowState,
+    ) -> Vec<Hit> {
+        let mut bufs: PerBuffer<Option<&[u8]>> = PerBuffer::default();
+        if !p.payload.is_empty() {
+            bufs[Buffer::Pkt] = Some(p.payload);
+        }
+        let mut cands = std::mem::take(&mut self.scratch);
+        rules.candidates(
+            &[(Buffer::Pkt, p.payload)],
+            Some((p.src, p.dst, p.proto)),
+            &mut cands,
+        );
+        self.stats.packets += 1;
+        self.stats.packet_candidates += cands.len() as u64;
+        let mut hits = Vec::new();
+        for &i in &cands {
+            let s = &rules.sigs[i as usize];
+            if s.is_app() {
+                continue;
+            }
+            if !Self::evaluate(rules, i, p, &flow.bits, &bufs) {
+                continue;
+            }
+            apply_flowbits(&rules.sigs[i as usize], &mut flow.bits);
+            let s = &rules.sigs[i as usize];
+            if s.action == Action::Pass {
+                break;
+            }
+            if !s.noalert && self.rate_ok(s, p) {
+                hits.push(Hit {
+                    sig: i,
+                    tx_id: None,
+                });
+            }
+        }
+        self.scratch = cands;
+        hits
+    }
+
+    /// Adds buffers a parser produced to the flow's current transactions (a new request or
+    /// query starts a new one for its side). Call it for everything a packet produced before
+    /// [`Detector::evaluate_app`], so rules and alerts see the whole packet's work.
+    pub fn absorb(&mut self, flow: &mut FlowState, app: &str, buffers: &[(Dir, Buffer, Vec<u8>)]) {
+        flow.absorb(app, buffers);
+    }
+
+    /// Application-layer rules, after a parser produced `buffers` (with their directions)
+    /// for the flow's protocol `app`: [`Detector::absorb`] then [`Detector::evaluate_app`].
+    pub fn app(
+        &mut self,
+        rules: &RuleSet,
+        p: &PacketInfo<'_>,
+        flow: &mut FlowState,
+        app: &str,
+        buffers: &[(Dir, Buffer, Vec<u8>)],
+    ) -> Vec<Hit> {
+        if buffers.is_empty() {
+            return Vec::new();
+        }
+        self.absorb(flow, app, buffers);
+        self.evaluate_app(rules, p, flow)
+    }
+
+    /// Application-layer rules on the flow's current transaction buffers.
+    pub fn evaluate_app(
+        &mut self,
+        rules: &RuleSet,
+        p: &PacketInfo<'_>,
+        flow: &mut FlowState,
+    ) -> Vec<Hit> {
+        let FlowState {
+            bits,
+            bufs: held,
+            tx_req,
+            tx_resp,
+            alerted,
+        } = flow;
+        // A buffer both sides have (`ssh.proto`, `http.header`, …) means the side being
+        // evaluated; the other side's value fills in buffers only it has.
+        let mut bufs: PerBuffer<Option<&[u8]>> = PerBuffer::default();
+        for (to_server, b, data) in held.iter() {
+            if *to_server == p.to_server || bufs[*b].is_none() {
+                bufs[*b] = Some(data.as_slice());
+            }
+        }
+        if !p.payload.is_empty() {
+            bufs[Buffer::Pkt] = Some(p.payload);
+        }
+        let list: Vec<(Buffer, &[u8])> =
+            bufs.iter().filter_map(|(b, v)| v.map(|v| (b, v))).collect();
+        let mut cands = std::mem::take(&mut self.scratch);
+        rules.candidates(&list, None, &mut cands);
+        self.stats.app_events += 1;
+        self.stats.app_candidates += cands.len() as u64;
+        let mut hits = Vec::new();
+        for &i in &cands {
+            let s = &rules.sigs[i as usize];
+            if !s.is_app() {
+                continue;
+            }
+            let uses_req = s.lists.iter().any(|l| l.buffer.side() == Side::Request);
+            let uses_resp = s.lists.iter().any(|l| l.buffer.side() == Side::Response);
+            let key = (
+                (s.gid, s.sid),
+                if uses_req { *tx_req } else { 0 },
+                if uses_resp { *tx_resp } else { 0 },
+            );
+            if alerted.contains(&key) {
+                continue;
+            }
+            if !Self::evaluate(rules, i, p, bits, &bufs) {
+                continue;
+            }
+            alerted.insert(key);
+            apply_flowbits(&rules.sigs[i as usize], bits);
+            let s = &rules.sigs[i as usize];
+            if s.action == Action::Pass {
+                break;
+            }
+            if !s.noalert && self.rate_ok(s, p) {
+                hits.push(Hit {
+                    sig: i,
+                    tx_id: Some(tx_req.saturating_sub(1)),
+                });
+            }
+        }
+        self.scratch = cands;
+        hits
+    }
+}

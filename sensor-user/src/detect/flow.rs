@@ -1,0 +1,241 @@
+//! Detection on the flows of the inspection pipeline: the rule set in use, packet rules on
+//! each packet, app-layer rules on what the parsers produced for it, and the `alert` records
+//! of what matched, with the transaction they matched on.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{eval::DetectStats, sig::Signature, Detector, FlowState, Hit, PacketInfo, RuleSet};
+use crate::{
+    applayer::{Dir, Output},
+    config::AlertsSection,
+    eve::{
+        alert::{
+            alert_record, app_object_from_buffers, AlertBytes, AlertObject, AlertParts,
+            AlertRecord, Metadata,
+        },
+        protocol::FlowView,
+        Traffic,
+    },
+};
+
+/// What detection keeps for one flow.
+#[derive(Debug, Default)]
+pub struct FlowDetect {
+    /// Flowbits, transaction buffers, what already alerted.
+    pub state: FlowState,
+    /// An alert was written for the flow.
+    pub alerted: bool,
+    /// The app-layer transaction in progress (id, EVE object), for alert records.
+    pub tx: Option<(u64, Value)>,
+}
+
+/// The `alert` object of signature `s`.
+pub fn alert_object(s: &Signature) -> AlertObject<'_> {
+    AlertObject {
+        action: "allowed",
+        gid: s.gid,
+        signature_id: s.sid,
+        rev: s.rev,
+        signature: &s.msg,
+        category: s.category.as_deref().unwrap_or_default(),
+        severity: s.severity,
+        metadata: Metadata(&s.metadata),
+    }
+}
+
+/// A rule that matched on a flow, ready to become an alert record.
+#[derive(Debug)]
+pub struct Match<'a> {
+    hit: Hit,
+    to_server: bool,
+    bytes: AlertBytes<'a>,
+    /// Flowbit names when it matched: a later rule on the same packet may set more.
+    traffic: Option<Traffic>,
+}
+
+/// The rules in use and the detector's state across flows (thresholds).
+pub struct Detection {
+    rules: Option<Arc<RuleSet>>,
+    detector: Detector,
+}
+
+impl Default for Detection {
+    fn default() -> Self {
+        Detection::new()
+    }
+}
+
+impl Detection {
+    /// No rules yet.
+    pub fn new() -> Detection {
+        Detection {
+            rules: None,
+            detector: Detector::new(),
+        }
+    }
+
+    /// Inspects with these signatures from now on; returns the set it replaces. An empty set
+    /// is no set: no per-packet candidate search for nothing.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) -> Option<Arc<RuleSet>> {
+        let rules = (!rules.signatures().is_empty()).then_some(rules);
+        std::mem::replace(&mut self.rules, rules)
+    }
+
+    /// The rules in use, when there are any.
+    pub fn rules(&self) -> Option<&Arc<RuleSet>> {
+        self.rules.as_ref()
+    }
+
+    /// `true` when signatures are evaluated.
+    pub fn is_on(&self) -> bool {
+        self.rules.is_some()
+    }
+
+    /// Detection work counters.
+    pub fn stats(&self) -> DetectStats {
+        self.detector.stats
+    }
+
+    /// Packet rules on one packet (`p.payload` is what they inspect; `frame` the whole frame).
+    pub fn packet<'a>(
+        &mut self,
+        flow: &mut FlowDetect,
+        p: &PacketInfo<'a>,
+        frame: &'a [u8],
+    ) -> Vec<Match<'a>> {
+        let Some(rules) = &self.rules else {
+            return Vec::new();
+        };
+        let hits = self.detector.packet(rules, p, &mut flow.state);
+        let traffic = (!hits.is_empty())
+            .then(|| Traffic::from_flowbits(flow.state.flowbits()))
+            .flatten();
+        hits.into_iter()
+            .map(|hit| Match {
+                hit,
+                to_server: p.to_server,
+                bytes: AlertBytes {
+                    payload: Some(p.payload),
+                    packet: Some(frame),
+                },
+                traffic: traffic.clone(),
+            })
+            .collect()
+    }
+
+    /// App-layer rules on the buffers `outputs` produced. The transaction's direction, not
+    /// the packet that released the data (often the peer's acknowledgement), orients the
+    /// match and the alert, as in Suricata. `base` is the flow's packet context with the
+    /// client's addresses; `pkt` the packet's direction and payload, when a packet is behind
+    /// the outputs (not at the end of the flow).
+    pub fn app<'a>(
+        &mut self,
+        flow: &mut FlowDetect,
+        base: &PacketInfo<'_>,
+        outputs: &[(Dir, Output)],
+        pkt: Option<(Dir, &'a [u8])>,
+        frame: Option<&'a [u8]>,
+    ) -> Vec<Match<'a>> {
+        let Some(rules) = &self.rules else {
+            return Vec::new();
+        };
+        let Some(app) = base.app_proto else {
+            return Vec::new();
+        };
+        // Detection runs once the packet's data is parsed, so alerts carry the transaction
+        // as it stands after the whole packet.
+        if let Some(tx) = outputs.iter().rev().find_map(|(_, o)| o.tx.clone()) {
+            flow.tx = Some(tx);
+        }
+        let mut hits = Vec::new();
+        for (_, out) in outputs {
+            // Buffers of one call share a direction in practice; group them anyway.
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let bufs: Vec<_> = out.buffers.iter().filter(|b| b.0 == dir).cloned().collect();
+                if bufs.is_empty() {
+                    continue;
+                }
+                let to_server = dir == Dir::ToServer;
+                let info = PacketInfo {
+                    src: if to_server { base.src } else { base.dst },
+                    sport: if to_server { base.sport } else { base.dport },
+                    dst: if to_server { base.dst } else { base.src },
+                    dport: if to_server { base.dport } else { base.sport },
+                    payload: pkt
+                        .filter(|(d, _)| *d == dir)
+                        .map(|(_, p)| p)
+                        .unwrap_or(&[]),
+                    to_server,
+                    ..base.clone()
+                };
+                for h in self.detector.app(rules, &info, &mut flow.state, app, &bufs) {
+                    hits.push((h, to_server));
+                }
+            }
+        }
+        // Records are built once the packet's outputs are all absorbed, so an alert on the
+        // client's banner also shows the server's that arrived with the same packet.
+        let traffic = (!hits.is_empty())
+            .then(|| Traffic::from_flowbits(flow.state.flowbits()))
+            .flatten();
+        hits.into_iter()
+            .map(|(hit, to_server)| {
+                let same_side = pkt.is_some_and(|(d, _)| (d == Dir::ToServer) == to_server);
+                Match {
+                    hit,
+                    to_server,
+                    bytes: AlertBytes {
+                        payload: pkt.filter(|_| same_side).map(|(_, p)| p),
+                        packet: frame,
+                    },
+                    traffic: traffic.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The alert record of `m` on `flow`, as its flow stands now.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the record's parts, each computed once by the caller"
+    )]
+    pub fn record<'a>(
+        &'a self,
+        m: Match<'a>,
+        view: &FlowView<'a>,
+        fd: &FlowDetect,
+        app_proto: Option<&'static str>,
+        ts_ns: u64,
+        want: AlertsSection,
+        stream: bool,
+    ) -> Option<AlertRecord<'a>> {
+        let sig = self.rules.as_ref()?.signatures().get(m.hit.sig as usize)?;
+        let tx = m.hit.tx_id.and(fd.tx.as_ref());
+        let app = app_proto.map(|app| {
+            let object = match tx {
+                Some((_, o)) => Some(o.clone()),
+                None if m.hit.tx_id.is_some() => {
+                    app_object_from_buffers(app, |ts, b| fd.state.buffer(ts, b))
+                }
+                None => None,
+            };
+            (app, object)
+        });
+        Some(alert_record(
+            view,
+            AlertParts {
+                alert: alert_object(sig),
+                ts_ns,
+                to_server: m.to_server,
+                tx_id: tx.map(|t| t.0).or(m.hit.tx_id),
+                app,
+                traffic: m.traffic,
+                bytes: m.bytes,
+                want,
+                stream,
+            },
+        ))
+    }
+}

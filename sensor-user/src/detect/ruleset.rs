@@ -1,0 +1,321 @@
+//! The rule set: rule files compiled into signatures with a load report, and the prefilter
+//! that picks, for a packet or a transaction, the few rules worth evaluating in full: one
+//! Aho-Corasick automaton per buffer over each rule's fast pattern, an index of the
+//! pattern-less rules that list addresses, and the rules that are always candidates.
+
+use std::{collections::HashMap, net::IpAddr, path::Path};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::{
+    classification::Classifications,
+    parse::{parse_rule, split_rules},
+    sig::{compile, Action, CompileEnv, Flowbit, Refusal, Signature},
+};
+use crate::applayer::{buffer::PerBuffer, Buffer};
+
+/// A rule that was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// `file:line`.
+    pub origin: String,
+    /// Its sid, when one could be read.
+    pub sid: Option<u32>,
+    /// Why.
+    pub reason: Refusal,
+}
+
+/// What loading the rule files did.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    /// Rules loaded.
+    pub loaded: usize,
+    /// Rules refused.
+    pub skipped: Vec<Skipped>,
+}
+
+impl LoadReport {
+    /// Skipped rules counted by reason kind, most frequent first.
+    pub fn by_reason(&self) -> Vec<(String, usize)> {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for s in &self.skipped {
+            *m.entry(s.reason.kind()).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+struct Prefilter {
+    automaton: AhoCorasick,
+    /// Pattern index to the signatures that use it.
+    sigs: Vec<Vec<u32>>,
+}
+
+/// Signatures found by address: for rules without a pattern whose source or destination is
+/// a list of networks (the IP reputation rules of public rule sets, by the thousand), one
+/// hash set per prefix length, so a packet costs a few lookups instead of a scan.
+#[derive(Default)]
+struct AddrIndex {
+    /// (prefix length over the 128-bit mapped address, masked address → signatures).
+    by_len: Vec<(u8, HashMap<u128, Vec<u32>>)>,
+}
+
+fn mapped(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn mask(v: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        v & (u128::MAX << (128 - u32::from(len.min(128))))
+    }
+}
+
+impl AddrIndex {
+    fn insert(&mut self, ip: IpAddr, len: u8, sig: u32) {
+        let len = if ip.is_ipv4() {
+            len.min(32) + 96
+        } else {
+            len.min(128)
+        };
+        let key = mask(mapped(ip), len);
+        let slot = match self.by_len.iter().position(|(l, _)| *l == len) {
+            Some(i) => i,
+            None => {
+                self.by_len.push((len, HashMap::new()));
+                self.by_len.len() - 1
+            }
+        };
+        self.by_len[slot].1.entry(key).or_default().push(sig);
+    }
+
+    fn lookup(&self, ip: IpAddr, out: &mut Vec<u32>) {
+        let v = mapped(ip);
+        for (len, set) in &self.by_len {
+            if let Some(sigs) = set.get(&mask(v, *len)) {
+                out.extend_from_slice(sigs);
+            }
+        }
+    }
+}
+
+/// The networks of an address expression that lists only networks (no `any`, no negation).
+fn listed_networks(e: &super::addr::AddrExpr, out: &mut Vec<(IpAddr, u8)>) -> bool {
+    use super::addr::AddrExpr;
+    match e {
+        AddrExpr::Net(ip, len) => {
+            out.push((*ip, *len));
+            true
+        }
+        AddrExpr::Group(items) => items.iter().all(|i| listed_networks(i, out)),
+        AddrExpr::Any | AddrExpr::Not(_) => false,
+    }
+}
+
+/// Slot of a transport in the per-transport candidate lists.
+fn proto_slot(l4: Option<u8>) -> usize {
+    match l4 {
+        Some(6) => 1,
+        Some(17) => 2,
+        Some(1) => 3,
+        _ => 0,
+    }
+}
+
+/// Compiled rules, ready to evaluate.
+pub struct RuleSet {
+    pub(super) sigs: Vec<Signature>,
+    prefilters: PerBuffer<Option<Prefilter>>,
+    /// Signatures without a fast pattern or an address list: always candidates, by the
+    /// transport they ask for (index 0: any; 1: TCP; 2: UDP; 3: ICMP).
+    always_pkt: [Vec<u32>; 4],
+    always_app: Vec<u32>,
+    /// Pattern-less packet rules found by the addresses they list.
+    by_addr: AddrIndex,
+    /// The load report.
+    pub report: LoadReport,
+}
+
+impl RuleSet {
+    /// Compiles the rules in `files` (in order). Only an unreadable file is an error.
+    pub fn load(
+        files: &[&Path],
+        vars: &HashMap<String, String>,
+        classes: &Classifications,
+    ) -> anyhow::Result<RuleSet> {
+        let mut texts = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("reading the rule file {}: {e}", f.display()))?;
+            texts.push((f.display().to_string(), text));
+        }
+        Ok(RuleSet::from_texts(&texts, vars, classes))
+    }
+
+    /// Compiles rules from `(origin, text)` pairs.
+    pub fn from_texts(
+        texts: &[(String, String)],
+        vars: &HashMap<String, String>,
+        classes: &Classifications,
+    ) -> RuleSet {
+        let env = CompileEnv { vars, classes };
+        let mut report = LoadReport::default();
+        let mut sigs: Vec<Signature> = Vec::new();
+        let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
+        for (origin, text) in texts {
+            for rule in split_rules(text) {
+                let at = format!("{origin}:{}", rule.line);
+                let raw = match parse_rule(&rule.text) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        report.skipped.push(Skipped {
+                            origin: format!("{at}:{}", e.column),
+                            sid: None,
+                            reason: Refusal::Invalid(e.message),
+                        });
+                        continue;
+                    }
+                };
+                match compile(&raw, &env, &at) {
+                    Ok(sig) => {
+                        if let Some(&i) = seen.get(&(sig.gid, sig.sid)) {
+                            report.skipped.push(Skipped {
+                                origin: at,
+                                sid: Some(sig.sid),
+                                reason: Refusal::Invalid(format!(
+                                    "duplicate sid {} (first at {})",
+                                    sig.sid, sigs[i].origin
+                                )),
+                            });
+                            continue;
+                        }
+                        seen.insert((sig.gid, sig.sid), sigs.len());
+                        sigs.push(sig);
+                    }
+                    Err((sid, reason)) => report.skipped.push(Skipped {
+                        origin: at,
+                        sid,
+                        reason,
+                    }),
+                }
+            }
+        }
+        // Evaluation order: pass rules first, then rules that set flowbits, so that a bit set
+        // by one rule is visible to another on the same packet.
+        sigs.sort_by_key(|s| {
+            let sets = s
+                .flowbits
+                .iter()
+                .any(|f| matches!(f, Flowbit::Set(_) | Flowbit::Unset(_) | Flowbit::Toggle(_)));
+            let checks = s
+                .flowbits
+                .iter()
+                .any(|f| matches!(f, Flowbit::IsSet(..) | Flowbit::IsNotSet(..)));
+            // Pass rules, then rules that only set bits, then the rest, then bit checkers.
+            (s.action != Action::Pass, !sets || checks, checks)
+        });
+        report.loaded = sigs.len();
+        // Per buffer: the distinct patterns, and the signatures using each.
+        type Patterns = (Vec<Vec<u8>>, Vec<Vec<u32>>);
+        let mut patterns: HashMap<Buffer, Patterns> = HashMap::new();
+        let mut always_pkt: [Vec<u32>; 4] = Default::default();
+        let mut by_addr = AddrIndex::default();
+        let mut always_app = Vec::new();
+        for (i, s) in sigs.iter().enumerate() {
+            match &s.fast_pattern {
+                Some((buf, pat, _nocase)) => {
+                    let entry = patterns.entry(*buf).or_default();
+                    let lower = pat.to_ascii_lowercase();
+                    match entry.0.iter().position(|p| *p == lower) {
+                        Some(j) => entry.1[j].push(i as u32),
+                        None => {
+                            entry.0.push(lower);
+                            entry.1.push(vec![i as u32]);
+                        }
+                    }
+                }
+                None if s.is_app() => always_app.push(i as u32),
+                None => {
+                    let mut nets = Vec::new();
+                    if listed_networks(&s.src, &mut nets) || {
+                        nets.clear();
+                        listed_networks(&s.dst, &mut nets)
+                    } {
+                        for (ip, len) in nets {
+                            by_addr.insert(ip, len, i as u32);
+                        }
+                    } else {
+                        always_pkt[proto_slot(s.proto.l4)].push(i as u32);
+                    }
+                }
+            }
+        }
+        let mut prefilters: PerBuffer<Option<Prefilter>> = PerBuffer::default();
+        for (buf, (pats, ids)) in patterns {
+            // Case-insensitive prefilter: a case-sensitive pattern is verified exactly by the
+            // full match afterwards.
+            let Ok(automaton) = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&pats)
+            else {
+                continue;
+            };
+            prefilters[buf] = Some(Prefilter {
+                automaton,
+                sigs: ids,
+            });
+        }
+        RuleSet {
+            sigs,
+            prefilters,
+            always_pkt,
+            always_app,
+            by_addr,
+            report,
+        }
+    }
+
+    /// The signatures, in evaluation order.
+    pub fn signatures(&self) -> &[Signature] {
+        &self.sigs
+    }
+
+    pub(super) fn candidates(
+        &self,
+        buffers: &[(Buffer, &[u8])],
+        addrs: Option<(IpAddr, IpAddr, u8)>,
+        out: &mut Vec<u32>,
+    ) {
+        out.clear();
+        match addrs {
+            None => out.extend_from_slice(&self.always_app),
+            Some((a, b, proto)) => {
+                out.extend_from_slice(&self.always_pkt[0]);
+                let slot = proto_slot(Some(if proto == 58 { 1 } else { proto }));
+                if slot != 0 {
+                    out.extend_from_slice(&self.always_pkt[slot]);
+                }
+                // Either address may be the one a rule lists (and `<>` rules swap them).
+                self.by_addr.lookup(a, out);
+                self.by_addr.lookup(b, out);
+            }
+        }
+        for (name, data) in buffers {
+            let Some(p) = &self.prefilters[*name] else {
+                continue;
+            };
+            for m in p.automaton.find_overlapping_iter(*data) {
+                out.extend_from_slice(&p.sigs[m.pattern().as_usize()]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}

@@ -1,0 +1,227 @@
+//! TCP sessions in the inspection pipeline: handshake and teardown state, reassembly of each
+//! direction ([`stream`]) and when reassembled bytes reach the application layer. As in
+//! Suricata's IDS mode, the application layer sees data once the other side acknowledged it
+//! (own-direction data at the next packet of that direction, the peer's data on a bare ACK),
+//! server data waits for the client's first data, and a reset or the end of the flow hands
+//! everything over.
+
+pub mod stream;
+
+use std::collections::VecDeque;
+
+use sensor_common::{flow::tcp as flags, parse::Parsed};
+
+use crate::applayer::{Chunk, Dir};
+use stream::{HalfStream, Reassembly};
+
+/// One TCP connection's state.
+#[derive(Debug, Default)]
+pub struct Session {
+    half: [HalfStream; 2],
+    /// In-order bytes not yet handed to the application layer, per direction.
+    unacked: [VecDeque<Chunk>; 2],
+    /// Stream offset up to which the peer acknowledged each direction.
+    acked: [u64; 2],
+    /// The app layer has had client data.
+    client_spoke: bool,
+    syn: bool,
+    syn_ack: bool,
+    fin: [bool; 2],
+    rst: bool,
+}
+
+/// What one segment did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The in-order bytes the segment made available in its own direction (what packet
+    /// signatures inspect); filled only when asked for.
+    pub arrived: Vec<u8>,
+    /// Chunks of either direction the application layer may have now, in order.
+    pub released: Vec<(Dir, Chunk)>,
+}
+
+/// The sequence and acknowledgement numbers of the TCP header `p` points at in `frame`.
+fn seq_ack(p: &Parsed, frame: &[u8]) -> (u32, u32) {
+    let l4 = usize::from(p.l4_off);
+    let word = |at: usize| {
+        frame
+            .get(l4 + at..l4 + at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0)
+    };
+    (word(4), word(8))
+}
+
+impl Session {
+    /// The handshake was seen, or (with mid-stream pickup) either side's stream has started.
+    pub fn established(&self, midstream: bool) -> bool {
+        (self.syn && self.syn_ack)
+            || (midstream && (self.half[0].started() || self.half[1].started()))
+    }
+
+    /// Both the SYN and the SYN-ACK were seen.
+    pub fn handshake_seen(&self) -> bool {
+        self.syn && self.syn_ack
+    }
+
+    /// Suricata's `tcp.state` of the session.
+    pub fn state(&self) -> &'static str {
+        match (self.rst, self.fin[0], self.fin[1], self.syn, self.syn_ack) {
+            (true, ..) | (_, true, true, ..) => "closed",
+            (_, true, false, ..) | (_, false, true, ..) => "fin_wait1",
+            (_, _, _, true, true) => "established",
+            (_, _, _, true, false) => "syn_sent",
+            (_, _, _, false, true) => "syn_recv",
+            _ => "established",
+        }
+    }
+
+    /// Reassembles one segment of direction `dir` (`client` is the client's direction index).
+    /// `arrived` is filled when `want_arrived` (signatures are evaluated).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the segment's parts and the flow's settings, each needed once"
+    )]
+    pub fn segment(
+        &mut self,
+        p: &Parsed,
+        frame: &[u8],
+        payload: &[u8],
+        dir: usize,
+        client: usize,
+        midstream: bool,
+        want_arrived: bool,
+        r: &mut Reassembly,
+    ) -> Delivery {
+        let (seq, ackn) = seq_ack(p, frame);
+        let as_dir = |d: usize| {
+            if d == client {
+                Dir::ToServer
+            } else {
+                Dir::ToClient
+            }
+        };
+        let mut chunks = Vec::new();
+        let syn = p.tcp_flags & flags::SYN != 0;
+        let ack = p.tcp_flags & flags::ACK != 0;
+        let mut data_seq = seq;
+        if syn {
+            // The SYN takes one sequence number; data on a SYN (TCP Fast Open) follows it.
+            data_seq = seq.wrapping_add(1);
+            if ack {
+                self.syn_ack = true;
+            } else {
+                self.syn = true;
+            }
+            self.half[dir].start(data_seq);
+        }
+        let handshake = self.syn && self.syn_ack;
+        if !payload.is_empty() {
+            if !self.half[dir].started() && midstream {
+                self.half[dir].start(seq);
+            }
+            // Data on a SYN (TCP Fast Open) is reassembled before the handshake completes.
+            if handshake || midstream || syn {
+                self.half[dir].segment(data_seq, payload, r, &mut chunks);
+            }
+        }
+        if p.tcp_flags & flags::FIN != 0 {
+            self.fin[dir] = true;
+            self.half[dir].flush(r, &mut chunks);
+        }
+        let mut arrived = Vec::new();
+        for c in chunks.iter().filter(|_| want_arrived) {
+            if let Chunk::Data(d) = c {
+                arrived.extend_from_slice(d);
+            }
+        }
+        self.unacked[dir].extend(chunks);
+        let mut released = Vec::new();
+        if p.tcp_flags & flags::RST != 0 {
+            self.rst = true;
+            for d in 0..2 {
+                let mut rest = Vec::new();
+                self.half[d].flush(r, &mut rest);
+                self.unacked[d].extend(rest);
+                released.extend(self.unacked[d].drain(..).map(|c| (as_dir(d), c)));
+            }
+            return Delivery { arrived, released };
+        }
+        // This direction's data the peer acknowledged earlier is handed over now; the other
+        // direction's data this packet acknowledges is handed over now only when the packet
+        // carries none of its own (Suricata's IDS-mode timing, seen in its test captures).
+        self.release_acked(dir, &mut released, &as_dir);
+        let other = 1 - dir;
+        if ack {
+            if let Some(upto) = self.half[other].offset_of(ackn) {
+                self.acked[other] = self.acked[other].max(upto);
+            }
+            if payload.is_empty() {
+                self.release_acked(other, &mut released, &as_dir);
+            }
+        }
+        // Server data waits until the client's side has given the app layer something, so
+        // detection sees the client speak first when it did (as Suricata holds it back); a
+        // reset or the end of the flow hands everything over.
+        if released.iter().any(|(d, _)| *d == Dir::ToServer) {
+            self.client_spoke = true;
+        }
+        if !self.client_spoke {
+            let server = if client == 0 { 1 } else { 0 };
+            for (_, c) in released.drain(..).rev() {
+                self.unacked[server].push_front(c);
+            }
+        }
+        Delivery { arrived, released }
+    }
+
+    /// The flow ends: everything held, acknowledged or not, in order per direction (the
+    /// client's first).
+    pub fn flush(&mut self, client: usize, r: &mut Reassembly) -> Vec<(Dir, Chunk)> {
+        let mut out = Vec::new();
+        for d in 0..2 {
+            let mut chunks: Vec<Chunk> = self.unacked[d].drain(..).collect();
+            self.half[d].flush(r, &mut chunks);
+            let dir = if d == client {
+                Dir::ToServer
+            } else {
+                Dir::ToClient
+            };
+            out.extend(chunks.into_iter().map(|c| (dir, c)));
+        }
+        out
+    }
+
+    /// Moves `d`'s unacknowledged chunks that the peer has acknowledged to `out`, splitting a
+    /// chunk that is acknowledged in part.
+    fn release_acked(
+        &mut self,
+        d: usize,
+        out: &mut Vec<(Dir, Chunk)>,
+        as_dir: &dyn Fn(usize) -> Dir,
+    ) {
+        let upto = self.acked[d];
+        let mut at = self.half[d].delivered() - self.unacked[d].iter().map(Chunk::len).sum::<u64>();
+        while let Some(front) = self.unacked[d].front_mut() {
+            let len = front.len();
+            if at + len <= upto {
+                at += len;
+                if let Some(c) = self.unacked[d].pop_front() {
+                    out.push((as_dir(d), c));
+                }
+                continue;
+            }
+            if let Chunk::Data(bytes) = front {
+                let n = upto.saturating_sub(at) as usize;
+                if n > 0 && n < bytes.len() {
+                    let head: Vec<u8> = bytes.drain(..n).collect();
+                    out.push((as_dir(d), Chunk::Data(head)));
+                }
+            }
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
