@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+use sensor_common::{
+    flow::{FlowKey, FlowStats},
+    parse::{ipproto, Parsed},
+};
 use serde_json::Value;
 
 use super::{eval::DetectStats, sig::Signature, Detector, FlowState, Hit, PacketInfo, RuleSet};
@@ -18,6 +22,7 @@ use crate::{
         protocol::FlowView,
         Traffic,
     },
+    flows,
 };
 
 /// What detection keeps for one flow.
@@ -43,6 +48,63 @@ pub fn alert_object(s: &Signature) -> AlertObject<'_> {
         severity: s.severity,
         metadata: Metadata(&s.metadata),
     }
+}
+
+/// What detection needs to know of a flow besides its own state.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowFacts<'a> {
+    /// The flow's key.
+    pub key: &'a FlowKey,
+    /// Its counters and orientation.
+    pub stats: &'a FlowStats,
+    /// Its id (for `track by_flow`).
+    pub id: u64,
+    /// The application protocol detected so far.
+    pub app_proto: Option<&'static str>,
+    /// TCP handshake done (or picked up mid-stream), UDP seen both ways.
+    pub established: bool,
+}
+
+impl FlowFacts<'_> {
+    /// The context of app-layer rules: the client's side, no packet fields.
+    fn app_context(&self, ts_ns: u64) -> PacketInfo<'static> {
+        let o = flows::orient(self.key, self.stats);
+        PacketInfo {
+            ts_ns,
+            src: o.src,
+            sport: o.sport,
+            dst: o.dst,
+            dport: o.dport,
+            proto: self.key.proto,
+            ttl: 0,
+            tcp_flags: 0,
+            icmp_type: 0,
+            icmp_code: 0,
+            payload: &[],
+            dsize: 0,
+            to_server: true,
+            established: self.established,
+            app_proto: self.app_proto,
+            flow_id: self.id,
+        }
+    }
+}
+
+/// One packet as detection sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// Its headers.
+    pub p: &'a Parsed,
+    /// Its direction within the flow key.
+    pub dir: usize,
+    /// What packet rules inspect: the in-order stream bytes it made available, or its payload.
+    pub inspected: &'a [u8],
+    /// The whole frame.
+    pub frame: &'a [u8],
+    /// The payload size (`dsize`).
+    pub dsize: usize,
+    /// Capture time.
+    pub ts_ns: u64,
 }
 
 /// A rule that matched on a flow, ready to become an alert record.
@@ -96,6 +158,68 @@ impl Detection {
     /// Detection work counters.
     pub fn stats(&self) -> DetectStats {
         self.detector.stats
+    }
+
+    /// Packet rules on `pkt`, then app-layer rules on what the parsers produced for it.
+    pub fn on_packet<'a>(
+        &mut self,
+        flow: &mut FlowDetect,
+        facts: &FlowFacts<'_>,
+        pkt: &Packet<'a>,
+        outputs: &[(Dir, Output)],
+    ) -> Vec<Match<'a>> {
+        if !self.is_on() {
+            return Vec::new();
+        }
+        let p = pkt.p;
+        // After the app layer, which may have turned the flow around.
+        let to_server = usize::from(facts.stats.client_dir) == pkt.dir;
+        let has_ports = matches!(facts.key.proto, ipproto::TCP | ipproto::UDP);
+        let info = PacketInfo {
+            ts_ns: pkt.ts_ns,
+            src: flows::ip_of(p.family, &p.src),
+            sport: if has_ports { p.sport } else { 0 },
+            dst: flows::ip_of(p.family, &p.dst),
+            dport: if has_ports { p.dport } else { 0 },
+            proto: p.proto,
+            ttl: p.ttl,
+            tcp_flags: p.tcp_flags,
+            icmp_type: p.icmp_type,
+            icmp_code: p.icmp_code,
+            payload: pkt.inspected,
+            dsize: pkt.dsize,
+            to_server,
+            established: facts.established,
+            app_proto: facts.app_proto,
+            flow_id: facts.id,
+        };
+        let mut matches = self.packet(flow, &info, pkt.frame);
+        let pkt_dir = if to_server {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let base = facts.app_context(pkt.ts_ns);
+        matches.extend(self.app(
+            flow,
+            &base,
+            outputs,
+            Some((pkt_dir, pkt.inspected)),
+            Some(pkt.frame),
+        ));
+        matches
+    }
+
+    /// App-layer rules on what the parsers produced when the flow ended.
+    pub fn on_end(
+        &mut self,
+        flow: &mut FlowDetect,
+        facts: &FlowFacts<'_>,
+        outputs: &[(Dir, Output)],
+        ts_ns: u64,
+    ) -> Vec<Match<'static>> {
+        let base = facts.app_context(ts_ns);
+        self.app(flow, &base, outputs, None, None)
     }
 
     /// Packet rules on one packet (`p.payload` is what they inspect; `frame` the whole frame).

@@ -11,91 +11,37 @@
 pub mod decode;
 pub mod defrag;
 pub mod flow;
+mod settings;
 pub mod tcp;
 pub mod tunnel;
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use sensor_common::{
     flow::FlowKey,
-    parse::{ipproto, Fragment, Parsed},
+    parse::{ipproto, Fragment},
 };
 
 pub use decode::decode;
+pub use settings::{InspectConfig, InspectStats};
 
 use crate::{
     applayer::{Chunk, Dir, Output},
     detect::{
         self,
-        flow::{Detection, Match},
-        PacketInfo, RuleSet,
+        flow::{Detection, FlowFacts, Match, Packet},
+        RuleSet,
     },
     eve::{
         flow::{flow_record, Inspected},
         protocol::{anomaly_record, protocol_record, FlowView},
         EveWriter, Traffic,
     },
-    flows::{self, Clock, Reason, Timeouts},
+    flows::{Clock, Reason},
 };
 use decode::{Decoder, Skip};
 use flow::{Flow, FlowTable, NewFlow};
-use tcp::stream::{Reassembly, StreamLimits, StreamStats};
-
-/// Settings of the pipeline.
-#[derive(Clone, Debug)]
-pub struct InspectConfig {
-    /// Pick up TCP sessions whose handshake was not seen.
-    pub midstream: bool,
-    /// Reassembly limits per direction.
-    pub stream: StreamLimits,
-    /// Out-of-order bytes all streams together may hold.
-    pub stream_memcap: usize,
-    /// Flows tracked at once; beyond it new flows are counted and not inspected.
-    pub max_flows: usize,
-    /// Flow timeouts (by capture time).
-    pub timeouts: Timeouts,
-    /// `in_iface` written into records.
-    pub iface: Option<String>,
-    /// Write a `flow` record when a flow ends. Off in the live agent, whose flow records come
-    /// from the kernel's flow map.
-    pub flow_records: bool,
-    /// Optional parts of alert records.
-    pub alerts: crate::config::AlertsSection,
-}
-
-impl Default for InspectConfig {
-    fn default() -> Self {
-        InspectConfig {
-            midstream: false,
-            stream: StreamLimits::default(),
-            stream_memcap: 256 << 20,
-            max_flows: 1 << 20,
-            timeouts: Timeouts::default(),
-            iface: None,
-            flow_records: true,
-            alerts: crate::config::AlertsSection::default(),
-        }
-    }
-}
-
-/// Counters of one run.
-#[derive(Clone, Debug, Default)]
-pub struct InspectStats {
-    /// Packets processed.
-    pub packets: u64,
-    /// Bytes processed (captured lengths).
-    pub bytes: u64,
-    /// Flows created.
-    pub flows: u64,
-    /// Packets that were not IP or whose headers could not be parsed, by outcome name.
-    pub undecoded: HashMap<&'static str, u64>,
-    /// Packets of a link type this build cannot decode.
-    pub unsupported_link: u64,
-    /// New flows not tracked because the flow table was full.
-    pub flows_over_limit: u64,
-    /// Alert records written.
-    pub alerts: u64,
-}
+use tcp::stream::{Reassembly, StreamStats};
 
 /// The pipeline: feed it packets, it writes EVE records.
 pub struct Pipeline {
@@ -121,29 +67,6 @@ fn view<'a>(flow: &'a Flow, iface: Option<&'a str>, pcap_cnt: u64) -> FlowView<'
         id: flow.id,
         iface,
         pcap_cnt,
-    }
-}
-
-/// The packet context of app-layer rules on `flow`: the client's side, no packet fields.
-fn app_context(flow: &Flow, ts_ns: u64, established: bool) -> PacketInfo<'static> {
-    let o = flows::orient(&flow.key, &flow.stats);
-    PacketInfo {
-        ts_ns,
-        src: o.src,
-        sport: o.sport,
-        dst: o.dst,
-        dport: o.dport,
-        proto: flow.key.proto,
-        ttl: 0,
-        tcp_flags: 0,
-        icmp_type: 0,
-        icmp_code: 0,
-        payload: &[],
-        dsize: 0,
-        to_server: true,
-        established,
-        app_proto: flow.app.proto(),
-        flow_id: flow.id,
     }
 }
 
@@ -330,15 +253,28 @@ impl Pipeline {
         } else {
             &arrived
         };
-        let packet = (p, dir, inspected, frame, payload.len());
-        let matches = detect_packet(
-            &mut self.detection,
-            self.cfg.midstream,
-            flow,
-            packet,
-            &outputs,
+        let established = match &flow.tcp {
+            Some(t) => t.established(self.cfg.midstream),
+            None => flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0,
+        };
+        let facts = FlowFacts {
+            key: &flow.key,
+            stats: &flow.stats,
+            id: flow.id,
+            app_proto: flow.app.proto(),
+            established,
+        };
+        let packet = Packet {
+            p,
+            dir,
+            inspected,
+            frame,
+            dsize: payload.len(),
             ts_ns,
-        );
+        };
+        let matches = self
+            .detection
+            .on_packet(&mut flow.detect, &facts, &packet, &outputs);
         flow.detect.alerted |= !matches.is_empty();
         let n = write_records(
             &mut self.eve,
@@ -353,61 +289,6 @@ impl Pipeline {
         self.stats.alerts += n;
         Ok(())
     }
-}
-
-/// Runs the signatures on a packet (its headers, direction index, inspected bytes, frame and
-/// payload size) and on the app-layer buffers it produced.
-fn detect_packet<'a>(
-    detection: &mut Detection,
-    midstream: bool,
-    flow: &mut Flow,
-    (p, dir, inspected, frame, dsize): (&Parsed, usize, &'a [u8], &'a [u8], usize),
-    outputs: &[(Dir, Output)],
-    ts_ns: u64,
-) -> Vec<Match<'a>> {
-    if !detection.is_on() {
-        return Vec::new();
-    }
-    // After the app layer, which may have turned the flow around.
-    let to_server = usize::from(flow.stats.client_dir) == dir;
-    let established = match &flow.tcp {
-        Some(t) => t.established(midstream),
-        None => flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0,
-    };
-    let has_ports = matches!(flow.key.proto, ipproto::TCP | ipproto::UDP);
-    let info = PacketInfo {
-        ts_ns,
-        src: flows::ip_of(p.family, &p.src),
-        sport: if has_ports { p.sport } else { 0 },
-        dst: flows::ip_of(p.family, &p.dst),
-        dport: if has_ports { p.dport } else { 0 },
-        proto: p.proto,
-        ttl: p.ttl,
-        tcp_flags: p.tcp_flags,
-        icmp_type: p.icmp_type,
-        icmp_code: p.icmp_code,
-        payload: inspected,
-        dsize,
-        to_server,
-        established,
-        app_proto: flow.app.proto(),
-        flow_id: flow.id,
-    };
-    let mut matches = detection.packet(&mut flow.detect, &info, frame);
-    let pkt_dir = if to_server {
-        Dir::ToServer
-    } else {
-        Dir::ToClient
-    };
-    let base = app_context(flow, ts_ns, established);
-    matches.extend(detection.app(
-        &mut flow.detect,
-        &base,
-        outputs,
-        Some((pkt_dir, inspected)),
-        Some(frame),
-    ));
-    matches
 }
 
 impl Pipeline {
@@ -442,10 +323,16 @@ impl Pipeline {
         let ts = flow.stats.last_ns;
         let established = flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0
             || flow.tcp.as_ref().is_some_and(|t| t.handshake_seen());
-        let base = app_context(&flow, ts, established);
+        let facts = FlowFacts {
+            key: &flow.key,
+            stats: &flow.stats,
+            id: flow.id,
+            app_proto: flow.app.proto(),
+            established,
+        };
         let matches = self
             .detection
-            .app(&mut flow.detect, &base, &outputs, None, None);
+            .on_end(&mut flow.detect, &facts, &outputs, ts);
         flow.detect.alerted |= !matches.is_empty();
         let n = write_records(
             &mut self.eve,

@@ -1,0 +1,429 @@
+//! HTTP/1.x: a lenient request and response parser in the spirit of libhtp (what real
+//! clients and servers send, not only what the RFCs allow), pairing pipelined requests with
+//! responses into transactions, logged as EVE `http` records when both sides are complete.
+//! A successful `CONNECT` (or `101 Switching Protocols`) hands the rest of the stream over to
+//! protocol detection.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Map, Value};
+
+use super::{AppParser, AppRecord, Buffer, Dir, Leftover, Output};
+
+mod buffers;
+mod message;
+mod tx;
+mod uri;
+
+use buffers::*;
+use message::*;
+use tx::*;
+pub use uri::{normalize_uri, percent_decode};
+
+/// Bytes of headers buffered per message before giving up on it.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Body bytes kept per transaction for the signature engine.
+const MAX_BODY_KEPT: usize = 64 * 1024;
+
+/// `true` when `data` starts like an HTTP request (a known method and a space) or response.
+pub fn probe(data: &[u8]) -> bool {
+    const METHODS: &[&[u8]] = &[
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+        b"PATCH ",
+        b"PROPFIND ",
+        b"PROPPATCH ",
+        b"MKCOL ",
+        b"COPY ",
+        b"MOVE ",
+        b"LOCK ",
+        b"UNLOCK ",
+        b"SEARCH ",
+        b"REPORT ",
+    ];
+    METHODS.iter().any(|m| {
+        data.starts_with(m) || (data.len() < m.len() && m.starts_with(data) && !data.is_empty())
+    }) || data.starts_with(b"HTTP/1.")
+}
+
+#[derive(Debug)]
+enum Phase {
+    Line,
+    Headers,
+    Body(Body),
+    /// The stream was handed over or cannot be parsed any more.
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Side {
+    buf: Vec<u8>,
+    phase: Phase,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side {
+            buf: Vec::new(),
+            phase: Phase::Line,
+        }
+    }
+}
+
+/// HTTP/1.x parser state of one connection.
+#[derive(Debug, Default)]
+pub struct HttpParser {
+    req: Side,
+    resp: Side,
+    txs: VecDeque<Tx>,
+    next_id: u64,
+    /// Index in `txs` of the transaction whose response is being read.
+    resp_tx: Option<usize>,
+    switched: bool,
+}
+
+impl HttpParser {
+    /// A parser for a new connection.
+    pub fn new() -> HttpParser {
+        HttpParser::default()
+    }
+
+    fn log_completed(&mut self, out: &mut Output) {
+        while let Some(tx) = self.txs.front() {
+            if !(tx.request_done && tx.response_done) {
+                break;
+            }
+            let tx = self.txs.pop_front().expect("front exists");
+            self.resp_tx = self.resp_tx.and_then(|i| i.checked_sub(1));
+            push_record(&tx, out);
+        }
+    }
+}
+
+impl HttpParser {
+    fn parse_requests(&mut self, out: &mut Output) {
+        loop {
+            match &mut self.req.phase {
+                Phase::Stopped => return,
+                Phase::Line => {
+                    let Some(line) = take_line(&mut self.req.buf) else {
+                        if self.req.buf.len() > MAX_HEADER_BYTES {
+                            out.anomalies.push("REQUEST_FIELD_TOO_LONG");
+                            self.req.phase = Phase::Stopped;
+                        }
+                        return;
+                    };
+                    let parts = split_ws(&line);
+                    if parts.is_empty() {
+                        continue; // blank or all-whitespace lines between requests are skipped
+                    }
+                    let mut tx = Tx {
+                        id: self.next_id,
+                        ..Tx::default()
+                    };
+                    self.next_id += 1;
+                    tx.method = parts.first().map(|p| p.to_vec()).unwrap_or_default();
+                    tx.uri = parts.get(1).map(|p| p.to_vec()).unwrap_or_default();
+                    if parts.len() >= 3 {
+                        // The protocol is the last word; spaces before it belong to the URI,
+                        // as libhtp reads such request lines.
+                        let last = parts.len() - 1;
+                        if parts[last].starts_with(b"HTTP/") {
+                            tx.uri = parts[1..last].join(&b' ');
+                            tx.protocol = parts[last].to_vec();
+                        } else {
+                            tx.protocol = parts[2..].join(&b' ');
+                        }
+                        self.req.phase = Phase::Headers;
+                    } else {
+                        // HTTP/0.9: no protocol, no headers, no body.
+                        out.anomalies.push("REQUEST_LINE_MISSING_PROTOCOL");
+                        tx.request_done = true;
+                    }
+                    push_request_buffers(&tx, out);
+                    self.txs.push_back(tx);
+                }
+                Phase::Headers => {
+                    let Some(line) = take_line(&mut self.req.buf) else {
+                        if self.req.buf.len() > MAX_HEADER_BYTES {
+                            out.anomalies.push("REQUEST_FIELD_TOO_LONG");
+                            self.req.phase = Phase::Stopped;
+                        }
+                        return;
+                    };
+                    let Some(tx) = self.txs.back_mut() else {
+                        return;
+                    };
+                    if line.is_empty() {
+                        push_header_buffers(Dir::ToServer, &tx.request_headers, out);
+                        out.buffers
+                            .push((Dir::ToServer, Buffer::HttpStart, start_buffer(tx)));
+                        let body = body_of(&tx.request_headers, false);
+                        if body == Body::None {
+                            tx.request_done = true;
+                            self.req.phase = Phase::Line;
+                            self.log_completed(out);
+                        } else {
+                            self.req.phase = Phase::Body(body);
+                        }
+                        continue;
+                    }
+                    if line[0] == b' ' || line[0] == b'\t' {
+                        if let Some(last) = tx.request_headers.last_mut() {
+                            last.1.push(b' ');
+                            last.1.extend_from_slice(line.trim_ascii());
+                        }
+                    } else if let Some(h) = parse_header(&line) {
+                        tx.request_headers.push(h);
+                    } else {
+                        out.anomalies.push("REQUEST_HEADER_INVALID");
+                    }
+                }
+                Phase::Body(body) => {
+                    let Some(tx) = self.txs.back_mut() else {
+                        return;
+                    };
+                    let inspect = out.inspect;
+                    let mut kept = std::mem::take(&mut tx.request_body);
+                    let done = read_body(body, &mut self.req.buf, &mut |d| {
+                        // Bodies are kept only for the signature engine.
+                        let room = if inspect {
+                            MAX_BODY_KEPT.saturating_sub(kept.len())
+                        } else {
+                            0
+                        };
+                        kept.extend_from_slice(&d[..d.len().min(room)]);
+                    });
+                    tx.request_body = kept;
+                    if !done {
+                        return;
+                    }
+                    tx.request_done = true;
+                    out.buffers.push((
+                        Dir::ToServer,
+                        Buffer::HttpRequestBody,
+                        tx.request_body.clone(),
+                    ));
+                    out.buffers
+                        .push((Dir::ToServer, Buffer::FileDataTs, tx.request_body.clone()));
+                    self.req.phase = Phase::Line;
+                    self.log_completed(out);
+                }
+            }
+        }
+    }
+
+    fn parse_responses(&mut self, out: &mut Output) {
+        loop {
+            match &mut self.resp.phase {
+                Phase::Stopped => return,
+                Phase::Line => {
+                    // An HTTP/0.9 request gets a bare body, no status line or headers.
+                    if let Some(i) = self.txs.iter().position(|t| !t.response_done) {
+                        if self.txs[i].protocol.is_empty() && !self.resp.buf.is_empty() {
+                            self.resp_tx = Some(i);
+                            self.resp.phase = Phase::Body(Body::UntilClose);
+                            continue;
+                        }
+                    }
+                    let Some(line) = take_line(&mut self.resp.buf) else {
+                        if self.resp.buf.len() > MAX_HEADER_BYTES {
+                            self.resp.phase = Phase::Stopped;
+                        }
+                        return;
+                    };
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let idx = match self.txs.iter().position(|t| !t.response_done) {
+                        Some(i) => i,
+                        None => {
+                            // A response nobody asked for: keep it as its own transaction.
+                            out.anomalies.push("UNABLE_TO_MATCH_RESPONSE_TO_REQUEST");
+                            let tx = Tx {
+                                id: self.next_id,
+                                request_done: true,
+                                ..Tx::default()
+                            };
+                            self.next_id += 1;
+                            self.txs.push_back(tx);
+                            self.txs.len() - 1
+                        }
+                    };
+                    let parts = split_ws(&line);
+                    let tx = &mut self.txs[idx];
+                    tx.response_protocol = parts.first().map(|p| p.to_vec()).unwrap_or_default();
+                    tx.status_text = parts.get(1).map(|p| p.to_vec()).unwrap_or_default();
+                    tx.status = std::str::from_utf8(&tx.status_text)
+                        .ok()
+                        .and_then(|s| s.parse().ok());
+                    tx.response_headers.clear();
+                    out.buffers
+                        .push((Dir::ToClient, Buffer::HttpStatCode, tx.status_text.clone()));
+                    let msg: Vec<u8> = parts.get(2..).map(|p| p.join(&b' ')).unwrap_or_default();
+                    out.buffers.push((Dir::ToClient, Buffer::HttpStatMsg, msg));
+                    out.buffers
+                        .push((Dir::ToClient, Buffer::HttpResponseLine, line.clone()));
+                    self.resp_tx = Some(idx);
+                    self.resp.phase = Phase::Headers;
+                }
+                Phase::Headers => {
+                    let Some(line) = take_line(&mut self.resp.buf) else {
+                        if self.resp.buf.len() > MAX_HEADER_BYTES {
+                            self.resp.phase = Phase::Stopped;
+                        }
+                        return;
+                    };
+                    let Some(tx) = self.resp_tx.and_then(|i| self.txs.get_mut(i)) else {
+                        return;
+                    };
+                    if !line.is_empty() {
+                        if line[0] == b' ' || line[0] == b'\t' {
+                            if let Some(last) = tx.response_headers.last_mut() {
+                                last.1.push(b' ');
+                                last.1.extend_from_slice(line.trim_ascii());
+                            }
+                        } else if let Some(h) = parse_header(&line) {
+                            tx.response_headers.push(h);
+                        }
+                        continue;
+                    }
+                    push_header_buffers(Dir::ToClient, &tx.response_headers, out);
+                    let status = tx.status.unwrap_or(0);
+                    if (100..200).contains(&status) && status != 101 {
+                        // Interim response: the real one follows.
+                        self.resp.phase = Phase::Line;
+                        continue;
+                    }
+                    let is_connect = tx.method.eq_ignore_ascii_case(b"CONNECT");
+                    let switch = (is_connect && (200..300).contains(&status)) || status == 101;
+                    let no_body = tx.method.eq_ignore_ascii_case(b"HEAD")
+                        || status == 204
+                        || status == 304
+                        || switch;
+                    let body = if no_body {
+                        Body::None
+                    } else {
+                        body_of(&tx.response_headers, true)
+                    };
+                    if body == Body::None {
+                        tx.response_done = true;
+                        self.resp.phase = Phase::Line;
+                        self.log_completed(out);
+                        if switch {
+                            self.switch(out);
+                            return;
+                        }
+                    } else {
+                        self.resp.phase = Phase::Body(body);
+                    }
+                }
+                Phase::Body(body) => {
+                    let Some(tx) = self.resp_tx.and_then(|i| self.txs.get_mut(i)) else {
+                        return;
+                    };
+                    let inspect = out.inspect;
+                    let mut kept = std::mem::take(&mut tx.response_body);
+                    let mut len = tx.response_body_len;
+                    let done = read_body(body, &mut self.resp.buf, &mut |d| {
+                        len += d.len() as u64;
+                        // Bodies are kept only for the signature engine.
+                        let room = if inspect {
+                            MAX_BODY_KEPT.saturating_sub(kept.len())
+                        } else {
+                            0
+                        };
+                        kept.extend_from_slice(&d[..d.len().min(room)]);
+                    });
+                    tx.response_body = kept;
+                    tx.response_body_len = len;
+                    if !done {
+                        return;
+                    }
+                    tx.response_done = true;
+                    out.buffers.push((
+                        Dir::ToClient,
+                        Buffer::HttpResponseBody,
+                        tx.response_body.clone(),
+                    ));
+                    out.buffers
+                        .push((Dir::ToClient, Buffer::FileDataTc, tx.response_body.clone()));
+                    self.resp.phase = Phase::Line;
+                    self.log_completed(out);
+                }
+            }
+        }
+    }
+
+    fn switch(&mut self, out: &mut Output) {
+        self.switched = true;
+        self.req.phase = Phase::Stopped;
+        self.resp.phase = Phase::Stopped;
+        out.switch_protocol = Some(Leftover {
+            to_server: std::mem::take(&mut self.req.buf),
+            to_client: std::mem::take(&mut self.resp.buf),
+        });
+    }
+}
+
+impl AppParser for HttpParser {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn parse(&mut self, dir: Dir, data: &[u8], out: &mut Output) {
+        if self.switched {
+            return;
+        }
+        match dir {
+            Dir::ToServer => {
+                self.req.buf.extend_from_slice(data);
+                self.parse_requests(out);
+            }
+            Dir::ToClient => {
+                self.resp.buf.extend_from_slice(data);
+                self.parse_responses(out);
+            }
+        }
+        // The transaction a response is being read for, else the newest request.
+        let current = self
+            .resp_tx
+            .and_then(|i| self.txs.get(i))
+            .or_else(|| self.txs.back());
+        if let (true, Some(tx)) = (out.inspect, current) {
+            out.tx = Some((tx.id, tx.eve()));
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, _len: usize, _out: &mut Output) {
+        // A gap inside a body could be skipped; inside headers there is no way back in.
+        let side = match dir {
+            Dir::ToServer => &mut self.req,
+            Dir::ToClient => &mut self.resp,
+        };
+        side.buf.clear();
+        side.phase = Phase::Stopped;
+    }
+
+    fn finish(&mut self, out: &mut Output) {
+        // A body read until the connection closed ends now; anything unanswered is logged
+        // as it stands, as Suricata does at flow end.
+        if let (Phase::Body(Body::UntilClose), Some(i)) = (&self.resp.phase, self.resp_tx) {
+            if let Some(tx) = self.txs.get_mut(i) {
+                tx.response_done = true;
+            }
+        }
+        while let Some(tx) = self.txs.pop_front() {
+            push_record(&tx, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

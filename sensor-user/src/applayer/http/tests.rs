@@ -1,0 +1,165 @@
+//! The HTTP parser on requests and responses built here.
+
+use super::*;
+
+fn run(parts: &[(Dir, &[u8])]) -> Output {
+    let mut p = HttpParser::new();
+    let mut out = Output::new(true);
+    for (dir, data) in parts {
+        p.parse(*dir, data, &mut out);
+    }
+    p.finish(&mut out);
+    out
+}
+
+fn buffer(out: &Output, name: Buffer) -> Vec<&[u8]> {
+    out.buffers
+        .iter()
+        .filter(|(_, n, _)| *n == name)
+        .map(|(_, _, v)| v.as_slice())
+        .collect()
+}
+
+#[test]
+fn request_and_response_make_one_record() {
+    let out = run(&[
+        (Dir::ToServer, b"GET /index.html?a=1 HTTP/1.1\r\nHost: Example.COM:8080\r\nUser-Agent: curl/8\r\nReferer: http://r/\r\n\r\n"),
+        (Dir::ToClient, b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\r\nhello"),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    let h = &out.records[0].object;
+    assert_eq!(h["hostname"], "example.com");
+    assert_eq!(h["http_port"], 8080);
+    assert_eq!(h["url"], "/index.html?a=1");
+    assert_eq!(h["http_user_agent"], "curl/8");
+    assert_eq!(h["http_content_type"], "text/html");
+    assert_eq!(h["http_refer"], "http://r/");
+    assert_eq!(h["http_method"], "GET");
+    assert_eq!(h["protocol"], "HTTP/1.1");
+    assert_eq!(h["status"], 200);
+    assert_eq!(h["length"], 5);
+    assert_eq!(out.records[0].tx_id, Some(0));
+    assert_eq!(
+        buffer(&out, Buffer::HttpHost),
+        vec![b"example.com".as_slice()]
+    );
+    assert_eq!(
+        buffer(&out, Buffer::HttpResponseBody),
+        vec![b"hello".as_slice()]
+    );
+}
+
+#[test]
+fn byte_at_a_time_gives_the_same_records() {
+    let req = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+    let resp = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    let whole = run(&[(Dir::ToServer, req), (Dir::ToClient, resp)]);
+    let mut p = HttpParser::new();
+    let mut out = Output::new(true);
+    for b in req {
+        p.parse(Dir::ToServer, &[*b], &mut out);
+    }
+    for b in resp {
+        p.parse(Dir::ToClient, &[*b], &mut out);
+    }
+    p.finish(&mut out);
+    assert_eq!(whole.records, out.records);
+    assert_eq!(out.records.len(), 2);
+    assert_eq!(out.records[0].object["status"], 201);
+    assert_eq!(out.records[0].object["length"], 2);
+    assert_eq!(out.records[1].object["url"], "/2");
+    assert_eq!(out.records[1].object["status"], 404);
+    assert_eq!(out.records[1].tx_id, Some(1));
+    assert_eq!(
+        buffer(&out, Buffer::HttpRequestBody),
+        vec![b"abc".as_slice()]
+    );
+}
+
+#[test]
+fn connect_hands_the_stream_over() {
+    let mut p = HttpParser::new();
+    let mut out = Output::default();
+    p.parse(
+        Dir::ToServer,
+        b"CONNECT host.example:443 HTTP/1.1\r\nHost: host.example:443\r\n\r\n\x16\x03\x01",
+        &mut out,
+    );
+    p.parse(
+        Dir::ToClient,
+        b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
+        &mut out,
+    );
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].object["http_method"], "CONNECT");
+    assert_eq!(out.records[0].object["hostname"], "host.example");
+    let left = out.switch_protocol.expect("switch");
+    assert_eq!(left.to_server, b"\x16\x03\x01");
+    assert_eq!(left.to_client, b"\x16\x03\x03");
+}
+
+#[test]
+fn odd_requests_are_logged_with_anomalies() {
+    let out = run(&[
+        (Dir::ToServer, b"GET /x HTTP/1.0\r\n\r\n"),
+        (Dir::ToClient, b"HTTP/1.0 2XX ok\r\n\r\nbody"),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].object["status_string"], "2XX");
+    assert_eq!(out.records[0].object["length"], 4, "body read until close");
+    // HTTP/0.9: no protocol, whitespace lines after it are not requests, bare body back.
+    let out = run(&[
+        (Dir::ToServer, b"GET /\n \n \n\n"),
+        (Dir::ToClient, b"<html>hi</html>"),
+    ]);
+    assert_eq!(out.anomalies, vec!["REQUEST_LINE_MISSING_PROTOCOL"]);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].object["length"], 15);
+    assert!(out.records[0].object.get("protocol").is_none());
+}
+
+#[test]
+fn unanswered_requests_are_logged_at_the_end() {
+    let out = run(&[(
+        Dir::ToServer,
+        b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+    )]);
+    assert_eq!(out.records.len(), 2);
+    assert!(out.records[0].object.get("status").is_none());
+}
+
+#[test]
+fn uri_normalisation() {
+    assert_eq!(normalize_uri(b"/a/./b/../c%41?x=%41"), b"/a/cA?x=A");
+    assert_eq!(normalize_uri(b"/%zz"), b"/%zz");
+    assert_eq!(normalize_uri(b"/%4"), b"/%4");
+}
+
+#[test]
+fn probes() {
+    assert!(probe(b"GET / HTTP/1.1\r\n"));
+    assert!(probe(b"HTTP/1.1 200 OK"));
+    assert!(probe(b"GE"));
+    assert!(!probe(b"\x16\x03\x01"));
+    assert!(!probe(b"SSH-2.0-x"));
+}
+
+#[test]
+fn junk_never_panics() {
+    let mut seed = 7u64;
+    for _ in 0..2000 {
+        let mut p = HttpParser::new();
+        let mut out = Output::default();
+        let mut data = b"GET / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n".to_vec();
+        for _ in 0..4 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = (seed >> 33) as usize % data.len();
+            data[at] = (seed >> 13) as u8;
+        }
+        p.parse(Dir::ToServer, &data, &mut out);
+        p.parse(Dir::ToClient, &data, &mut out);
+        p.finish(&mut out);
+    }
+}
