@@ -50,8 +50,6 @@ pub mod maps {
     pub const VERDICTS: &str = "PRECINCT_VERDICTS";
     /// Ring buffer of drop events ([`crate::head::HeadRecord`] + frame start).
     pub const DROPS: &str = "PRECINCT_DROPS";
-    /// Benchmark only: the IPv4 table as a kernel LPM trie, the anchor to beat.
-    pub const BENCH_LPM4: &str = "BENCH_LPM4";
 }
 
 /// Names of the programs in the eBPF object.
@@ -60,12 +58,42 @@ pub mod programs {
     pub const INGRESS: &str = "precinct_ingress";
     /// TC (clsact) egress program.
     pub const EGRESS: &str = "precinct_egress";
-    /// An XDP program that returns `XDP_PASS` and does nothing: the benchmark baseline.
-    pub const EMPTY: &str = "precinct_empty";
-    /// Benchmark only: the IPv4 source lookup through the directory and hash, nothing else.
-    pub const BENCH_LOOKUP_DIR4: &str = "bench_lookup_dir4";
-    /// Benchmark only: the IPv4 source lookup through the LPM trie, nothing else.
-    pub const BENCH_LOOKUP_LPM4: &str = "bench_lookup_lpm4";
+}
+
+/// Names in the benchmark-only eBPF object (`bench`), which holds the production maps and
+/// these besides; nothing here is in the object the agent loads.
+pub mod bench {
+    /// Programs.
+    pub mod programs {
+        /// An XDP program that returns `XDP_PASS` and does nothing: the baseline.
+        pub const EMPTY: &str = "bench_empty";
+        /// The production ingress code over the production flow map (a per-CPU hash).
+        pub const INGRESS_PERCPU_HASH: &str = "bench_ingress_percpu_hash";
+        /// The same code over a per-CPU LRU hash.
+        pub const INGRESS_LRU_PERCPU: &str = "bench_ingress_lru_percpu";
+        /// The same code over a shared hash.
+        pub const INGRESS_HASH: &str = "bench_ingress_hash";
+        /// The same code over a shared LRU hash.
+        pub const INGRESS_LRU: &str = "bench_ingress_lru";
+        /// The IPv4 source lookup through the directory and hash, nothing else.
+        pub const LOOKUP_DIR4: &str = "bench_lookup_dir4";
+        /// The IPv4 source lookup through the LPM trie, nothing else.
+        pub const LOOKUP_LPM4: &str = "bench_lookup_lpm4";
+    }
+
+    /// Maps.
+    pub mod maps {
+        /// Flow map variants (one entry unless resized at load).
+        pub const FLOWS_LRU_PERCPU: &str = "BENCH_FLOWS_LRU_PERCPU";
+        /// A shared hash flow map.
+        pub const FLOWS_HASH: &str = "BENCH_FLOWS_HASH";
+        /// A shared LRU hash flow map.
+        pub const FLOWS_LRU: &str = "BENCH_FLOWS_LRU";
+        /// The IPv4 table as a kernel LPM trie, the anchor to beat.
+        pub const LPM4: &str = "BENCH_LPM4";
+        /// Where lookup-only programs add their results.
+        pub const SINK: &str = "BENCH_SINK";
+    }
 }
 
 /// Default capacity of the flow map; userspace may override it before load.

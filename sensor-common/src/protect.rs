@@ -566,11 +566,9 @@ pub mod vid {
     pub const EVENTS_LOST: usize = 82;
     /// Outbound flows recorded for the port policy.
     pub const OUTBOUND_RECORDED: usize = 83;
-    /// Benchmark programs add their lookup results here so that nothing is optimised away.
-    pub const BENCH_SINK: usize = 84;
 }
 
-/// Verdict counter slots per hook.
+/// Verdict counter slots per hook (84 to 87 are spare).
 pub const VERDICT_SLOTS: usize = 88;
 
 /// One hook's verdict counters on one CPU.

@@ -23,6 +23,12 @@ use sensor_common::{
 /// The compiled eBPF object, built by `build.rs`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor"));
 
+/// The benchmark-only eBPF object (`sensor-ebpf/src/bin/bench.rs`): the production maps and
+/// ingress code, the empty baseline, other flow-map kinds and lookup-only programs
+/// (`sensor_common::bench`). `cargo xtask bench` loads it; the agent never does.
+pub static EBPF_BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench"));
+
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -3,6 +3,10 @@
 //! 1 and with 100,000 live flows (packets of a flow past its head, with the default head
 //! settings); then the flow-map kinds against each other; then what flow heads cost.
 //!
+//! The ingress program is the one the agent loads (the production object); the empty baseline
+//! and the other flow-map kinds come from the benchmark object, which runs the same accounting
+//! code (`sensor-ebpf/src/kernel.rs`).
+//!
 //! `cargo xtask bench` (root). The kernel reports the mean time per run in whole ns; every
 //! figure is the median of several runs of `REPEAT` repetitions.
 
@@ -11,10 +15,11 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use precinct::{
-    datapath::{program_mut, Maps, EBPF_OBJECT},
+    datapath::{program_mut, Maps, EBPF_BENCH_OBJECT, EBPF_OBJECT},
     heads,
 };
 use sensor_common::{
+    bench,
     flow::{FlowKey, FlowStats},
     head::Settings,
     maps, parse, programs,
@@ -30,26 +35,39 @@ fn load() -> Ebpf {
     load_with(&Settings::DEFAULT)
 }
 
+/// The production object with its ingress program loaded.
 fn load_with(settings: &Settings) -> Ebpf {
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(maps::FLOWS, CAPACITY)
+        .load(EBPF_OBJECT)
+        .expect("load the eBPF object (run as root)");
+    heads::write_settings(&mut ebpf, settings).expect("head settings");
+    let p: &mut Xdp = program_mut(&mut ebpf, programs::INGRESS).expect("program");
+    p.load().expect("verifier");
+    ebpf
+}
+
+/// The benchmark object with every program loaded.
+fn load_bench() -> Ebpf {
     let mut loader = EbpfLoader::new();
     loader.map_max_entries(maps::FLOWS, CAPACITY);
     for name in [
-        "BENCH_FLOWS_LRU_PERCPU",
-        "BENCH_FLOWS_HASH",
-        "BENCH_FLOWS_LRU",
+        bench::maps::FLOWS_LRU_PERCPU,
+        bench::maps::FLOWS_HASH,
+        bench::maps::FLOWS_LRU,
     ] {
         loader.map_max_entries(name, CAPACITY);
     }
     let mut ebpf = loader
-        .load(EBPF_OBJECT)
-        .expect("load the eBPF object (run as root)");
-    heads::write_settings(&mut ebpf, settings).expect("head settings");
+        .load(EBPF_BENCH_OBJECT)
+        .expect("load the benchmark eBPF object (run as root)");
+    heads::write_settings(&mut ebpf, &Settings::DEFAULT).expect("head settings");
     for name in [
-        programs::INGRESS,
-        programs::EMPTY,
-        "bench_ingress_lru_percpu",
-        "bench_ingress_hash",
-        "bench_ingress_lru",
+        bench::programs::EMPTY,
+        bench::programs::INGRESS_PERCPU_HASH,
+        bench::programs::INGRESS_LRU_PERCPU,
+        bench::programs::INGRESS_HASH,
+        bench::programs::INGRESS_LRU,
     ] {
         let p: &mut Xdp = program_mut(&mut ebpf, name).expect("program");
         p.load().expect("verifier");
@@ -101,7 +119,7 @@ fn prefill(ebpf: &mut Ebpf, map: &str, n: u32) {
     };
     let m = ebpf.map_mut(map).expect("map");
     match map {
-        "BENCH_FLOWS_HASH" | "BENCH_FLOWS_LRU" => {
+        bench::maps::FLOWS_HASH | bench::maps::FLOWS_LRU => {
             let mut h: aya::maps::HashMap<_, FlowKey, FlowStats> =
                 aya::maps::HashMap::try_from(m).expect("hash map");
             for i in 0..n {
@@ -166,6 +184,7 @@ fn main() {
         "frame", "live flows", "ingress", "empty", "ratio"
     );
     let mut worst: f64 = 0.0;
+    let mut baseline = load_bench();
     for live in [1u32, LIVE_FLOWS] {
         let mut ebpf = load();
         if live > 1 {
@@ -175,7 +194,7 @@ fn main() {
             // The first run creates the packet's own flow; the measured runs update it.
             measure(&mut ebpf, programs::INGRESS, frame);
             let full = measure(&mut ebpf, programs::INGRESS, frame);
-            let empty = measure(&mut ebpf, programs::EMPTY, frame);
+            let empty = measure(&mut baseline, bench::programs::EMPTY, frame);
             let ratio = full as f64 / empty.max(1) as f64;
             worst = worst.max(ratio);
             println!(
@@ -203,20 +222,32 @@ fn main() {
     );
     let (_, frame) = &frames[0];
     for (label, prog, map) in [
-        ("per-CPU hash (in use)", programs::INGRESS, maps::FLOWS),
+        (
+            "per-CPU hash (in use)",
+            bench::programs::INGRESS_PERCPU_HASH,
+            maps::FLOWS,
+        ),
         (
             "LRU per-CPU hash",
-            "bench_ingress_lru_percpu",
-            "BENCH_FLOWS_LRU_PERCPU",
+            bench::programs::INGRESS_LRU_PERCPU,
+            bench::maps::FLOWS_LRU_PERCPU,
         ),
-        ("hash (shared)", "bench_ingress_hash", "BENCH_FLOWS_HASH"),
-        ("LRU hash (shared)", "bench_ingress_lru", "BENCH_FLOWS_LRU"),
+        (
+            "hash (shared)",
+            bench::programs::INGRESS_HASH,
+            bench::maps::FLOWS_HASH,
+        ),
+        (
+            "LRU hash (shared)",
+            bench::programs::INGRESS_LRU,
+            bench::maps::FLOWS_LRU,
+        ),
     ] {
-        let mut ebpf = load();
+        let mut ebpf = load_bench();
         prefill(&mut ebpf, map, LIVE_FLOWS - 1);
         measure(&mut ebpf, prog, frame);
         let full = measure(&mut ebpf, prog, frame);
-        let empty = measure(&mut ebpf, programs::EMPTY, frame);
+        let empty = measure(&mut ebpf, bench::programs::EMPTY, frame);
         println!(
             "{label:<28} {full:>7} ns {empty:>7} ns {:>7.2}",
             full as f64 / empty.max(1) as f64
@@ -276,6 +307,7 @@ fn measure_draining(ebpf: &mut Ebpf, frame: &[u8], repeat: u32) -> u64 {
 /// The per-packet cost of flow heads on IPv4/TCP, 1 live flow: off, past the head (what most
 /// packets pay), with 1-in-100 sampling, and every packet copied into the ring buffer.
 fn heads_cost(frame: &[u8]) {
+    let mut baseline = load_bench();
     println!();
     println!("Flow heads, IPv4/TCP ({} bytes), 1 live flow", frame.len());
     println!(
@@ -316,7 +348,7 @@ fn heads_cost(frame: &[u8]) {
             measure(&mut ebpf, programs::INGRESS, frame);
             measure(&mut ebpf, programs::INGRESS, frame)
         };
-        let empty = measure(&mut ebpf, programs::EMPTY, frame);
+        let empty = measure(&mut baseline, bench::programs::EMPTY, frame);
         println!(
             "{label:<34} {full:>7} ns {empty:>7} ns {:>7.2}",
             full as f64 / empty.max(1) as f64

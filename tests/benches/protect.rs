@@ -22,7 +22,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use precinct::{
-    datapath::{self, program_mut, LoadOptions, EBPF_OBJECT},
+    datapath::{self, program_mut, LoadOptions, EBPF_BENCH_OBJECT},
     heads,
     protect::{
         lists::{Format, Prefix},
@@ -34,8 +34,9 @@ use precinct::{
     },
 };
 use sensor_common::{
+    bench,
     head::Settings,
-    maps, programs,
+    maps,
     protect::{
         bit, mask4, Pfx4Key, BOGONS_V4, BOGONS_V6, DEFAULT_V4_CAPACITY, DEFAULT_V6_CAPACITY,
     },
@@ -46,6 +47,10 @@ use tests::{
 };
 
 const REPEAT: u32 = 1_000_000;
+
+/// The production ingress code in the benchmark object, whose tables the lookup-only
+/// programs share.
+const INGRESS: &str = bench::programs::INGRESS_PERCPU_HASH;
 const RUNS: usize = 7;
 const V4_ENTRIES: usize = 1_000_000;
 const V6_ENTRIES: usize = 100_000;
@@ -199,7 +204,8 @@ fn section() -> ProtectSection {
     }
 }
 
-/// The object loaded as `datapath::load_with` loads it with the default capacities, plus the
+/// The benchmark object (the production maps and ingress code, and the lookup-only programs)
+/// loaded with the capacities `datapath::load_with` gives the production object, plus the
 /// benchmark LPM trie sized for `lpm4` prefixes (`LoadOptions` has no size for it).
 fn load(lpm4: u32) -> Ebpf {
     let mut loader = EbpfLoader::new();
@@ -207,15 +213,15 @@ fn load(lpm4: u32) -> Ebpf {
         loader.map_max_entries(name, n);
     }
     let mut ebpf = loader
-        .map_max_entries(maps::BENCH_LPM4, lpm4)
-        .load(EBPF_OBJECT)
+        .map_max_entries(bench::maps::LPM4, lpm4)
+        .load(EBPF_BENCH_OBJECT)
         .expect("load the eBPF object (run as root)");
     heads::write_settings(&mut ebpf, &Settings::DEFAULT).expect("head settings");
     for name in [
-        programs::INGRESS,
-        programs::EMPTY,
-        programs::BENCH_LOOKUP_DIR4,
-        programs::BENCH_LOOKUP_LPM4,
+        INGRESS,
+        bench::programs::EMPTY,
+        bench::programs::LOOKUP_DIR4,
+        bench::programs::LOOKUP_LPM4,
     ] {
         let p: &mut Xdp = program_mut(&mut ebpf, name).expect("program");
         p.load().expect("verifier");
@@ -440,7 +446,7 @@ fn main() {
         ("IPv6 LPM trie", map_id(&ebpf, maps::LPM6)),
         (
             "IPv4 LPM trie (benchmark copy)",
-            map_id(&ebpf, maps::BENCH_LPM4),
+            map_id(&ebpf, bench::maps::LPM4),
         ),
     ];
     let mut protect = Protect::take(
@@ -456,16 +462,18 @@ fn main() {
     );
     println!();
     // Before the first swap the policy is all zero: protection off, one array lookup.
-    measure(&mut ebpf, programs::INGRESS, &cases[0].frame, 10_000);
-    let (off, _) = measure(&mut ebpf, programs::INGRESS, &cases[0].frame, REPEAT);
-    let (empty, _) = measure(&mut ebpf, programs::EMPTY, &cases[0].frame, REPEAT);
+    measure(&mut ebpf, INGRESS, &cases[0].frame, 10_000);
+    let (off, _) = measure(&mut ebpf, INGRESS, &cases[0].frame, REPEAT);
+    let (empty, _) = measure(&mut ebpf, bench::programs::EMPTY, &cases[0].frame, REPEAT);
 
     let first = protect.swap(&built, policy).expect("load the tables");
     let reload = protect.swap(&built, policy).expect("reload the tables");
     let gen = protect.policy().gen as u8;
-    let mut lpm: LpmTrie<MapData, [u8; 5], u32> =
-        LpmTrie::try_from(ebpf.take_map(maps::BENCH_LPM4).expect("benchmark LPM trie"))
-            .expect("LPM trie");
+    let mut lpm: LpmTrie<MapData, [u8; 5], u32> = LpmTrie::try_from(
+        ebpf.take_map(bench::maps::LPM4)
+            .expect("benchmark LPM trie"),
+    )
+    .expect("LPM trie");
     let t = Instant::now();
     for (p, m) in &v4 {
         let a = p.addr;
@@ -530,10 +538,10 @@ fn main() {
     let mut worst: f64 = 0.0;
     for c in &cases {
         // The first runs create the flow and its rate bucket and spend the flow's head.
-        let (_, verdict) = measure(&mut ebpf, programs::INGRESS, &c.frame, 10_000);
+        let (_, verdict) = measure(&mut ebpf, INGRESS, &c.frame, 10_000);
         assert_eq!(verdict, if c.hit { DROP } else { PASS }, "{}", c.label);
-        let (full, _) = measure(&mut ebpf, programs::INGRESS, &c.frame, REPEAT);
-        let (empty, _) = measure(&mut ebpf, programs::EMPTY, &c.frame, REPEAT);
+        let (full, _) = measure(&mut ebpf, INGRESS, &c.frame, REPEAT);
+        let (empty, _) = measure(&mut ebpf, bench::programs::EMPTY, &c.frame, REPEAT);
         let ratio = full as f64 / empty.max(1) as f64;
         worst = worst.max(ratio);
         // Against protection off, for IPv4 frames: the baseline above is one.
@@ -563,9 +571,9 @@ fn main() {
         "case", "dir+hash", "LPM trie", "empty", "ratio", "LPM", "LPM/dir"
     );
     for c in cases.iter().filter(|c| c.v4) {
-        let (dir, _) = measure(&mut ebpf, programs::BENCH_LOOKUP_DIR4, &c.frame, REPEAT);
-        let (trie, _) = measure(&mut ebpf, programs::BENCH_LOOKUP_LPM4, &c.frame, REPEAT);
-        let (empty, _) = measure(&mut ebpf, programs::EMPTY, &c.frame, REPEAT);
+        let (dir, _) = measure(&mut ebpf, bench::programs::LOOKUP_DIR4, &c.frame, REPEAT);
+        let (trie, _) = measure(&mut ebpf, bench::programs::LOOKUP_LPM4, &c.frame, REPEAT);
+        let (empty, _) = measure(&mut ebpf, bench::programs::EMPTY, &c.frame, REPEAT);
         let e = empty.max(1) as f64;
         println!(
             "{:<42} {dir:>7} ns {trie:>7} ns {empty:>7} ns {:>7.2} {:>7.2} {:>8.2}",
