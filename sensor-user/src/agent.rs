@@ -22,11 +22,13 @@ use sensor_common::head::Settings;
 
 use crate::{
     config::{Config, RulesSection},
-    datapath::{Datapath, FlowMap, LoadOptions, Maps},
+    datapath::{
+        heads::{self, HeadControl},
+        Datapath, FlowMap, LoadOptions, Maps,
+    },
     detect::RuleSet,
     eve::{EveTarget, EveWriter},
     flows::{self, Clock, Reason},
-    heads::{self, HeadControl},
     health::AttachmentCheck,
     inspect::InspectConfig,
     live::Live,
@@ -235,7 +237,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         v4_capacity: config.protect.v4_capacity,
         v6_capacity: config.protect.v6_capacity,
     };
-    let pin_dir = crate::pin::prepare(config.pin, &config.pin_path, opts.unpin)?;
+    let pin_dir = crate::datapath::pin::prepare(config.pin, &config.pin_path, opts.unpin)?;
     let mut datapath =
         Datapath::attach(&config.interfaces, config.xdp_mode, &load, pin_dir.as_ref())?;
     // Pinned maps keep their sizes, and the head settings move on from the last agent's.
@@ -270,7 +272,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .collect();
     let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
     if datapath.adopted() {
-        crate::pin::log_carried_over(&flows, &counters);
+        crate::datapath::pin::log_carried_over(&flows, &counters);
     }
     metrics.set_counter_map(counters);
     let ports = config.protect.port_words();
@@ -281,7 +283,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Protect::take(datapath.ebpf(), &ports, capacity)?
     };
     let manual_store = match &pin_dir {
-        Some(dir) => Some(crate::pin::manual::ManualStore::open(dir)?),
+        Some(dir) => Some(crate::protect::pinned::ManualStore::open(dir)?),
         None => None,
     };
     let protect_metrics = ProtectMetrics::register(metrics.registry())?;

@@ -202,7 +202,7 @@ impl Default for Config {
             sensor: Default::default(),
             outputs: Vec::new(),
             pin: false,
-            pin_path: crate::pin::DEFAULT_PIN_PATH.into(),
+            pin_path: crate::datapath::pin::DEFAULT_PIN_PATH.into(),
         }
     }
 }

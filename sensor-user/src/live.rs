@@ -23,10 +23,10 @@ use prometheus::IntCounter;
 use sensor_common::head::flag;
 
 use crate::{
+    datapath::heads,
     detect::RuleSet,
     eve::EveWriter,
     flows::{self, monotonic_ns, Clock},
-    heads,
     inspect::{InspectConfig, Pipeline},
 };
 

@@ -19,6 +19,42 @@ use precinct::{
     rules_check, status,
 };
 
+/// The pinning flags of `precinct run`.
+#[derive(Clone, Debug, Default, Args)]
+struct PinArgs {
+    /// Keep the programs, maps and attachments pinned in bpffs, so that a restart or upgrade
+    /// carries on with the same flows, counters and blocks and traffic is never unfiltered
+    /// [default: off, or `pin` in the config; the systemd unit turns it on].
+    #[arg(long, overrides_with = "no_pin")]
+    pin: bool,
+    /// Do not pin: stopping the agent detaches the programs and reports every flow.
+    #[arg(long)]
+    no_pin: bool,
+    /// The pin directory, on a BPF filesystem [default: /sys/fs/bpf/precinct].
+    #[arg(long, value_name = "DIR")]
+    pin_path: Option<PathBuf>,
+    /// Discard the pinned maps first (after a refused layout change): flow counters and rate
+    /// state start over, manual blocks are kept; with --pin the programs are still replaced in
+    /// place, with --no-pin the pinned attachments are removed.
+    #[arg(long)]
+    unpin: bool,
+}
+
+impl PinArgs {
+    /// Puts the flags into the configuration.
+    fn apply(&self, config: &mut Config) {
+        if self.pin {
+            config.pin = true;
+        }
+        if self.no_pin {
+            config.pin = false;
+        }
+        if let Some(p) = &self.pin_path {
+            config.pin_path = p.clone();
+        }
+    }
+}
+
 /// Precinct: a host network security sensor (XDP/TC flow accounting, EVE JSON, Prometheus).
 #[derive(Parser)]
 #[command(version, about)]
@@ -58,7 +94,7 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
         #[command(flatten)]
-        pin: precinct::pin::PinArgs,
+        pin: PinArgs,
     },
     /// Check whether this host can run the sensor, and say how to fix what is missing.
     Doctor {

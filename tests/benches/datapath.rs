@@ -14,10 +14,7 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfLoader,
 };
-use precinct::{
-    datapath::{program_mut, Maps, EBPF_BENCH_OBJECT, EBPF_OBJECT},
-    heads,
-};
+use precinct::datapath::{heads, program_mut, Maps, EBPF_BENCH_OBJECT, EBPF_OBJECT};
 use sensor_common::{
     bench,
     flow::{FlowKey, FlowStats},

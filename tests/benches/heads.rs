@@ -24,9 +24,8 @@ use aya::{
     Ebpf,
 };
 use precinct::{
-    datapath::{self, program_mut, LoadOptions, Maps},
+    datapath::{self, heads, program_mut, LoadOptions, Maps},
     eve::EveWriter,
-    heads,
     inspect::InspectConfig,
     live::Live,
     metrics::Metrics,

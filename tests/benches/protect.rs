@@ -22,8 +22,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use precinct::{
-    datapath::{self, program_mut, LoadOptions, EBPF_BENCH_OBJECT},
-    heads,
+    datapath::{self, heads, program_mut, LoadOptions, EBPF_BENCH_OBJECT},
     protect::{
         lists::{Format, Prefix},
         settings::{

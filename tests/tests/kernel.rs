@@ -10,9 +10,10 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
     Ebpf,
 };
-use precinct::{
-    datapath::{self, LoadOptions, Maps},
+use precinct::datapath::{
+    self,
     heads::{self, HeadControl, HeadMode},
+    LoadOptions, Maps,
 };
 use sensor_common::{
     counters::id,

@@ -635,7 +635,7 @@ fn drop_events_carry_reason_list_and_mode() {
     }
     let mut records = Vec::new();
     while let Some(item) = ring.next() {
-        let (rec, frame) = precinct::heads::parse_record(&item).expect("record");
+        let (rec, frame) = precinct::datapath::heads::parse_record(&item).expect("record");
         records.push((rec, frame.to_vec()));
     }
     assert_eq!(records.len(), 1, "one event within the interval");

@@ -20,7 +20,7 @@ use log::warn;
 
 use sensor_common::maps;
 
-use crate::{eve::EveWriter, flows::Clock, heads::parse_record};
+use crate::{datapath::heads::parse_record, eve::EveWriter, flows::Clock};
 
 pub use crate::eve::drop::{drop_record, Names};
 

@@ -12,6 +12,7 @@ pub mod control;
 pub mod drops;
 pub mod lists;
 pub mod metrics;
+pub mod pinned;
 pub mod settings;
 pub mod sources;
 pub mod table;

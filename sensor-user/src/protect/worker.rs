@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use crate::pin::manual::ManualStore;
+use crate::protect::pinned::ManualStore;
 
 use super::{
     addrs,

@@ -9,14 +9,14 @@
 //! - `maps/LAYOUT`, the [`PIN_LAYOUT_VERSION`] the maps were made for, and `maps/PRECINCT_*`,
 //!   every map of the object ([`layout`] refuses maps that the programs would misread);
 //! - `links/xdp-<mode>-<iface>` and `links/tc-egress-<iface>` ([`links`]);
-//! - `state/manual-blocks`, the `precinct block` entries ([`manual`]).
+//! - `state/`, where other parts keep what must outlive the agent with the maps (the
+//!   `precinct block` entries, `crate::protect::pinned`).
 //!
 //! An agent holds an exclusive lock on the directory while it runs: two agents on one set of
 //! maps would each report the other's flows.
 
 pub mod layout;
 pub mod links;
-pub mod manual;
 
 use std::{
     fs::File,
@@ -32,49 +32,13 @@ use aya::{
 use log::info;
 use sensor_common::{head::Settings, PIN_LAYOUT_VERSION};
 
-use crate::datapath::LoadOptions;
+use super::LoadOptions;
 
 /// Where pinned state lives unless `pin_path` says otherwise.
 pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/precinct";
 
 /// `statfs` magic of a BPF filesystem.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// The pinning flags of `precinct run`.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct PinArgs {
-    /// Keep the programs, maps and attachments pinned in bpffs, so that a restart or upgrade
-    /// carries on with the same flows, counters and blocks and traffic is never unfiltered
-    /// [default: off, or `pin` in the config; the systemd unit turns it on].
-    #[arg(long, overrides_with = "no_pin")]
-    pub pin: bool,
-    /// Do not pin: stopping the agent detaches the programs and reports every flow.
-    #[arg(long)]
-    pub no_pin: bool,
-    /// The pin directory, on a BPF filesystem [default: /sys/fs/bpf/precinct].
-    #[arg(long, value_name = "DIR")]
-    pub pin_path: Option<PathBuf>,
-    /// Discard the pinned maps first (after a refused layout change): flow counters and rate
-    /// state start over, manual blocks are kept; with --pin the programs are still replaced in
-    /// place, with --no-pin the pinned attachments are removed.
-    #[arg(long)]
-    pub unpin: bool,
-}
-
-impl PinArgs {
-    /// Puts the flags into the configuration.
-    pub fn apply(&self, config: &mut crate::config::Config) {
-        if self.pin {
-            config.pin = true;
-        }
-        if self.no_pin {
-            config.pin = false;
-        }
-        if let Some(p) = &self.pin_path {
-            config.pin_path = p.clone();
-        }
-    }
-}
 
 /// An open, locked pin directory.
 pub struct PinDir {
@@ -169,15 +133,15 @@ impl PinDir {
             .iter()
             .map(|n| (*n, self.map_path(n)))
             .collect();
-        let mut ebpf = crate::datapath::load_object(&plan.max_entries, &pins)?;
+        let mut ebpf = super::load_object(&plan.max_entries, &pins)?;
         let mut heads = plan.opts.heads;
         if adopted {
             // Programs cache a flow's head mode per epoch: move on from the last agent's.
-            heads.control_epoch = crate::heads::read_settings(&mut ebpf)?
+            heads.control_epoch = super::heads::read_settings(&mut ebpf)?
                 .control_epoch
                 .wrapping_add(1);
         }
-        crate::heads::write_settings(&mut ebpf, &heads)?;
+        super::heads::write_settings(&mut ebpf, &heads)?;
         if adopted {
             info!(
                 "pinned datapath in {}: reusing its maps (flows, counters, tables carry on)",
@@ -284,7 +248,7 @@ pub fn prepare(pin: bool, path: &Path, unpin: bool) -> anyhow::Result<Option<Pin
 }
 
 /// Says what an agent picks up from the one before.
-pub fn log_carried_over(flows: &crate::datapath::FlowMap, counters: &crate::datapath::CounterMap) {
+pub fn log_carried_over(flows: &super::FlowMap, counters: &super::CounterMap) {
     let active = flows.read_all().map(|f| f.len()).unwrap_or(0);
     let mut lost = 0;
     for hook in sensor_common::Hook::ALL {

@@ -15,10 +15,12 @@ use anyhow::Context as _;
 use aya::maps::{HashMap, Map, MapData};
 use log::warn;
 
-use super::PinDir;
-use crate::protect::{
-    control::{ManualBlocks, ManualEntry},
-    lists::Prefix,
+use crate::{
+    datapath::pin::PinDir,
+    protect::{
+        control::{ManualBlocks, ManualEntry},
+        lists::Prefix,
+    },
 };
 
 /// Bytes of a reason kept.

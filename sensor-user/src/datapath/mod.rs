@@ -1,6 +1,9 @@
 //! The kernel side as userspace sees it: loading the eBPF object, attaching the XDP ingress
-//! and TC egress programs, and reading (and expiring) the flow and counter maps. The flow-head
-//! maps are in [`crate::heads`].
+//! and TC egress programs, reading (and expiring) the flow and counter maps, the flow-head
+//! maps ([`heads`]) and keeping all of it pinned in bpffs across restarts ([`pin`]).
+
+pub mod heads;
+pub mod pin;
 
 use std::fmt;
 
@@ -12,7 +15,7 @@ use aya::{
 };
 use log::warn;
 
-use crate::pin::PinDir;
+use pin::PinDir;
 use sensor_common::{
     counters::Counters,
     flow::{FlowKey, FlowStats},
@@ -133,7 +136,7 @@ pub fn sized_maps(opts: &LoadOptions) -> [(&'static str, u32); 4] {
 /// Loads the eBPF object as `opts` say, and writes its head settings.
 pub fn load_with(opts: &LoadOptions) -> anyhow::Result<Ebpf> {
     let mut ebpf = load_object(&sized_maps(opts), &[])?;
-    crate::heads::write_settings(&mut ebpf, &opts.heads)?;
+    heads::write_settings(&mut ebpf, &opts.heads)?;
     Ok(ebpf)
 }
 
@@ -199,7 +202,7 @@ impl Datapath {
                 let ifindex = ifindex(iface)?;
                 let mode = match pin {
                     Some(dir) => {
-                        let (mode, link) = crate::pin::links::xdp(dir, xdp, iface, mode)?;
+                        let (mode, link) = pin::links::xdp(dir, xdp, iface, mode)?;
                         pinned_links.push(link);
                         mode
                     }
@@ -217,9 +220,9 @@ impl Datapath {
             .context("the kernel verifier rejected the TC egress program")?;
         if let Some(dir) = pin {
             for iface in ifaces {
-                pinned_links.push(crate::pin::links::tc_egress(dir, tc, iface)?);
+                pinned_links.push(pin::links::tc_egress(dir, tc, iface)?);
             }
-            crate::pin::links::release_others(dir, ifaces)?;
+            pin::links::release_others(dir, ifaces)?;
             return Ok(Datapath {
                 ebpf,
                 attachments,
