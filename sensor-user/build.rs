@@ -2,6 +2,8 @@
 //! places it in `OUT_DIR` for `include_bytes_aligned!`.
 use anyhow::{anyhow, Context as _};
 use aya_build::{Package, Toolchain};
+// A build dependency only so that cargo rebuilds this crate when the programs change.
+use sensor_ebpf as _;
 
 fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

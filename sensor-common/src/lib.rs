@@ -129,16 +129,25 @@ impl Hook {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: all are `#[repr(C)]`, made only of integers and byte arrays with explicit
-    // padding fields, so every bit pattern is valid.
-    unsafe impl aya::Pod for crate::flow::FlowKey {}
-    unsafe impl aya::Pod for crate::flow::FlowStats {}
-    unsafe impl aya::Pod for crate::counters::Counters {}
-    unsafe impl aya::Pod for crate::head::Settings {}
-    unsafe impl aya::Pod for crate::head::HeadRecord {}
-    unsafe impl aya::Pod for crate::protect::Policy {}
-    unsafe impl aya::Pod for crate::protect::Dir4 {}
-    unsafe impl aya::Pod for crate::protect::Pfx4Key {}
-    unsafe impl aya::Pod for crate::protect::RateKey {}
-    unsafe impl aya::Pod for crate::protect::VerdictCounters {}
+    /// One reason for every record type that crosses the kernel boundary.
+    macro_rules! pod {
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: all are `#[repr(C)]`, made only of integers and byte arrays with
+            // explicit padding fields, so every bit pattern is valid.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+
+    pod!(
+        crate::flow::FlowKey,
+        crate::flow::FlowStats,
+        crate::counters::Counters,
+        crate::head::Settings,
+        crate::head::HeadRecord,
+        crate::protect::Policy,
+        crate::protect::Dir4,
+        crate::protect::Pfx4Key,
+        crate::protect::RateKey,
+        crate::protect::VerdictCounters,
+    );
 }

@@ -593,8 +593,9 @@ impl VerdictCounters {
     pub fn count(&mut self, v: &Verdict) {
         // The compiler may prove the masks redundant and drop them, but the verifier cannot
         // see that far: read the bytes as opaque values, then mask.
-        // SAFETY: reads of two initialised `u8` fields.
+        // SAFETY: a read of an initialised `u8` field.
         let r = unsafe { core::ptr::read_volatile(&v.reason) } as usize & 7;
+        // SAFETY: as above.
         let l = unsafe { core::ptr::read_volatile(&v.list) } as usize & 31;
         if v.action == action::DROP {
             self.c[vid::DROPPED + r] += 1;

@@ -183,7 +183,7 @@ impl Tables for KernelTables {
         }
         let mut tat = 0;
         let ok = gcra(&mut tat, now, interval, burst_ns);
-        let _ = RATE.insert(key, &tat, 0);
+        let _ = RATE.insert(key, tat, 0);
         ok
     }
 }
@@ -297,15 +297,14 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
         let okey = protect::outbound_key(p, ifindex);
         // A lookup is cheaper than an update, and a client socket sends many packets.
         // SAFETY: a plain read of a hash-map value.
-        if unsafe { OUTBOUND.get(&okey) }.is_none() {
-            let _ = OUTBOUND.insert(&okey, &0, 0);
+        if unsafe { OUTBOUND.get(okey) }.is_none() {
+            let _ = OUTBOUND.insert(okey, 0, 0);
             if let Some(vc) = VERDICTS.get_ptr_mut(hook as u32) {
                 // SAFETY: per-CPU slot of this program instance.
                 unsafe { (*vc).c[vid::OUTBOUND_RECORDED] += 1 };
             }
         }
     }
-    // SAFETY (the derefs below): per-CPU values written only by programs on this CPU.
     let stats = match flows.lookup(&key) {
         Some(stats) => stats,
         None => {
@@ -316,6 +315,7 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
                 Err(e) if e == -EEXIST => {
                     // Another CPU created the entry between our lookup and insert.
                     if let Some(stats) = flows.lookup(&key) {
+                        // SAFETY: a per-CPU value only programs on this CPU write.
                         let stats = unsafe { &mut *stats };
                         stats.account(p, dir, segs, wire_len, now_ns(stats.first_ns));
                     }
@@ -327,6 +327,7 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
                 return action::PASS;
             };
             heads(
+                // SAFETY: as above.
                 unsafe { &mut *stats },
                 p,
                 &key,
@@ -339,6 +340,7 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
             return action::PASS;
         }
     };
+    // SAFETY: as above.
     let stats = unsafe { &mut *stats };
     stats.account(p, dir, segs, wire_len, now_ns(stats.first_ns));
     heads(stats, p, &key, dir, pkt.len, frame, hook, counters);
@@ -426,16 +428,21 @@ fn report<F: CopyOut>(
 /// clock cannot tell a client's SYN on one CPU from the server's reply on another.
 #[inline(always)]
 fn now_ns(first_ns: u64) -> u64 {
-    // SAFETY: helpers without arguments.
     if first_ns == 0 {
+        // SAFETY: a helper without arguments.
         unsafe { bpf_ktime_get_ns() }
     } else {
+        // SAFETY: a helper without arguments.
         unsafe { bpf_ktime_get_coarse_ns() }
     }
 }
 
 /// Sends the packet to the ring buffer when `head::select` picks it.
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "inlined into account, which has each part at hand; a struct would cost stack"
+)]
 fn heads<F: CopyOut>(
     stats: &mut FlowStats,
     p: &Parsed,

@@ -83,7 +83,7 @@ impl Sweeper {
             );
             self.eve.write(&record)?;
             {
-                let m = self.metrics.0.lock().expect("metrics lock");
+                let m = self.metrics.lock();
                 m.flows_expired.with_label_values(&[reason.as_str()]).inc();
             }
             if !shutdown {
@@ -92,7 +92,7 @@ impl Sweeper {
             }
         }
         self.eve.flush()?;
-        let mut m = self.metrics.0.lock().expect("metrics lock");
+        let mut m = self.metrics.lock();
         // Every producer writes through the same EVE writer: count what it wrote since.
         for (kind, n) in self.eve.counts() {
             let seen = self.events_seen.entry(kind.clone()).or_default();
@@ -173,7 +173,7 @@ impl Rules {
                 live.set_rules(Arc::new(set))?;
                 Ok((section, loaded, skipped))
             });
-        let m = metrics.0.lock().expect("metrics lock");
+        let m = metrics.lock();
         match result {
             Ok((section, loaded, skipped)) => {
                 self.section = section;
@@ -401,8 +401,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     reload = Some(tokio::task::spawn_blocking(rules.reload_job()));
                 }
             }
-            done = async { reload.as_mut().expect("guarded by the condition").await },
-                if reload.is_some() =>
+            done = async {
+                match reload.as_mut() {
+                    Some(job) => job.await,
+                    // Not polled: the condition disables the branch without a job.
+                    None => std::future::pending().await,
+                }
+            }, if reload.is_some() =>
             {
                 reload = None;
                 rules.finish_reload(done, &live, &sweeper.metrics);
@@ -424,12 +429,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         info!("stopping: flushing flows");
     }
     // The agent detaches its own programs now: no failure for the health checks to report.
-    sweeper
-        .metrics
-        .0
-        .lock()
-        .expect("metrics lock")
-        .clear_health_checks();
+    sweeper.metrics.lock().clear_health_checks();
     // Detach first so that the flush sees final counters (the maps outlive the programs).
     // Pinned links stay: dropping closes their descriptors only.
     drop(datapath);

@@ -22,4 +22,5 @@ pub mod rules;
 pub mod rules_check;
 pub mod sinks;
 pub mod status;
+pub mod sync;
 pub mod timefmt;

@@ -39,6 +39,7 @@ fn measured(cmd: &mut Command, what: &str) -> Run {
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in; pid is our child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, and `status` and `usage` are valid for writing.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     assert_eq!(rc, pid, "waiting for {what}");

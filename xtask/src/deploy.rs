@@ -12,7 +12,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use anyhow::{bail, Context as _};
@@ -312,7 +312,9 @@ fn stage_locally(host: &Host, binary: &Path) -> anyhow::Result<Release> {
     }
     for (rel, src) in &files {
         let dst = tree.join(rel);
-        std::fs::create_dir_all(dst.parent().expect("has a parent"))?;
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         // A link is enough for a copy that only gets read; another file system needs a copy.
         if std::fs::hard_link(src, &dst).is_err() {
             std::fs::copy(src, &dst)
@@ -321,7 +323,9 @@ fn stage_locally(host: &Host, binary: &Path) -> anyhow::Result<Release> {
     }
     if host.service == Service::Systemd {
         let dst = tree.join(UNIT_PATH);
-        std::fs::create_dir_all(dst.parent().expect("has a parent"))?;
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
         match &host.unit {
             Some(u) => std::fs::copy(u, &dst).map(|_| ()),
             None => std::fs::write(&dst, UNIT),
@@ -384,6 +388,7 @@ pub fn utc_stamp(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn stamps() {

@@ -3,6 +3,7 @@
 
 mod demo;
 mod deploy;
+mod deps;
 mod evediff;
 mod fuzz;
 mod setup;
@@ -26,6 +27,8 @@ enum Task {
     Setup,
     /// Build, run the sensor in a two-namespace lab on live traffic, show events and metrics.
     Demo,
+    /// Formatting, clippy with the workspace lints (the eBPF crate too), unused dependencies.
+    Lint,
     /// Run every test tier this machine can run.
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
@@ -89,6 +92,10 @@ fn run() -> anyhow::Result<()> {
             setup::run()?;
             demo::run()
         }
+        Task::Lint => {
+            setup::run()?;
+            test::lint()
+        }
         Task::Test { args } => {
             setup::run()?;
             test::run(&args)
@@ -125,10 +132,9 @@ fn run() -> anyhow::Result<()> {
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask has a parent directory")
-        .to_path_buf()
+    // xtask is a directory of the workspace, so its manifest directory has a parent.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().unwrap_or(dir).to_path_buf()
 }
 
 /// Runs `cargo ARGS` in the workspace root, failing on a non-zero exit.

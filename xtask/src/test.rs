@@ -40,8 +40,9 @@ impl Tally {
     }
 }
 
-/// Runs the tiers; `extra` goes to `cargo test` after `--`.
-pub fn run(extra: &[String]) -> anyhow::Result<()> {
+/// Formatting, clippy with the workspace lints on every crate (the eBPF crate for its BPF
+/// target, with the nightly toolchain that builds it), and the unused-dependency check.
+pub fn lint() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"]).context("formatting: run `cargo fmt --all`")?;
     cargo(&[
         "clippy",
@@ -56,6 +57,35 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         "warnings",
     ])
     .context("clippy found problems")?;
+    let status = Command::new("cargo")
+        .args([
+            "+nightly",
+            "clippy",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--bins",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(root().join("sensor-ebpf"))
+        // The host build's settings are not the BPF target's.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .context("running clippy on the eBPF programs (cargo +nightly)")?;
+    if !status.success() {
+        bail!("clippy found problems in sensor-ebpf (BPF target)");
+    }
+    crate::deps::check(&root()).context("the unused-dependency check")
+}
+
+/// Runs the tiers; `extra` goes to `cargo test` after `--`.
+pub fn run(extra: &[String]) -> anyhow::Result<()> {
+    lint()?;
     cargo(&["build", "-p", "sensor-user"])?;
     let bin = root().join("target/debug/precinct");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

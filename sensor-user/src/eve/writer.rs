@@ -101,7 +101,7 @@ impl EveWriter {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves at worst a partial line; keep writing.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.0)
     }
 
     /// Adds `host` and the `precinct` identity object to every record written from now on,

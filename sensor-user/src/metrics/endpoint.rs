@@ -16,15 +16,18 @@ use super::Metrics;
 pub struct Endpoint(pub Arc<Mutex<Metrics>>);
 
 impl Endpoint {
+    /// The metrics, locked (see [`crate::sync`] for a lock a panic poisoned).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Metrics> {
+        crate::sync::lock(&self.0)
+    }
+
     pub(super) fn respond(&self, request_line: &str) -> (u16, &'static str, Vec<u8>) {
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         if method != "GET" {
             return (405, "text/plain", b"only GET is served\n".to_vec());
         }
-        let Ok(mut metrics) = self.0.lock() else {
-            return (500, "text/plain", b"metrics lock poisoned\n".to_vec());
-        };
+        let mut metrics = self.lock();
         match path.split('?').next().unwrap_or("") {
             "/metrics" => (
                 200,
@@ -119,6 +122,24 @@ mod tests {
         assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 200);
         assert_eq!(e.respond("GET /nope HTTP/1.1").0, 404);
         assert_eq!(e.respond("POST /metrics HTTP/1.1").0, 405);
+    }
+
+    #[test]
+    fn a_thread_that_panicked_with_the_lock_leaves_the_endpoint_serving() {
+        let e = Endpoint(Arc::new(Mutex::new(Metrics::new().expect("metrics"))));
+        let held = e.clone();
+        let panicked = std::thread::spawn(move || {
+            let _m = held.0.lock().expect("lock");
+            panic!("a sweep that panicked while it held the metrics");
+        })
+        .join();
+        assert!(panicked.is_err() && e.0.is_poisoned());
+        assert_eq!(e.respond("GET /metrics HTTP/1.1").0, 200);
+        assert_eq!(e.respond("GET /healthz HTTP/1.1").0, 200);
+        e.lock().events.with_label_values(&["flow"]).inc();
+        let (_, _, body) = e.respond("GET /metrics HTTP/1.1");
+        assert!(String::from_utf8_lossy(&body)
+            .contains("precinct_eve_events_total{event_type=\"flow\"} 1"));
     }
 
     #[test]

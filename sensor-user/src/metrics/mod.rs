@@ -10,8 +10,7 @@ mod endpoint;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder as _, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sensor_common::{
     counters::{id, Counters, PROTOCOLS},
@@ -87,6 +86,10 @@ pub struct Metrics {
     verdicts: Option<crate::protect::metrics::VerdictSync>,
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the metric's name, help and labels are constants, valid by construction"
+)]
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
 }
@@ -438,6 +441,10 @@ impl Metrics {
     }
 
     /// Records the sensor's identity as `precinct_sensor_info` (value 1).
+    #[expect(
+        clippy::expect_used,
+        reason = "the metric's name, help and labels are constants, valid by construction"
+    )]
     pub fn set_identity(&mut self, id: &crate::identity::Identity) {
         let info = IntGaugeVec::new(
             Opts::new(
@@ -490,11 +497,13 @@ impl Metrics {
     /// The text exposition of every metric, after a refresh.
     pub fn render(&mut self) -> String {
         self.refresh();
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut buf = String::new();
+        // Encoding fails only for a family without metrics or a write error; a String takes
+        // every write, and an empty family is skipped rather than failing the scrape.
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buf) {
+            log::warn!("encoding the metrics: {e}");
+        }
+        buf
     }
 }
 

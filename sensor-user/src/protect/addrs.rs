@@ -39,6 +39,7 @@ pub fn discover() -> anyhow::Result<HostAddrs> {
         let (Some(addr), Some(mask)) = (
             // SAFETY: the pointers are null or point at sockaddrs of the family they say.
             unsafe { sockaddr_ip(ifa.ifa_addr) },
+            // SAFETY: as above.
             unsafe { sockaddr_ip(ifa.ifa_netmask) },
         ) else {
             continue;
@@ -147,15 +148,18 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
     if sa.is_null() {
         return None;
     }
-    match i32::from((*sa).sa_family) {
+    // SAFETY: `sa` is not null and points at a sockaddr (the caller's promise).
+    match i32::from(unsafe { (*sa).sa_family }) {
         libc::AF_INET => {
-            let sin = &*(sa as *const libc::sockaddr_in);
+            // SAFETY: the family says it is a `sockaddr_in`.
+            let sin = unsafe { &*(sa as *const libc::sockaddr_in) };
             Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
                 sin.sin_addr.s_addr,
             ))))
         }
         libc::AF_INET6 => {
-            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            // SAFETY: the family says it is a `sockaddr_in6`.
+            let sin6 = unsafe { &*(sa as *const libc::sockaddr_in6) };
             Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
         }
         _ => None,

@@ -32,10 +32,18 @@ pub struct ProtectMetrics {
     pub swap_seconds: prometheus::Gauge,
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the metric's name, help and labels are constants, valid by construction"
+)]
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "the metric's name, help and labels are constants, valid by construction"
+)]
 fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition")
 }

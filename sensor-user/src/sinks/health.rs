@@ -27,6 +27,10 @@ pub struct OutputMetrics {
 }
 
 impl OutputMetrics {
+    #[expect(
+        clippy::expect_used,
+        reason = "the metrics' names, help and labels are constants, valid by construction"
+    )]
     fn new() -> OutputMetrics {
         let gauge = |name: &str, help: &str| {
             IntGaugeVec::new(Opts::new(name, help), &["output"]).expect("valid metric")
@@ -171,13 +175,13 @@ impl OutputHealth {
     /// Sinks that are stuck, each with why: its queue is full, or its spool (http) has not
     /// drained for `stuck_after_secs` while holding records. Empty when all are well.
     pub fn stuck(&self) -> Vec<String> {
-        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let sinks = crate::sync::lock(&self.sinks);
         sinks.iter().filter_map(|s| s.stuck()).collect()
     }
 
     /// The stats of every sink, in configuration order.
     pub fn sinks(&self) -> Vec<Arc<SinkStats>> {
-        self.sinks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::lock(&self.sinks).clone()
     }
 
     /// Creates the series of one sink.
@@ -206,10 +210,7 @@ impl OutputHealth {
             base: Instant::now(),
             stuck_after,
         });
-        self.sinks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(stats.clone());
+        crate::sync::lock(&self.sinks).push(stats.clone());
         stats
     }
 }

@@ -189,7 +189,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Spool> {
-        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.spool)
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) struct Control {
 
 impl Control {
     fn deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+        *crate::sync::lock(&self.deadline)
     }
 
     /// `true` once the shutdown deadline passed.
@@ -390,7 +390,7 @@ impl Outputs {
         let deadline = Instant::now() + within;
         drop(self.handles);
         for c in &self.controls {
-            *c.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+            *crate::sync::lock(&c.deadline) = Some(deadline);
         }
         // Threads blocked in a network call past the deadline are left to the process exit.
         let grace = deadline + Duration::from_secs(1);

@@ -187,7 +187,12 @@ impl Sink for RedisSink {
             return (0, Some(e));
         }
         self.encode(batch);
-        let conn = self.conn.as_mut().expect("connected");
+        let Some(conn) = self.conn.as_mut() else {
+            return (
+                0,
+                Some(anyhow::anyhow!("the connection was lost before the write")),
+            );
+        };
         if let Err(e) = conn.get_mut().write_all(&self.buf) {
             self.conn = None;
             return (0, Some(anyhow::Error::new(e).context("writing to redis")));

@@ -261,11 +261,13 @@ impl Spool {
             });
             self.writer = Some(BufWriter::with_capacity(64 << 10, f));
         }
-        let w = self.writer.as_mut().expect("opened above");
+        // Both exist now: the branch above opened a segment unless one was open.
+        let (Some(w), Some(s)) = (self.writer.as_mut(), self.segs.back_mut()) else {
+            return Err(io::Error::other("the spool has no segment open"));
+        };
         w.write_all(&[if keep { KEEP } else { LOW }])?;
         w.write_all(line)?;
         w.write_all(b"\n")?;
-        let s = self.segs.back_mut().expect("a segment");
         let n = line.len() as u64 + 2;
         s.bytes += n;
         s.records += 1;
@@ -308,7 +310,9 @@ impl Spool {
             && !self.is_active(0)
             && self.cursor >= self.segs[0].bytes
         {
-            let s = self.segs.pop_front().expect("not empty");
+            let Some(s) = self.segs.pop_front() else {
+                break;
+            };
             fs::remove_file(self.path(s.seq))?;
             self.bytes -= s.bytes;
             self.cursor = 0;

@@ -223,7 +223,13 @@ impl Sink for SyslogSink {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let stats = &self.stats;
-        match self.conn.as_mut().expect("connected") {
+        let Some(conn) = self.conn.as_mut() else {
+            return (
+                0,
+                Some(anyhow::anyhow!("the connection was lost before the write")),
+            );
+        };
+        match conn {
             Conn::Udp(s, to) => {
                 let mut sent = 0;
                 for r in batch {

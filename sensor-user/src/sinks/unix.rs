@@ -43,7 +43,7 @@ impl UnixSink {
         }
     }
 
-    fn connect(&mut self) -> anyhow::Result<&mut Conn> {
+    fn connect(&mut self) -> anyhow::Result<()> {
         if self.conn.is_none() {
             let hint = || {
                 format!(
@@ -63,7 +63,7 @@ impl UnixSink {
             };
             self.conn = Some(conn);
         }
-        Ok(self.conn.as_mut().expect("just set"))
+        Ok(())
     }
 }
 
@@ -74,7 +74,13 @@ impl Sink for UnixSink {
         }
         let path = self.path.display();
         let stats = &self.stats;
-        match self.conn.as_mut().expect("connected") {
+        let Some(conn) = self.conn.as_mut() else {
+            return (
+                0,
+                Some(anyhow::anyhow!("the connection was lost before the write")),
+            );
+        };
+        match conn {
             Conn::Dgram(s) => {
                 let mut sent = 0;
                 for (i, r) in batch.iter().enumerate() {

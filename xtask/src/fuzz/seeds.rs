@@ -183,8 +183,8 @@ pub fn all(cert_der: &[u8]) -> Vec<(&'static str, &'static str, Vec<u8>)> {
         udp_frame(SERVER, 53, CLIENT, 53000, &answer),
     ];
     let v6: [Ipv6Addr; 2] = [
-        "2001:db8::1".parse().unwrap(),
-        "2001:db8::2".parse().unwrap(),
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
     ];
     let v6_exts = ipv6(
         v6[0],

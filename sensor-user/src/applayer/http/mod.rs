@@ -95,11 +95,10 @@ impl HttpParser {
     }
 
     fn log_completed(&mut self, out: &mut Output) {
-        while let Some(tx) = self.txs.front() {
-            if !(tx.request_done && tx.response_done) {
-                break;
-            }
-            let tx = self.txs.pop_front().expect("front exists");
+        while let Some(tx) = self
+            .txs
+            .pop_front_if(|tx| tx.request_done && tx.response_done)
+        {
             self.resp_tx = self.resp_tx.and_then(|i| i.checked_sub(1));
             push_record(&tx, out);
         }
