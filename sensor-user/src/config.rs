@@ -48,18 +48,7 @@ pub struct Config {
     pub pin_path: PathBuf,
 }
 
-/// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
-/// `payload-printable` and `packet` settings), off by default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertsSection {
-    /// `payload`: the inspected bytes, base64.
-    pub payload: bool,
-    /// `payload_printable`: the inspected bytes, non-printable ones as `.`.
-    pub payload_printable: bool,
-    /// `packet`: the whole frame that triggered the alert, base64, with `packet_info`.
-    pub packet: bool,
-}
+pub use crate::eve::alert::AlertsSection;
 
 /// `[flows]`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

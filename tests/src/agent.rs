@@ -199,8 +199,27 @@ impl Drop for Agent {
 pub struct Metrics(pub String);
 
 impl Metrics {
-    /// The value of the series written exactly as `series` (name and labels), or 0 when absent.
+    /// The value of the series written exactly as `series` (name and labels). Panics when the
+    /// page has no such series: a renamed metric or label must fail the test that reads it,
+    /// not read as 0.
     pub fn value(&self, series: &str) -> u64 {
+        self.find(series).unwrap_or_else(|| {
+            panic!(
+                "no series {series} on the metrics page (renamed, or never created?):\n{}",
+                self.0
+            )
+        })
+    }
+
+    /// The value of `series`, or 0 when the page does not have it: for labelled series that
+    /// appear with their first event (an alert, a drop), where "none so far" is what the test
+    /// means. It cannot tell a renamed series from one with no events yet, so a test that uses
+    /// it also reads the series with [`Metrics::value`] once it must exist.
+    pub fn value_or_zero(&self, series: &str) -> u64 {
+        self.find(series).unwrap_or(0)
+    }
+
+    fn find(&self, series: &str) -> Option<u64> {
         self.0
             .lines()
             .find_map(|l| {
@@ -208,6 +227,5 @@ impl Metrics {
                     .and_then(|rest| rest.strip_prefix(' '))
             })
             .map(|v| v.trim().parse::<f64>().expect("numeric sample") as u64)
-            .unwrap_or(0)
     }
 }

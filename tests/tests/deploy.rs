@@ -316,10 +316,12 @@ fn pid(root: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn deploy_over_ssh_installs_upgrades_refuses_and_rolls_back() {
-    if !require_root("deploy_over_ssh_installs_upgrades_refuses_and_rolls_back") {
-        return;
-    }
+    require_root("deploy_over_ssh_installs_upgrades_refuses_and_rolls_back");
     let xtask = xtask_bin();
     let bin = precinct_bin();
     let dir =

@@ -189,26 +189,32 @@ fn run_corpus(hook: Hook) {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn xdp_ingress_matches_the_host_model() {
-    if !require_root("xdp_ingress_matches_the_host_model") {
-        return;
-    }
+    require_root("xdp_ingress_matches_the_host_model");
     run_corpus(Hook::Ingress);
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn tc_egress_matches_the_host_model() {
-    if !require_root("tc_egress_matches_the_host_model") {
-        return;
-    }
+    require_root("tc_egress_matches_the_host_model");
     run_corpus(Hook::Egress);
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn full_flow_map_counts_untracked_packets() {
-    if !require_root("full_flow_map_counts_untracked_packets") {
-        return;
-    }
+    require_root("full_flow_map_counts_untracked_packets");
     // The smallest map the loader accepts here, filled by distinct UDP flows.
     let capacity = 64u32;
     let mut ebpf = datapath::load(capacity).expect("load");
@@ -353,28 +359,34 @@ fn heads_follow_budget_sampling_and_control(hook: Hook) {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn xdp_flow_heads_match_the_host_model() {
-    if !require_root("xdp_flow_heads_match_the_host_model") {
-        return;
-    }
+    require_root("xdp_flow_heads_match_the_host_model");
     heads_follow_budget_sampling_and_control(Hook::Ingress);
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn tc_flow_heads_match_the_host_model() {
-    if !require_root("tc_flow_heads_match_the_host_model") {
-        return;
-    }
+    require_root("tc_flow_heads_match_the_host_model");
     heads_follow_budget_sampling_and_control(Hook::Egress);
 }
 
 /// A ring buffer too small for the traffic: every record is either read or counted as a
 /// failed reservation, and the program never stops passing packets.
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn full_ring_buffer_counts_lost_records() {
-    if !require_root("full_ring_buffer_counts_lost_records") {
-        return;
-    }
+    require_root("full_ring_buffer_counts_lost_records");
     pin_to_current_cpu();
     // The smallest ring: one page on most machines (4 KiB), a handful of records.
     let page = 4096;

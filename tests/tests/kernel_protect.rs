@@ -418,28 +418,34 @@ fn corpus_agrees(with_default_route: bool, seed: u64) {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn kernel_verdicts_match_the_host_model() {
-    if !require_root("kernel_verdicts_match_the_host_model") {
-        return;
-    }
+    require_root("kernel_verdicts_match_the_host_model");
     for seed in [1, 2, 3] {
         corpus_agrees(false, seed);
     }
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn default_route_entries_match_the_host_model() {
-    if !require_root("default_route_entries_match_the_host_model") {
-        return;
-    }
+    require_root("default_route_entries_match_the_host_model");
     corpus_agrees(true, 7);
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn rate_limits_pass_the_burst_then_drop_per_source_and_per_64() {
-    if !require_root("rate_limits_pass_the_burst_then_drop_per_source_and_per_64") {
-        return;
-    }
+    require_root("rate_limits_pass_the_burst_then_drop_per_source_and_per_64");
     let (mut ebpf, mut protect, verdicts) = setup();
     let mut policy = Policy {
         enabled: 1 << reason::RATE_LIMIT,
@@ -541,10 +547,12 @@ fn rate_limits_pass_the_burst_then_drop_per_source_and_per_64() {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn replies_to_the_hosts_own_connections_pass_the_port_policy() {
-    if !require_root("replies_to_the_hosts_own_connections_pass_the_port_policy") {
-        return;
-    }
+    require_root("replies_to_the_hosts_own_connections_pass_the_port_policy");
     let (mut ebpf, mut protect, _verdicts) = setup();
     let policy = Policy {
         enabled: 1 << reason::PORT_POLICY,
@@ -598,10 +606,12 @@ fn replies_to_the_hosts_own_connections_pass_the_port_policy() {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn drop_events_carry_reason_list_and_mode() {
-    if !require_root("drop_events_carry_reason_list_and_mode") {
-        return;
-    }
+    require_root("drop_events_carry_reason_list_and_mode");
     let (mut ebpf, mut protect, verdicts) = setup();
     let mut ring: RingBuf<MapData> = RingBuf::try_from(
         ebpf.take_map(sensor_common::maps::DROPS)

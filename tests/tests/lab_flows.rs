@@ -50,10 +50,12 @@ fn counts(e: &Value) -> [u64; 4] {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn lab_traffic_is_counted_exactly() {
-    if !require_root("lab_traffic_is_counted_exactly") {
-        return;
-    }
+    require_root("lab_traffic_is_counted_exactly");
     let lab = Lab::create("flw").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-flows-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -254,10 +256,12 @@ fn lab_traffic_is_counted_exactly() {
 /// Generic (skb) XDP mode, forced, and short timeouts from a config file: the idle UDP flow is
 /// reported by the sweeper with reason `timeout` while the agent runs, and leaves the map.
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn generic_mode_and_idle_timeouts() {
-    if !require_root("generic_mode_and_idle_timeouts") {
-        return;
-    }
+    require_root("generic_mode_and_idle_timeouts");
     let lab = Lab::create("gen").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-generic-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -73,10 +73,12 @@ fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn live_agent_inspects_http_and_dns_like_replay() {
-    if !require_root("live_agent_inspects_http_and_dns_like_replay") {
-        return;
-    }
+    require_root("live_agent_inspects_http_and_dns_like_replay");
     let lab = Lab::create("ins").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-inspect-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

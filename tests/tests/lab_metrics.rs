@@ -68,10 +68,12 @@ fn ping(lab: &Lab, count: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn prometheus_scrapes_the_agent() {
-    if !require_root("prometheus_scrapes_the_agent") {
-        return;
-    }
+    require_root("prometheus_scrapes_the_agent");
     let lab = Lab::create("met").expect("create the lab");
     let dir = temp_dir("lab-metrics");
     let config = dir.join("precinct.toml");
@@ -269,10 +271,12 @@ fn wait_unhealthy(ns: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn healthz_fails_when_a_program_is_detached() {
-    if !require_root("healthz_fails_when_a_program_is_detached") {
-        return;
-    }
+    require_root("healthz_fails_when_a_program_is_detached");
     let lab = Lab::create("hlz").expect("create the lab");
     let dir = temp_dir("lab-healthz");
     let check = format!("attachment:{}", lab.portal_if);

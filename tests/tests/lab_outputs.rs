@@ -40,10 +40,12 @@ fn ping(lab: &Lab) {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn agent_outputs_follow_the_main_eve_file_across_a_rotation() {
-    if !require_root("agent_outputs_follow_the_main_eve_file_across_a_rotation") {
-        return;
-    }
+    require_root("agent_outputs_follow_the_main_eve_file_across_a_rotation");
     let lab = Lab::create("out").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-outputs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -112,10 +112,12 @@ fn flows(events: &[Value]) -> Vec<&Value> {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn restart_under_traffic_loses_nothing_and_reports_each_flow_once() {
-    if !require_root("restart_under_traffic_loses_nothing_and_reports_each_flow_once") {
-        return;
-    }
+    require_root("restart_under_traffic_loses_nothing_and_reports_each_flow_once");
     let lab = Lab::create("rst").expect("create the lab");
     let dir = temp_dir("rst");
     let pins = PinFs::mount(&dir);
@@ -228,10 +230,12 @@ fn restart_under_traffic_loses_nothing_and_reports_each_flow_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn sigkill_of_a_pinned_agent_keeps_the_programs_and_their_policy() {
-    if !require_root("sigkill_of_a_pinned_agent_keeps_the_programs_and_their_policy") {
-        return;
-    }
+    require_root("sigkill_of_a_pinned_agent_keeps_the_programs_and_their_policy");
     let lab = Lab::create("pkl").expect("create the lab");
     let dir = temp_dir("pkl");
     let pins = PinFs::mount(&dir);
@@ -269,10 +273,12 @@ fn sigkill_of_a_pinned_agent_keeps_the_programs_and_their_policy() {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn a_map_layout_the_programs_would_misread_is_refused_until_unpin() {
-    if !require_root("a_map_layout_the_programs_would_misread_is_refused_until_unpin") {
-        return;
-    }
+    require_root("a_map_layout_the_programs_would_misread_is_refused_until_unpin");
     let lab = Lab::create("lay").expect("create the lab");
     let dir = temp_dir("lay");
     let pins = PinFs::mount(&dir);

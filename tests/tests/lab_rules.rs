@@ -212,10 +212,12 @@ impl Drop for Held {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn live_agent_alerts_and_reloads_rules_on_sighup() {
-    if !require_root("live_agent_alerts_and_reloads_rules_on_sighup") {
-        return;
-    }
+    require_root("live_agent_alerts_and_reloads_rules_on_sighup");
     let lab = Lab::create("rul").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

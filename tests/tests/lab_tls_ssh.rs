@@ -59,10 +59,12 @@ fn read_eve(path: &Path) -> Vec<Value> {
 }
 
 #[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
 fn live_agent_inspects_tls_and_ssh_like_replay() {
-    if !require_root("live_agent_inspects_tls_and_ssh_like_replay") {
-        return;
-    }
+    require_root("live_agent_inspects_tls_and_ssh_like_replay");
     let lab = Lab::create("tls").expect("create the lab");
     let dir = std::env::temp_dir().join(format!("precinct-lab-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

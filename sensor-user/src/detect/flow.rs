@@ -13,11 +13,10 @@ use serde_json::Value;
 use super::{eval::DetectStats, sig::Signature, Detector, FlowState, Hit, PacketInfo, RuleSet};
 use crate::{
     applayer::{Dir, Output},
-    config::AlertsSection,
     eve::{
         alert::{
             alert_record, app_object_from_buffers, AlertBytes, AlertObject, AlertParts,
-            AlertRecord, Metadata,
+            AlertRecord, AlertsSection, Metadata,
         },
         protocol::FlowView,
         Traffic,

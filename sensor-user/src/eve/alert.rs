@@ -13,9 +13,21 @@ use super::{
 };
 use crate::{
     applayer::{Buffer, Dir},
-    config::AlertsSection,
     flows,
 };
+
+/// `[alerts]`: optional parts of EVE `alert` records (Suricata's `payload`,
+/// `payload-printable` and `packet` settings), off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// `payload`: the inspected bytes, base64.
+    pub payload: bool,
+    /// `payload_printable`: the inspected bytes, non-printable ones as `.`.
+    pub payload_printable: bool,
+    /// `packet`: the whole frame that triggered the alert, base64, with `packet_info`.
+    pub packet: bool,
+}
 
 /// The `alert` object, as Suricata writes it in IDS mode.
 #[derive(Clone, Debug, Serialize)]

@@ -24,7 +24,7 @@ pub struct InspectConfig {
     /// from the kernel's flow map.
     pub flow_records: bool,
     /// Optional parts of alert records.
-    pub alerts: crate::config::AlertsSection,
+    pub alerts: crate::eve::alert::AlertsSection,
 }
 
 impl Default for InspectConfig {
@@ -37,7 +37,7 @@ impl Default for InspectConfig {
             timeouts: Timeouts::default(),
             iface: None,
             flow_records: true,
-            alerts: crate::config::AlertsSection::default(),
+            alerts: crate::eve::alert::AlertsSection::default(),
         }
     }
 }

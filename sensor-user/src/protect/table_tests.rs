@@ -321,9 +321,13 @@ fn empty_tables_and_other_families() {
     assert_eq!(reference_mask(&[(odd, 1)], 4, &[0; 16]), 0);
 }
 
+/// In release only: about a minute in a debug build. `cargo xtask test` runs it with
+/// `cargo test --release -p sensor-user --lib protect::table::tests::a_million`.
 #[test]
-#[ignore = "1.1 million entries: about a minute in a debug build; run with `cargo test --release -p \
-            sensor-user --lib protect::table -- --ignored`"]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: run by cargo xtask test in release"
+)]
 fn a_million_entries_build_fast_and_right() {
     let mut rng = Rng(42);
     let mut entries = Vec::with_capacity(1_100_000);
