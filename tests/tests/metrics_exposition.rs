@@ -41,7 +41,12 @@ fn full_exposition() -> String {
     p.mode_info
         .with_label_values(&["blocklist", "monitor"])
         .set(1);
-    let dir = std::env::temp_dir().join(format!("precinct-exposition-{}", std::process::id()));
+    // One directory per call: the tests of this file run in parallel in one process, and a
+    // shared one let a test read the other's config half-written (no outputs, no families).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("precinct-exposition-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("precinct.toml");
     std::fs::write(
