@@ -434,3 +434,137 @@ impl Detector {
         hits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{addr::default_vars, classification::Classifications};
+
+    fn set(text: &str) -> RuleSet {
+        let s = RuleSet::from_texts(
+            &[("t.rules".into(), text.into())],
+            &default_vars(),
+            &Classifications::builtin(),
+        );
+        assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
+        s
+    }
+
+    fn pkt(ts_ns: u64, payload: &[u8]) -> PacketInfo<'_> {
+        PacketInfo {
+            ts_ns,
+            src: "10.0.0.5".parse().expect("ip"),
+            sport: 40000,
+            dst: "203.0.113.9".parse().expect("ip"),
+            dport: 80,
+            proto: 6,
+            ttl: 64,
+            tcp_flags: 0x18,
+            icmp_type: 0,
+            icmp_code: 0,
+            payload,
+            dsize: payload.len(),
+            to_server: true,
+            established: true,
+            app_proto: Some("http"),
+            flow_id: 1,
+        }
+    }
+
+    fn alerts(d: &mut Detector, s: &RuleSet, f: &mut FlowState, p: &PacketInfo<'_>) -> usize {
+        d.packet(s, p, f).len()
+    }
+
+    #[test]
+    fn thresholds_and_detection_filters_count_per_window() {
+        let s = set(r#"
+alert tcp any any -> any any (msg:"limit"; content:"L"; threshold:type limit, track by_src, count 2, seconds 10; sid:1;)
+alert tcp any any -> any any (msg:"every 3rd"; content:"T"; threshold:type threshold, track by_rule, count 3, seconds 10; sid:2;)
+alert tcp any any -> any any (msg:"after 2"; content:"D"; detection_filter:track by_dst, count 2, seconds 10; sid:3;)
+"#);
+        let (mut d, mut f) = (Detector::new(), FlowState::default());
+        let sec = 1_000_000_000;
+        let limit: Vec<usize> = (0..4)
+            .map(|i| alerts(&mut d, &s, &mut f, &pkt(i, b"L")))
+            .collect();
+        assert_eq!(limit, vec![1, 1, 0, 0]);
+        // A new window starts after the seconds pass.
+        assert_eq!(alerts(&mut d, &s, &mut f, &pkt(11 * sec, b"L")), 1);
+        let third: Vec<usize> = (0..6)
+            .map(|i| alerts(&mut d, &s, &mut f, &pkt(i, b"T")))
+            .collect();
+        assert_eq!(third, vec![0, 0, 1, 0, 0, 1]);
+        let after: Vec<usize> = (0..4)
+            .map(|i| alerts(&mut d, &s, &mut f, &pkt(i, b"D")))
+            .collect();
+        assert_eq!(after, vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn header_checks_direction_and_state() {
+        let s = set(r#"
+alert tcp any any -> any 80 (msg:"to 80"; flow:to_server,established; content:"x"; sid:1;)
+alert tcp any 80 -> any any (msg:"from 80"; flow:to_client; content:"x"; sid:2;)
+alert tcp any any <> any 80 (msg:"both ways"; content:"x"; flags:PA; sid:3;)
+alert udp any any -> any any (msg:"udp"; content:"x"; sid:4;)
+"#);
+        let (mut d, mut f) = (Detector::new(), FlowState::default());
+        let to_server = pkt(0, b"x");
+        let sids = |d: &mut Detector, f: &mut FlowState, p: &PacketInfo<'_>| {
+            let mut v: Vec<u32> = d
+                .packet(&s, p, f)
+                .iter()
+                .map(|h| s.sigs[h.sig as usize].sid)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(sids(&mut d, &mut f, &to_server), vec![1, 3]);
+        let reply = PacketInfo {
+            src: to_server.dst,
+            sport: 80,
+            dst: to_server.src,
+            dport: 40000,
+            to_server: false,
+            ..to_server.clone()
+        };
+        assert_eq!(sids(&mut d, &mut f, &reply), vec![2, 3]);
+        let not_established = PacketInfo {
+            established: false,
+            tcp_flags: 0x02,
+            ..to_server.clone()
+        };
+        assert!(sids(&mut d, &mut f, &not_established).is_empty());
+    }
+
+    #[test]
+    fn an_app_rule_alerts_once_per_transaction_and_again_for_the_next() {
+        let s = set(
+            r#"alert http any any -> any any (msg:"admin"; flow:to_server; http.uri; content:"/admin"; sid:7;)"#,
+        );
+        let (mut d, mut f) = (Detector::new(), FlowState::default());
+        let p = pkt(0, b"");
+        let req = |uri: &[u8]| {
+            vec![
+                (Dir::ToServer, Buffer::HttpMethod, b"GET".to_vec()),
+                (Dir::ToServer, Buffer::HttpUri, uri.to_vec()),
+            ]
+        };
+        let first = d.app(&s, &p, &mut f, "http", &req(b"/admin"));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].tx_id, Some(0));
+        // The same transaction again (its response, say): no second alert.
+        let again = d.app(
+            &s,
+            &p,
+            &mut f,
+            "http",
+            &[(Dir::ToClient, Buffer::HttpStatCode, b"200".to_vec())],
+        );
+        assert!(again.is_empty());
+        let next = d.app(&s, &p, &mut f, "http", &req(b"/admin/2"));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].tx_id, Some(1));
+        assert_eq!(d.stats.app_events, 3);
+    }
+}

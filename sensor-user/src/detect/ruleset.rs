@@ -319,3 +319,119 @@ impl RuleSet {
         out.dedup();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::addr::default_vars;
+
+    fn set(text: &str) -> RuleSet {
+        RuleSet::from_texts(
+            &[("t.rules".into(), text.into())],
+            &default_vars(),
+            &Classifications::builtin(),
+        )
+    }
+
+    fn sids(s: &RuleSet, cands: &[u32]) -> Vec<u32> {
+        let mut v: Vec<u32> = cands.iter().map(|&i| s.sigs[i as usize].sid).collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn the_prefilter_picks_rules_whose_pattern_is_there_in_any_case() {
+        let s = set(r#"
+alert tcp any any -> any any (msg:"a"; content:"EVIL"; sid:1;)
+alert tcp any any -> any any (msg:"b"; content:"other"; content:"longer pattern"; sid:2;)
+alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
+"#);
+        assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
+        let mut out = Vec::new();
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        s.candidates(&[(Buffer::Pkt, b"xx evil xx")], Some((a, b, 6)), &mut out);
+        assert_eq!(sids(&s, &out), vec![1], "case-insensitive prefilter");
+        s.candidates(
+            &[(Buffer::Pkt, b"a longer pattern")],
+            Some((a, b, 6)),
+            &mut out,
+        );
+        assert_eq!(
+            sids(&s, &out),
+            vec![2],
+            "the longest content is the fast pattern"
+        );
+        s.candidates(&[(Buffer::Pkt, b"/admin")], Some((a, b, 6)), &mut out);
+        assert!(
+            out.is_empty(),
+            "a URI pattern is not looked for in the payload"
+        );
+        s.candidates(&[(Buffer::HttpUri, b"/admin/x")], None, &mut out);
+        assert_eq!(sids(&s, &out), vec![3]);
+    }
+
+    #[test]
+    fn rules_without_patterns_are_found_by_transport_and_by_address() {
+        let s = set(r#"
+alert icmp any any -> any any (msg:"ping"; itype:8; sid:10;)
+alert udp any any -> any any (msg:"any udp"; dsize:>1000; sid:11;)
+alert ip [198.51.100.0/24,203.0.113.7] any -> any any (msg:"listed"; sid:12;)
+alert ip any any -> any any (msg:"all"; ttl:1; sid:13;)
+alert http any any -> any any (msg:"app, no pattern"; urilen:>500; sid:14;)
+"#);
+        assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
+        let mut out = Vec::new();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        s.candidates(&[], Some((a, b, 1)), &mut out);
+        assert_eq!(sids(&s, &out), vec![10, 13]);
+        s.candidates(&[], Some((a, b, 58)), &mut out);
+        assert_eq!(sids(&s, &out), vec![10, 13], "ICMPv6 takes the ICMP rules");
+        s.candidates(&[], Some((a, b, 17)), &mut out);
+        assert_eq!(sids(&s, &out), vec![11, 13]);
+        // Either side of the packet may be the listed one.
+        s.candidates(&[], Some((a, ip("198.51.100.9"), 6)), &mut out);
+        assert_eq!(sids(&s, &out), vec![12, 13]);
+        s.candidates(&[], Some((ip("203.0.113.7"), b, 6)), &mut out);
+        assert_eq!(sids(&s, &out), vec![12, 13]);
+        s.candidates(&[], Some((ip("203.0.113.8"), b, 6)), &mut out);
+        assert_eq!(sids(&s, &out), vec![13]);
+        // App-layer evaluation sees only app rules.
+        s.candidates(&[], None, &mut out);
+        assert_eq!(sids(&s, &out), vec![14]);
+    }
+
+    #[test]
+    fn load_reports_duplicates_and_refusals_and_orders_pass_rules_first() {
+        let s = set(r#"
+alert tcp any any -> any any (msg:"x"; content:"a"; sid:1;)
+alert tcp any any -> any any (msg:"again"; content:"b"; sid:1;)
+alert tcp any any -> any any (msg:"bad"; frobnicate; sid:2;)
+alert tcp any any -> any any (msg:"checks"; flowbits:isset,seen; content:"c"; sid:3;)
+alert tcp any any -> any any (msg:"sets"; flowbits:set,seen; content:"d"; sid:4;)
+pass tcp any any -> any any (msg:"pass"; content:"e"; sid:5;)
+"#);
+        assert_eq!(s.report.loaded, 4);
+        let reasons: Vec<String> = s
+            .report
+            .skipped
+            .iter()
+            .map(|k| k.reason.to_string())
+            .collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].starts_with("duplicate sid 1"), "{reasons:?}");
+        assert_eq!(reasons[1], "unsupported keyword frobnicate");
+        let order: Vec<u32> = s.signatures().iter().map(|g| g.sid).collect();
+        assert_eq!(order, vec![5, 4, 1, 3], "pass, setters, the rest, checkers");
+        assert_eq!(
+            s.report.by_reason(),
+            vec![
+                ("invalid rule".to_string(), 1),
+                ("unsupported keyword frobnicate".to_string(), 1)
+            ]
+        );
+    }
+}
