@@ -11,9 +11,43 @@ use serde::Deserialize;
 
 use crate::{
     datapath::XdpModeChoice,
-    detect::addr::{default_vars, parse_addr, parse_port},
+    detect::addr::{default_vars, parse_addr, parse_port, AddrError},
     flows::Timeouts,
 };
+
+/// What is wrong with `[rules]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RulesConfigError {
+    /// An empty entry in `rules.files`.
+    #[error("rules.files has an empty path ({0:?})")]
+    EmptyFile(PathBuf),
+    /// `rules.classification = ""`.
+    #[error("rules.classification is an empty path")]
+    EmptyClassification,
+    /// A key of `rules.vars` that cannot be a variable name.
+    #[error(
+        "rules.vars: {0:?} is not a variable name (letters, digits and _, written without the $)"
+    )]
+    VarName(String),
+    /// A variable that fails the same way as an address and as a port expression.
+    #[error("rules.vars.{name} = {value:?}: {error}")]
+    Var {
+        name: String,
+        value: String,
+        error: AddrError,
+    },
+    /// A variable that is neither an address nor a port expression.
+    #[error(
+        "rules.vars.{name} = {value:?} is neither an address expression ({addr}) nor a port \
+         expression ({port})"
+    )]
+    VarNeither {
+        name: String,
+        value: String,
+        addr: Box<AddrError>,
+        port: Box<AddrError>,
+    },
+}
 
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -134,36 +168,40 @@ impl RulesSection {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), RulesConfigError> {
         if let Some(f) = self.files.iter().find(|f| f.as_os_str().is_empty()) {
-            return Err(format!("rules.files has an empty path ({f:?})"));
+            return Err(RulesConfigError::EmptyFile(f.clone()));
         }
         if self
             .classification
             .as_ref()
             .is_some_and(|f| f.as_os_str().is_empty())
         {
-            return Err("rules.classification is an empty path".into());
+            return Err(RulesConfigError::EmptyClassification);
         }
         let merged = self.merged_vars();
         for (name, value) in &self.vars {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!(
-                    "rules.vars: {name:?} is not a variable name (letters, digits and _, \
-                     written without the $)"
-                ));
+                return Err(RulesConfigError::VarName(name.clone()));
             }
             // A variable is an address or a port expression; which one shows where a rule
             // uses it, so either is accepted here.
             if let Err(addr) = parse_addr(value, &merged) {
                 if let Err(port) = parse_port(value, &merged) {
+                    let (name, value) = (name.clone(), value.clone());
                     if port == addr {
-                        return Err(format!("rules.vars.{name} = {value:?}: {addr}"));
+                        return Err(RulesConfigError::Var {
+                            name,
+                            value,
+                            error: addr,
+                        });
                     }
-                    return Err(format!(
-                        "rules.vars.{name} = {value:?} is neither an address expression \
-                         ({addr}) nor a port expression ({port})"
-                    ));
+                    return Err(RulesConfigError::VarNeither {
+                        name,
+                        value,
+                        addr: Box::new(addr),
+                        port: Box::new(port),
+                    });
                 }
             }
         }
@@ -264,10 +302,10 @@ impl Config {
         if self.inspect.queue_depth == 0 {
             return Err(bad("inspect.queue_depth must be above 0"));
         }
-        self.rules.validate().map_err(|e| bad(&e))?;
-        self.protect.validate().map_err(|e| bad(&e))?;
-        self.sensor.validate().map_err(|e| bad(&e))?;
-        crate::sinks::spec::validate_all(&self.outputs).map_err(|e| bad(&e))?;
+        self.rules.validate().map_err(|e| bad(&e.to_string()))?;
+        self.protect.validate().map_err(|e| bad(&e.to_string()))?;
+        self.sensor.validate().map_err(|e| bad(&e.to_string()))?;
+        crate::sinks::spec::validate_all(&self.outputs).map_err(|e| bad(&e.to_string()))?;
         if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(&format!(
                 "metrics.listen = {:?} is not an address:port such as 127.0.0.1:9727",

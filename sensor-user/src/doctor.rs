@@ -42,6 +42,29 @@ impl Status {
     }
 }
 
+/// Why a probe of the host could not answer; the checks show it in their detail.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: &'static str,
+        error: io::Error,
+    },
+    #[error("uname failed: {0}")]
+    Uname(io::Error),
+    #[error("getrlimit failed: {0}")]
+    Getrlimit(io::Error),
+    #[error("no CapEff line in /proc/self/status")]
+    NoCapEff,
+    #[error("malformed CapEff {0:?} in /proc/self/status")]
+    MalformedCapEff(String),
+    #[error("malformed CapEff {hex:?}: {error}")]
+    CapEffValue {
+        hex: String,
+        error: std::num::ParseIntError,
+    },
+}
+
 /// A kernel version as (major, minor, patch).
 type Version = (u32, u32, u32);
 
@@ -116,20 +139,20 @@ pub fn report(checks: &[Check], out: &mut impl Write) -> io::Result<bool> {
 // ---------------------------------------------------------------------------------------------
 // Host access: the only functions that touch the system, all read-only.
 
-fn read(path: &str) -> Result<String, String> {
-    fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+fn read(path: &'static str) -> Result<String, ProbeError> {
+    fs::read_to_string(path).map_err(|error| ProbeError::Read { path, error })
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
-fn uname_release() -> Result<String, String> {
+fn uname_release() -> Result<String, ProbeError> {
     // SAFETY: `utsname` is plain bytes, for which all-zero is a valid value.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: `uts` is a valid, writable `utsname` for the duration of the call.
     if unsafe { libc::uname(&mut uts) } != 0 {
-        return Err(format!("uname failed: {}", io::Error::last_os_error()));
+        return Err(ProbeError::Uname(io::Error::last_os_error()));
     }
     // Stop at the NUL ourselves rather than trusting it to exist inside the array.
     let bytes: Vec<u8> = uts
@@ -147,14 +170,14 @@ fn euid() -> u32 {
 }
 
 /// The soft RLIMIT_MEMLOCK in bytes; `None` means unlimited.
-fn memlock_limit() -> Result<Option<u64>, String> {
+fn memlock_limit() -> Result<Option<u64>, ProbeError> {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `rl` is a valid, writable `rlimit` for the duration of the call.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) } != 0 {
-        return Err(format!("getrlimit failed: {}", io::Error::last_os_error()));
+        return Err(ProbeError::Getrlimit(io::Error::last_os_error()));
     }
     if rl.rlim_cur == libc::RLIM_INFINITY {
         Ok(None)
@@ -211,7 +234,7 @@ fn ethtool_driver(name: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Checks, built from already-read inputs.
 
-fn kernel_check(release: &Result<String, String>) -> Check {
+fn kernel_check(release: &Result<String, ProbeError>) -> Check {
     let name = "kernel";
     let release = match release {
         Ok(r) => r,
@@ -281,7 +304,7 @@ fn btf_check(vmlinux_exists: bool) -> Check {
     }
 }
 
-fn bpffs_check(mounts: &Result<String, String>) -> Check {
+fn bpffs_check(mounts: &Result<String, ProbeError>) -> Check {
     let name = "bpffs";
     let fix = Some(format!("mount -t bpf bpf {BPFFS}"));
     let mounts = match mounts {
@@ -319,9 +342,18 @@ fn bpffs_check(mounts: &Result<String, String>) -> Check {
     }
 }
 
-fn privileges_check(euid: u32, status: &Result<String, String>, kernel: Option<Version>) -> Check {
+fn privileges_check(
+    euid: u32,
+    status: &Result<String, ProbeError>,
+    kernel: Option<Version>,
+) -> Check {
     let name = "privileges";
-    let cap_eff = status.clone().and_then(|s| parse_cap_eff(&s));
+    let parsed = status.as_ref().map(|s| parse_cap_eff(s));
+    let cap_eff = match &parsed {
+        Ok(Ok(eff)) => Ok(*eff),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(*e),
+    };
     let needed = needed_caps(kernel);
     let fix = Some(format!(
         "run as root, or grant {} (e.g. systemd AmbientCapabilities={})",
@@ -380,12 +412,12 @@ fn privileges_check(euid: u32, status: &Result<String, String>, kernel: Option<V
     }
 }
 
-fn memlock_check(kernel: Option<Version>, limit: Result<Option<u64>, String>) -> Check {
+fn memlock_check(kernel: Option<Version>, limit: Result<Option<u64>, ProbeError>) -> Check {
     let name = "memlock";
     let shown = match &limit {
         Ok(None) => "unlimited".to_owned(),
         Ok(Some(bytes)) => format!("{} KiB", bytes / 1024),
-        Err(e) => e.clone(),
+        Err(e) => e.to_string(),
     };
     if kernel.is_some_and(|k| k >= MEMCG_ACCOUNTING_KERNEL) {
         return Check {
@@ -531,17 +563,20 @@ fn leading_number(s: &str) -> Option<(u32, usize)> {
 }
 
 /// The `CapEff:` bitmask from `/proc/self/status` text.
-fn parse_cap_eff(status: &str) -> Result<u64, String> {
+fn parse_cap_eff(status: &str) -> Result<u64, ProbeError> {
     let hex = status
         .lines()
         .find_map(|line| line.strip_prefix("CapEff:"))
-        .ok_or_else(|| "no CapEff line in /proc/self/status".to_owned())?
+        .ok_or(ProbeError::NoCapEff)?
         .trim();
     // from_str_radix would accept a leading '+', which the kernel never prints.
     if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("malformed CapEff {hex:?} in /proc/self/status"));
+        return Err(ProbeError::MalformedCapEff(hex.to_owned()));
     }
-    u64::from_str_radix(hex, 16).map_err(|e| format!("malformed CapEff {hex:?}: {e}"))
+    u64::from_str_radix(hex, 16).map_err(|error| ProbeError::CapEffValue {
+        hex: hex.to_owned(),
+        error,
+    })
 }
 
 fn has_cap(eff: u64, cap: u32) -> bool {
@@ -675,6 +710,13 @@ fn native_xdp(driver: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn unreadable(path: &'static str) -> ProbeError {
+        ProbeError::Read {
+            path,
+            error: io::Error::from(io::ErrorKind::PermissionDenied),
+        }
+    }
+
     #[test]
     fn release_parses_common_forms() {
         assert_eq!(parse_release("6.18.44-fc-v669"), Some((6, 18, 44)));
@@ -720,7 +762,10 @@ mod tests {
         assert!(garbage.detail.contains("garbage"));
 
         assert_eq!(
-            kernel_check(&Err("uname failed".to_owned())).status,
+            kernel_check(&Err(ProbeError::Uname(io::Error::from_raw_os_error(
+                libc::EFAULT
+            ))))
+            .status,
             Status::Warn
         );
     }
@@ -729,7 +774,10 @@ mod tests {
     fn cap_eff_parses() {
         let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\n\
                       CapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\n";
-        assert_eq!(parse_cap_eff(status), Ok(0x0000_01ff_feff_ffff));
+        assert_eq!(
+            parse_cap_eff(status).expect("CapEff"),
+            0x0000_01ff_feff_ffff
+        );
     }
 
     #[test]
@@ -804,7 +852,7 @@ mod tests {
         assert_eq!(privileges_check(0, &broken, k).status, Status::Warn);
         assert_eq!(privileges_check(1000, &broken, k).status, Status::Fail);
         assert_eq!(
-            privileges_check(1000, &Err("cannot read".to_owned()), k).status,
+            privileges_check(1000, &Err(unreadable("/proc/self/status")), k).status,
             Status::Fail
         );
     }
@@ -830,7 +878,13 @@ mod tests {
             Status::Warn
         );
         assert_eq!(
-            memlock_check(old, Err("getrlimit failed".to_owned())).status,
+            memlock_check(
+                old,
+                Err(ProbeError::Getrlimit(io::Error::from_raw_os_error(
+                    libc::EINVAL
+                )))
+            )
+            .status,
             Status::Warn
         );
     }
@@ -871,7 +925,7 @@ bpf /sys/fs/bpf bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0
             assert_eq!(mount_type_at(bad, "/sys/fs/bpf"), None, "{bad:?}");
         }
         assert_eq!(
-            bpffs_check(&Err("cannot read /proc/self/mounts".to_owned())).status,
+            bpffs_check(&Err(unreadable("/proc/self/mounts"))).status,
             Status::Warn
         );
     }

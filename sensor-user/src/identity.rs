@@ -4,6 +4,21 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// What is wrong with `[sensor]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// A value that is empty, longer than 256 bytes or holds control characters.
+    #[error("sensor.{key} = {value:?}: give 1 to 256 characters without control characters")]
+    BadValue {
+        /// `id`, `organization`, `asset_role` or `tags`.
+        key: &'static str,
+        value: String,
+    },
+    /// A tag with a comma.
+    #[error("sensor.tags: {0:?} contains a comma (the info metric joins tags with commas)")]
+    CommaInTag(String),
+}
+
 /// `[sensor]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -20,12 +35,13 @@ pub struct SensorSection {
 
 impl SensorSection {
     /// Checks lengths and characters the SOC's tools choke on.
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |what: &str, v: &str| {
+    pub fn validate(&self) -> Result<(), IdentityError> {
+        let check = |key: &'static str, v: &str| {
             if v.trim().is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-                Err(format!(
-                    "sensor.{what} = {v:?}: give 1 to 256 characters without control characters"
-                ))
+                Err(IdentityError::BadValue {
+                    key,
+                    value: v.to_owned(),
+                })
             } else {
                 Ok(())
             }
@@ -42,9 +58,7 @@ impl SensorSection {
         for t in &self.tags {
             check("tags", t)?;
             if t.contains(',') {
-                return Err(format!(
-                    "sensor.tags: {t:?} contains a comma (the info metric joins tags with commas)"
-                ));
+                return Err(IdentityError::CommaInTag(t.clone()));
             }
         }
         Ok(())

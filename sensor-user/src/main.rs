@@ -429,7 +429,7 @@ fn block(command: BlockCommand) -> anyhow::Result<ExitCode> {
     let cidr = |s: &str| {
         control::parse_cidr(s)
             .map(|p| p.to_string())
-            .map_err(anyhow::Error::msg)
+            .map_err(anyhow::Error::from)
     };
     match command {
         BlockCommand::Add {

@@ -63,9 +63,7 @@ pub fn classifications(path: Option<&Path>) -> anyhow::Result<Classifications> {
                 path.display()
             )
         })?;
-        classes
-            .extend_from(&text, &path.display().to_string())
-            .map_err(anyhow::Error::msg)?;
+        classes.extend_from(&text, &path.display().to_string())?;
     }
     Ok(classes)
 }

@@ -4,6 +4,40 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
+/// Why an address or port expression does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// Variable expansion went more than 16 levels deep.
+    #[error("variables nest more than 16 deep (a variable refers to itself?)")]
+    TooDeep,
+    /// A `[` without its `]`.
+    #[error("{0:?}: a [group] is not closed")]
+    UnclosedGroup(String),
+    /// `[]`.
+    #[error("{0:?}: an empty group")]
+    EmptyGroup(String),
+    /// A `$NAME` with no value.
+    #[error("variable ${0} is not defined; define it under [rules.vars] in the config")]
+    UndefinedVariable(String),
+    /// An address item that is not an address, CIDR, variable or `any`.
+    #[error("{0:?} is not an address, CIDR, variable or any")]
+    NotAnAddress(String),
+    /// A CIDR whose length is too long for its family and is not a dotted netmask either.
+    #[error("{text:?}: prefix length {len} is out of range")]
+    PrefixLength {
+        /// The item.
+        text: String,
+        /// Its text after the `/`.
+        len: String,
+    },
+    /// A port item that is not a port, range, variable or `any`.
+    #[error("{0:?} is not a port, range, variable or any")]
+    NotAPort(String),
+    /// `HIGH:LOW`.
+    #[error("{0:?}: the range is backwards")]
+    BackwardsRange(String),
+}
+
 /// Suricata's default address and port variables (suricata.yaml `vars`).
 pub fn default_vars() -> HashMap<String, String> {
     let mut v = HashMap::new();
@@ -160,11 +194,11 @@ fn parse_expr<T>(
     s: &str,
     vars: &HashMap<String, String>,
     depth: usize,
-    leaf: &dyn Fn(&str) -> Result<T, String>,
+    leaf: &dyn Fn(&str) -> Result<T, AddrError>,
     wrap: &dyn Fn(Wrap<T>) -> T,
-) -> Result<T, String> {
+) -> Result<T, AddrError> {
     if depth > 16 {
-        return Err("variables nest more than 16 deep (a variable refers to itself?)".into());
+        return Err(AddrError::TooDeep);
     }
     let s = s.trim();
     if let Some(rest) = s.strip_prefix('!') {
@@ -174,20 +208,20 @@ fn parse_expr<T>(
     if let Some(inner) = s.strip_prefix('[') {
         let inner = inner
             .strip_suffix(']')
-            .ok_or_else(|| format!("{s:?}: a [group] is not closed"))?;
+            .ok_or_else(|| AddrError::UnclosedGroup(s.to_owned()))?;
         let items = split_group(inner)
             .into_iter()
             .map(|p| parse_expr(p, vars, depth, leaf, wrap))
-            .collect::<Result<Vec<T>, String>>()?;
+            .collect::<Result<Vec<T>, AddrError>>()?;
         if items.is_empty() {
-            return Err(format!("{s:?}: an empty group"));
+            return Err(AddrError::EmptyGroup(s.to_owned()));
         }
         return Ok(wrap(Wrap::Group(items)));
     }
     if let Some(name) = s.strip_prefix('$') {
-        let value = vars.get(name).ok_or_else(|| {
-            format!("variable ${name} is not defined; define it under [rules.vars] in the config")
-        })?;
+        let value = vars
+            .get(name)
+            .ok_or_else(|| AddrError::UndefinedVariable(name.to_owned()))?;
         return parse_expr(value, vars, depth + 1, leaf, wrap);
     }
     leaf(s)
@@ -199,8 +233,8 @@ enum Wrap<T> {
 }
 
 /// Parses an address expression.
-pub fn parse_addr(s: &str, vars: &HashMap<String, String>) -> Result<AddrExpr, String> {
-    let leaf = |t: &str| -> Result<AddrExpr, String> {
+pub fn parse_addr(s: &str, vars: &HashMap<String, String>) -> Result<AddrExpr, AddrError> {
+    let leaf = |t: &str| -> Result<AddrExpr, AddrError> {
         if t.eq_ignore_ascii_case("any") {
             return Ok(AddrExpr::Any);
         }
@@ -210,7 +244,7 @@ pub fn parse_addr(s: &str, vars: &HashMap<String, String>) -> Result<AddrExpr, S
         };
         let ip: IpAddr = ip
             .parse()
-            .map_err(|_| format!("{t:?} is not an address, CIDR, variable or any"))?;
+            .map_err(|_| AddrError::NotAnAddress(t.to_owned()))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len = match len {
             None => max,
@@ -219,7 +253,12 @@ pub fn parse_addr(s: &str, vars: &HashMap<String, String>) -> Result<AddrExpr, S
                 // A dotted netmask (192.168.0.0/255.255.0.0) is accepted as its prefix length.
                 _ => match l.parse::<std::net::Ipv4Addr>() {
                     Ok(m) if ip.is_ipv4() => u32::from(m).count_ones() as u8,
-                    _ => return Err(format!("{t:?}: prefix length {l} is out of range")),
+                    _ => {
+                        return Err(AddrError::PrefixLength {
+                            text: t.to_owned(),
+                            len: l.to_owned(),
+                        })
+                    }
                 },
             },
         };
@@ -233,15 +272,15 @@ pub fn parse_addr(s: &str, vars: &HashMap<String, String>) -> Result<AddrExpr, S
 }
 
 /// Parses a port expression.
-pub fn parse_port(s: &str, vars: &HashMap<String, String>) -> Result<PortExpr, String> {
-    let leaf = |t: &str| -> Result<PortExpr, String> {
+pub fn parse_port(s: &str, vars: &HashMap<String, String>) -> Result<PortExpr, AddrError> {
+    let leaf = |t: &str| -> Result<PortExpr, AddrError> {
         if t.eq_ignore_ascii_case("any") {
             return Ok(PortExpr::Any);
         }
         let num = |x: &str| {
             x.trim()
                 .parse::<u16>()
-                .map_err(|_| format!("{t:?} is not a port, range, variable or any"))
+                .map_err(|_| AddrError::NotAPort(t.to_owned()))
         };
         match t.split_once(':') {
             Some((a, b)) => {
@@ -252,7 +291,7 @@ pub fn parse_port(s: &str, vars: &HashMap<String, String>) -> Result<PortExpr, S
                     num(b)?
                 };
                 if lo > hi {
-                    return Err(format!("{t:?}: the range is backwards"));
+                    return Err(AddrError::BackwardsRange(t.to_owned()));
                 }
                 Ok(PortExpr::Range(lo, hi))
             }
@@ -324,19 +363,26 @@ mod tests {
         let vars = default_vars();
         assert!(parse_addr("$NOPE", &vars)
             .unwrap_err()
+            .to_string()
             .contains("not defined"));
         assert!(parse_addr("10.0.0.0/33", &vars)
             .unwrap_err()
+            .to_string()
             .contains("out of range"));
         assert!(parse_addr("[1.2.3.4", &vars)
             .unwrap_err()
+            .to_string()
             .contains("not closed"));
         assert!(parse_port("99999", &vars).is_err());
         assert!(parse_port("90:80", &vars)
             .unwrap_err()
+            .to_string()
             .contains("backwards"));
         let mut looping = HashMap::new();
         looping.insert("A".to_string(), "$A".to_string());
-        assert!(parse_addr("$A", &looping).unwrap_err().contains("nest"));
+        assert!(parse_addr("$A", &looping)
+            .unwrap_err()
+            .to_string()
+            .contains("nest"));
     }
 }

@@ -117,6 +117,37 @@ const DEFAULT: &[(&str, &str, u8)] = &[
     ),
 ];
 
+/// Where a bad line of a `classification.config` is, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassificationLine {
+    /// The file, as the caller named it.
+    pub origin: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The line, trimmed.
+    pub text: String,
+}
+
+/// A bad line of a `classification.config`, shown as `FILE:LINE: PROBLEM: "TEXT"`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClassificationError {
+    /// Not a `config classification:` line.
+    #[error(
+        "{}:{}: expected `config classification: name,description,priority`: {:?}",
+        .0.origin, .0.line, .0.text
+    )]
+    NotClassification(ClassificationLine),
+    /// No `,` after the name.
+    #[error("{}:{}: missing description: {:?}", .0.origin, .0.line, .0.text)]
+    MissingDescription(ClassificationLine),
+    /// No `,` after the description.
+    #[error("{}:{}: missing priority: {:?}", .0.origin, .0.line, .0.text)]
+    MissingPriority(ClassificationLine),
+    /// The priority is not a number from 0 to 255.
+    #[error("{}:{}: priority is not a number: {:?}", .0.origin, .0.line, .0.text)]
+    PriorityNotNumber(ClassificationLine),
+}
+
 /// Class name to (description, priority).
 #[derive(Clone, Debug, Default)]
 pub struct Classifications(HashMap<String, (String, u8)>);
@@ -134,26 +165,30 @@ impl Classifications {
 
     /// Adds (or replaces) entries from a `classification.config` text; `origin` names the file
     /// in errors, which give the line and what is wrong.
-    pub fn extend_from(&mut self, text: &str, origin: &str) -> Result<(), String> {
+    pub fn extend_from(&mut self, text: &str, origin: &str) -> Result<(), ClassificationError> {
         for (i, line) in text.lines().enumerate() {
             let t = line.trim();
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
-            let bad = |what: &str| format!("{origin}:{}: {what}: {t:?}", i + 1);
-            let body = t.strip_prefix("config classification:").ok_or_else(|| {
-                bad("expected `config classification: name,description,priority`")
-            })?;
+            let at = || ClassificationLine {
+                origin: origin.to_owned(),
+                line: i + 1,
+                text: t.to_owned(),
+            };
+            let body = t
+                .strip_prefix("config classification:")
+                .ok_or_else(|| ClassificationError::NotClassification(at()))?;
             let (name, rest) = body
                 .split_once(',')
-                .ok_or_else(|| bad("missing description"))?;
+                .ok_or_else(|| ClassificationError::MissingDescription(at()))?;
             let (desc, prio) = rest
                 .rsplit_once(',')
-                .ok_or_else(|| bad("missing priority"))?;
+                .ok_or_else(|| ClassificationError::MissingPriority(at()))?;
             let prio: u8 = prio
                 .trim()
                 .parse()
-                .map_err(|_| bad("priority is not a number"))?;
+                .map_err(|_| ClassificationError::PriorityNotNumber(at()))?;
             self.0
                 .insert(name.trim().to_string(), (desc.trim().to_string(), prio));
         }
@@ -184,6 +219,6 @@ mod tests {
         let e = c
             .extend_from("config classification: x,y,z\n", "f.config")
             .expect_err("bad");
-        assert!(e.starts_with("f.config:1:"), "{e}");
+        assert!(e.to_string().starts_with("f.config:1:"), "{e}");
     }
 }

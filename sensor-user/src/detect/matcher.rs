@@ -7,6 +7,25 @@
 
 use std::collections::HashMap;
 
+/// Why a `pcre` or `byte_test` does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    /// PCRE2 refused the pattern.
+    #[error("pcre /{pattern}/ does not compile: {error}")]
+    Pcre {
+        /// The pattern as written in the rule.
+        pattern: String,
+        /// PCRE2's reason.
+        error: pcre2::Error,
+    },
+    /// An operator that is not `<`, `>`, `=`, `<=`, `>=`, `&` or `^`.
+    #[error("byte_test operator {0:?}")]
+    ByteTestOperator(String),
+    /// A constant byte count outside 1-8 (23 with `string`).
+    #[error("byte_test bytes must be 1-8 (or up to 23 with string)")]
+    ByteTestBytes,
+}
+
 /// A number or a `byte_extract` variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Val {
@@ -157,7 +176,7 @@ impl Pcre {
         opts: PcreOpts,
         relative: bool,
         negated: bool,
-    ) -> Result<Pcre, String> {
+    ) -> Result<Pcre, MatcherError> {
         let mut p = String::new();
         // Options PCRE2's builder does not take directly become inline flags.
         if opts.anchored {
@@ -181,7 +200,10 @@ impl Pcre {
             .extended(opts.extended)
             .jit_if_available(true)
             .build(&p)
-            .map_err(|e| format!("pcre /{pattern}/ does not compile: {e}"))?;
+            .map_err(|error| MatcherError::Pcre {
+                pattern: pattern.to_owned(),
+                error,
+            })?;
         Ok(Pcre {
             regex,
             source: p,
@@ -231,7 +253,7 @@ impl ByteTest {
         little: bool,
         string: Option<u32>,
         bitmask: Option<u64>,
-    ) -> Result<ByteTest, String> {
+    ) -> Result<ByteTest, MatcherError> {
         let (not, op) = match op.strip_prefix('!') {
             Some(rest) => (true, if rest.is_empty() { "=" } else { rest }),
             None => (false, op),
@@ -244,12 +266,12 @@ impl ByteTest {
             ">=" => b'g',
             "&" => b'&',
             "^" => b'^',
-            other => return Err(format!("byte_test operator {other:?}")),
+            other => return Err(MatcherError::ByteTestOperator(other.to_owned())),
         };
         if let Val::Const(n) = bytes {
             // 0 with `string` reads every digit there is (Suricata 7+).
             if (n < 1 && string.is_none()) || n < 0 || (string.is_none() && n > 8) || n > 23 {
-                return Err("byte_test bytes must be 1-8 (or up to 23 with string)".into());
+                return Err(MatcherError::ByteTestBytes);
             }
         }
         Ok(ByteTest {

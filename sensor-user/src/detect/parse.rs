@@ -19,6 +19,23 @@ impl fmt::Display for RuleError {
     }
 }
 
+/// Why a `content` string does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ContentError {
+    /// A `|...|` block whose digits do not pair up; the digits collected.
+    #[error("odd number of hex digits in |{0}|")]
+    OddHex(String),
+    /// A character inside `|...|` that is neither a hex digit nor whitespace.
+    #[error("{0:?} is not a hex digit inside |...|")]
+    NotHex(char),
+    /// A `|` without its closing `|`.
+    #[error("a |hex| block is not closed")]
+    Unclosed,
+    /// Two hex digits that do not make a byte (cannot happen after the digit check).
+    #[error("{0}")]
+    Byte(std::num::ParseIntError),
+}
+
 fn err(column: usize, message: impl Into<String>) -> RuleError {
     RuleError {
         column,
@@ -268,7 +285,7 @@ pub fn unquote(value: &str) -> String {
 }
 
 /// Parses a content string: `|41 42|` hex blocks mixed with text, after unquoting.
-pub fn content_bytes(value: &str) -> Result<Vec<u8>, String> {
+pub fn content_bytes(value: &str) -> Result<Vec<u8>, ContentError> {
     let v = unquote(value);
     let mut out = Vec::with_capacity(v.len());
     let mut in_hex = false;
@@ -277,7 +294,7 @@ pub fn content_bytes(value: &str) -> Result<Vec<u8>, String> {
         if c == '|' {
             if in_hex {
                 if !hex.trim().is_empty() {
-                    return Err(format!("odd number of hex digits in |{hex}|"));
+                    return Err(ContentError::OddHex(hex));
                 }
                 hex.clear();
             }
@@ -289,11 +306,11 @@ pub fn content_bytes(value: &str) -> Result<Vec<u8>, String> {
                 continue;
             }
             if !c.is_ascii_hexdigit() {
-                return Err(format!("{c:?} is not a hex digit inside |...|"));
+                return Err(ContentError::NotHex(c));
             }
             hex.push(c);
             if hex.len() == 2 {
-                out.push(u8::from_str_radix(&hex, 16).map_err(|e| e.to_string())?);
+                out.push(u8::from_str_radix(&hex, 16).map_err(ContentError::Byte)?);
                 hex.clear();
             }
         } else {
@@ -302,7 +319,7 @@ pub fn content_bytes(value: &str) -> Result<Vec<u8>, String> {
         }
     }
     if in_hex {
-        return Err("a |hex| block is not closed".into());
+        return Err(ContentError::Unclosed);
     }
     Ok(out)
 }

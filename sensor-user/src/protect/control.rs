@@ -24,7 +24,39 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::protect::lists::Prefix;
+use crate::protect::lists::{Prefix, PrefixError};
+
+/// Why a manual block or its TTL is refused; the text is what the CLI and the server show.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// [`ManualBlocks::add`] with a zero TTL.
+    #[error("a TTL of 0 would expire at once; give a positive one")]
+    ZeroTtl,
+    /// A TTL whose end is past what `SystemTime` holds.
+    #[error("a TTL of {}s is too long", .0.as_secs())]
+    TtlTooLong(Duration),
+    /// The store holds its maximum of entries.
+    #[error(
+        "the manual blocklist is full ({0} entries); remove some with `precinct block del` or \
+         put long-lived blocks in a list file"
+    )]
+    Full(usize),
+    /// A CIDR that does not parse.
+    #[error("{text:?}: {error}; give an IPv4 or IPv6 address or CIDR such as 203.0.113.0/24")]
+    Cidr { text: String, error: PrefixError },
+    /// A TTL that is not seconds or a `1h30m` duration.
+    #[error(
+        "{0:?} is not a duration; give seconds (3600) or numbers with units d, h, m, s, largest \
+         first (90s, 15m, 1h, 2d, 1h30m)"
+    )]
+    NotADuration(String),
+    /// A TTL that parses to zero.
+    #[error(
+        "a TTL of {0:?} would expire at once; give a positive one such as 15m, or no TTL for a \
+         block that stays until removed"
+    )]
+    ZeroDuration(String),
+}
 
 /// Where `precinct run` listens unless `--socket` or `[protect] control_socket` say otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/precinct/control.sock";
@@ -129,24 +161,15 @@ impl ManualBlocks {
         ttl: Option<Duration>,
         reason: Option<String>,
         now: SystemTime,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ControlError> {
         let expires = match ttl {
             None => None,
-            Some(ttl) if ttl.is_zero() => {
-                return Err("a TTL of 0 would expire at once; give a positive one".into())
-            }
-            Some(ttl) => Some(
-                now.checked_add(ttl)
-                    .ok_or_else(|| format!("a TTL of {}s is too long", ttl.as_secs()))?,
-            ),
+            Some(ttl) if ttl.is_zero() => return Err(ControlError::ZeroTtl),
+            Some(ttl) => Some(now.checked_add(ttl).ok_or(ControlError::TtlTooLong(ttl))?),
         };
         let fresh = !self.slots.contains_key(&prefix);
         if fresh && self.slots.len() >= self.max_entries {
-            return Err(format!(
-                "the manual blocklist is full ({} entries); remove some with `precinct block del` \
-                 or put long-lived blocks in a list file",
-                self.max_entries
-            ));
+            return Err(ControlError::Full(self.max_entries));
         }
         self.slots.insert(
             prefix,
@@ -230,7 +253,7 @@ impl ManualBlocks {
                     let verb = if changed { "blocked" } else { "updated" };
                     (Response::ok(format!("{verb} {p} {until}")), changed)
                 }
-                Err(e) => (Response::error(e), false),
+                Err(e) => (Response::error(e.to_string()), false),
             },
             Request::BlockDel { cidr } => match parse_cidr(cidr) {
                 Ok(p) if self.remove(&p) => (Response::ok(format!("unblocked {p}")), true),
@@ -240,7 +263,7 @@ impl ManualBlocks {
                     )),
                     false,
                 ),
-                Err(e) => (Response::error(e), false),
+                Err(e) => (Response::error(e.to_string()), false),
             },
             Request::BlockList => {
                 let mut r = Response::ok(format!("{} manual block(s)", self.len()));
@@ -253,9 +276,10 @@ impl ManualBlocks {
 }
 
 /// Parses a CIDR or address for a manual block, with the error the CLI and server show.
-pub fn parse_cidr(s: &str) -> Result<Prefix, String> {
-    s.parse().map_err(|e| {
-        format!("{s:?}: {e}; give an IPv4 or IPv6 address or CIDR such as 203.0.113.0/24")
+pub fn parse_cidr(s: &str) -> Result<Prefix, ControlError> {
+    s.parse().map_err(|error| ControlError::Cidr {
+        text: s.to_owned(),
+        error,
     })
 }
 
@@ -265,13 +289,8 @@ fn unix_secs(t: SystemTime) -> u64 {
 
 /// Parses a TTL: seconds (`3600`) or numbers with units `d`, `h`, `m`, `s`, largest first
 /// (`90s`, `15m`, `1h`, `2d`, `1h30m`).
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "{s:?} is not a duration; give seconds (3600) or numbers with units d, h, m, s, \
-             largest first (90s, 15m, 1h, 2d, 1h30m)"
-        )
-    };
+pub fn parse_ttl(s: &str) -> Result<Duration, ControlError> {
+    let bad = || ControlError::NotADuration(s.to_owned());
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
@@ -307,10 +326,7 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         total
     };
     if total == 0 {
-        return Err(format!(
-            "a TTL of {s:?} would expire at once; give a positive one such as 15m, or no TTL \
-             for a block that stays until removed"
-        ));
+        return Err(ControlError::ZeroDuration(s.to_owned()));
     }
     Ok(Duration::from_secs(total))
 }

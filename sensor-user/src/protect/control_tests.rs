@@ -275,7 +275,7 @@ fn ttls() {
         "99999999999999999999",
         "300000000000000000d",
     ] {
-        let err = parse_ttl(s).unwrap_err();
+        let err = parse_ttl(s).unwrap_err().to_string();
         assert!(err.contains("15m"), "{s:?}: {err}");
     }
 }
@@ -334,7 +334,7 @@ fn manual_blocks_add_replace_remove_expire_limit() {
     assert_eq!(m.len(), 2);
 
     let err = m.add(prefix("192.0.2.1"), None, None, t0).unwrap_err();
-    assert!(err.contains("full (2 entries)"), "{err}");
+    assert!(err.to_string().contains("full (2 entries)"), "{err}");
     assert!(
         m.add(a, None, None, t0).is_ok(),
         "replacing never hits the limit"

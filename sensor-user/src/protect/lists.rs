@@ -6,6 +6,79 @@ use std::{borrow::Cow, fmt, net::IpAddr, path::Path, str::FromStr};
 
 use anyhow::Context as _;
 
+/// Why a prefix does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    /// A length beyond the family's (32 or 128).
+    #[error("prefix length /{len} is longer than /{max}")]
+    TooLong { len: u8, max: u8 },
+    /// The part before any `/` is not an address.
+    #[error("{0:?} is not an IPv4 or IPv6 address")]
+    NotAnAddress(String),
+    /// The part after the `/` is not a length of the family.
+    #[error("prefix length {len:?} is not a number from 0 to {max}")]
+    BadLength { len: String, max: u8 },
+}
+
+/// A list format name that is not one of [`Format::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown list format {0:?}: expected auto, plain, spamhaus, firehol or cymru")]
+pub struct FormatError(pub String);
+
+/// Why a line of a list file does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A JSON object line in a list whose format has none.
+    #[error(
+        "a JSON object, which only Spamhaus JSON lists have, in a {0} list: set the list's \
+         format to \"spamhaus\" or \"auto\""
+    )]
+    JsonInTextList(Format),
+    /// A `#` comment in a Spamhaus list.
+    #[error(
+        "a `#` comment, which Spamhaus lists do not have (they use `;`): set the list's format \
+         to \"plain\" or \"auto\""
+    )]
+    HashInSpamhaus,
+    /// A `;` comment in a list whose comments start with `#`.
+    #[error(
+        "a `;` comment, which is Spamhaus syntax, in a {0} list (comments start with `#`): set \
+         the list's format to \"spamhaus\" or \"auto\""
+    )]
+    SemicolonInTextList(Format),
+    /// `FIRST-LAST` or `FIRST - LAST`.
+    #[error("{0:?} is an address range, which lists do not support: write it as CIDR prefixes")]
+    Range(String),
+    /// More than one word on a line, in a list of `format`.
+    #[error(
+        "text after the address ({extra:?}): one address or CIDR a line, and comments start \
+         with `{}`",
+        comment_start(.format)
+    )]
+    ExtraText { extra: String, format: Format },
+    /// `ADDR/255.255.255.0`.
+    #[error(
+        "{0:?} has a dotted netmask, which lists do not support: write the prefix length (for \
+         example /24)"
+    )]
+    DottedNetmask(String),
+    /// A bad address or CIDR.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// A line starting with `{` that is not JSON.
+    #[error("not a valid JSON object ({0})")]
+    Json(serde_json::Error),
+    /// A Spamhaus JSON line whose `cidr` is not a string.
+    #[error("the \"cidr\" field is not a string")]
+    CidrNotString,
+    /// A Spamhaus JSON line without `cidr`.
+    #[error("a JSON object without a \"cidr\" field (Spamhaus JSON lists have one a line)")]
+    NoCidr,
+    /// A line whose address part is not UTF-8.
+    #[error("not UTF-8 text (a binary file, or a list in another encoding?)")]
+    NotUtf8,
+}
+
 /// One IPv4 or IPv6 prefix, host bits zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
@@ -19,7 +92,7 @@ pub struct Prefix {
 
 impl Prefix {
     /// The prefix of `len` bits containing `ip`.
-    pub fn new(ip: IpAddr, len: u8) -> Result<Prefix, String> {
+    pub fn new(ip: IpAddr, len: u8) -> Result<Prefix, PrefixError> {
         let (family, max, mut addr) = match ip {
             IpAddr::V4(a) => {
                 let mut b = [0u8; 16];
@@ -29,7 +102,7 @@ impl Prefix {
             IpAddr::V6(a) => (6u8, 128u8, a.octets()),
         };
         if len > max {
-            return Err(format!("prefix length /{len} is longer than /{max}"));
+            return Err(PrefixError::TooLong { len, max });
         }
         for (i, byte) in addr.iter_mut().enumerate() {
             let keep = (len as usize).saturating_sub(i * 8).min(8);
@@ -77,11 +150,11 @@ impl Prefix {
 }
 
 impl FromStr for Prefix {
-    type Err = String;
+    type Err = PrefixError;
 
     /// `ADDR/LEN` or a bare address (a /32 or /128). Host bits set below the length are
     /// cleared, as `ipset` and the kernel do.
-    fn from_str(s: &str) -> Result<Prefix, String> {
+    fn from_str(s: &str) -> Result<Prefix, PrefixError> {
         let s = s.trim();
         let (ip, len) = match s.split_once('/') {
             Some((ip, len)) => (ip, Some(len)),
@@ -89,15 +162,17 @@ impl FromStr for Prefix {
         };
         let ip: IpAddr = ip
             .parse()
-            .map_err(|_| format!("{ip:?} is not an IPv4 or IPv6 address"))?;
+            .map_err(|_| PrefixError::NotAnAddress(ip.to_owned()))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len =
-            match len {
-                None => max,
-                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
-                    format!("prefix length {l:?} is not a number from 0 to {max}")
-                })?,
-            };
+        let len = match len {
+            None => max,
+            Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                PrefixError::BadLength {
+                    len: l.to_owned(),
+                    max,
+                }
+            })?,
+        };
         Prefix::new(ip, len)
     }
 }
@@ -155,18 +230,14 @@ impl fmt::Display for Format {
 }
 
 impl FromStr for Format {
-    type Err = String;
+    type Err = FormatError;
 
-    fn from_str(s: &str) -> Result<Format, String> {
+    fn from_str(s: &str) -> Result<Format, FormatError> {
         let s = s.trim();
         Format::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown list format {s:?}: expected auto, plain, spamhaus, firehol or cymru"
-                )
-            })
+            .ok_or_else(|| FormatError(s.to_owned()))
     }
 }
 
@@ -231,11 +302,7 @@ pub fn parse_bytes(bytes: &[u8], format: Format) -> ParsedList {
             Err(reason) => out.bad.push(BadLine {
                 line: i + 1,
                 text: shown(&line),
-                reason: if utf8 {
-                    reason
-                } else {
-                    "not UTF-8 text (a binary file, or a list in another encoding?)".into()
-                },
+                reason: if utf8 { reason } else { ListError::NotUtf8 }.to_string(),
             }),
         }
     }
@@ -293,19 +360,13 @@ fn cut(s: &str, c: char) -> &str {
     s.split_once(c).map_or(s, |(before, _)| before)
 }
 
-const HASH_IN_SPAMHAUS: &str = "a `#` comment, which Spamhaus lists do not have (they use \
-    `;`): set the list's format to \"plain\" or \"auto\"";
-
 /// One line: `Ok(None)` for blank and comment lines.
-fn parse_line(line: &str, format: Format) -> Result<Option<Prefix>, String> {
+fn parse_line(line: &str, format: Format) -> Result<Option<Prefix>, ListError> {
     let line = line.trim();
     if line.starts_with('{') {
         return match format {
             Format::Auto | Format::Spamhaus => parse_json(line),
-            _ => Err(format!(
-                "a JSON object, which only Spamhaus JSON lists have, in a {format} list: set the \
-                 list's format to \"spamhaus\" or \"auto\""
-            )),
+            _ => Err(ListError::JsonInTextList(format)),
         };
     }
     let data = match format {
@@ -313,17 +374,14 @@ fn parse_line(line: &str, format: Format) -> Result<Option<Prefix>, String> {
         Format::Spamhaus => {
             let data = cut(line, ';');
             if data.contains('#') {
-                return Err(HASH_IN_SPAMHAUS.into());
+                return Err(ListError::HashInSpamhaus);
             }
             data
         }
         Format::Plain | Format::Firehol | Format::Cymru => {
             let data = cut(line, '#');
             if data.contains(';') {
-                return Err(format!(
-                    "a `;` comment, which is Spamhaus syntax, in a {format} list (comments start \
-                     with `#`): set the list's format to \"spamhaus\" or \"auto\""
-                ));
+                return Err(ListError::SemicolonInTextList(format));
             }
             data
         }
@@ -334,56 +392,52 @@ fn parse_line(line: &str, format: Format) -> Result<Option<Prefix>, String> {
     };
     match words.next() {
         None => parse_word(word).map(Some),
-        Some(w) if w.starts_with('-') || word.ends_with('-') => Err(range(data.trim())),
+        Some(w) if w.starts_with('-') || word.ends_with('-') => {
+            Err(ListError::Range(data.trim().to_owned()))
+        }
         Some(extra) => Err(parse_word(word)
             .err()
-            .unwrap_or_else(|| extra_text(extra, format))),
+            .unwrap_or_else(|| ListError::ExtraText {
+                extra: extra.to_owned(),
+                format,
+            })),
     }
 }
 
-fn extra_text(extra: &str, format: Format) -> String {
-    let comment = if format == Format::Spamhaus { ";" } else { "#" };
-    format!(
-        "text after the address ({extra:?}): one address or CIDR a line, and comments start with \
-         `{comment}`"
-    )
-}
-
-fn range(text: &str) -> String {
-    format!("{text:?} is an address range, which lists do not support: write it as CIDR prefixes")
+/// What starts a comment after an address in a list of `format`.
+fn comment_start(format: &Format) -> &'static str {
+    if *format == Format::Spamhaus {
+        ";"
+    } else {
+        "#"
+    }
 }
 
 /// One address or CIDR, with the reasons an operator can act on.
-fn parse_word(word: &str) -> Result<Prefix, String> {
+fn parse_word(word: &str) -> Result<Prefix, ListError> {
     if let Some((from, _)) = word.split_once('-') {
         if from.parse::<IpAddr>().is_ok() {
-            return Err(range(word));
+            return Err(ListError::Range(word.to_owned()));
         }
     }
     if let Some((ip, len)) = word.split_once('/') {
         if ip.parse::<IpAddr>().is_ok() && len.parse::<std::net::Ipv4Addr>().is_ok() {
-            return Err(format!(
-                "{word:?} has a dotted netmask, which lists do not support: write the prefix \
-                 length (for example /24)"
-            ));
+            return Err(ListError::DottedNetmask(word.to_owned()));
         }
     }
-    word.parse()
+    Ok(word.parse()?)
 }
 
 /// A Spamhaus JSON line: `{"cidr":"…",…}`; the closing metadata line is skipped.
-fn parse_json(line: &str) -> Result<Option<Prefix>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| format!("not a valid JSON object ({e})"))?;
+fn parse_json(line: &str) -> Result<Option<Prefix>, ListError> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(ListError::Json)?;
     if v.get("type").and_then(serde_json::Value::as_str) == Some("metadata") {
         return Ok(None);
     }
     match v.get("cidr") {
         Some(serde_json::Value::String(c)) => parse_word(c.trim()).map(Some),
-        Some(_) => Err("the \"cidr\" field is not a string".into()),
-        None => Err(
-            "a JSON object without a \"cidr\" field (Spamhaus JSON lists have one a line)".into(),
-        ),
+        Some(_) => Err(ListError::CidrNotString),
+        None => Err(ListError::NoCidr),
     }
 }
 

@@ -299,7 +299,11 @@ fn format_names() {
         assert_eq!(serde_json::from_str::<Format>(&json).unwrap(), f);
     }
     assert_eq!("Spamhaus".parse::<Format>(), Ok(Format::Spamhaus));
-    assert!("netset".parse::<Format>().unwrap_err().contains("firehol"));
+    assert!("netset"
+        .parse::<Format>()
+        .unwrap_err()
+        .to_string()
+        .contains("firehol"));
     assert!(serde_json::from_str::<Format>("\"csv\"").is_err());
     assert_eq!(Format::default(), Format::Auto);
 }

@@ -199,7 +199,7 @@ impl ManualStore {
             if self.saved.get(cidr) == Some(e) {
                 continue;
             }
-            let p: Prefix = cidr.parse().map_err(anyhow::Error::msg)?;
+            let p: Prefix = cidr.parse()?;
             self.map
                 .insert(key(&p), entry(e), 0)
                 .context("writing the manual-block store")?;

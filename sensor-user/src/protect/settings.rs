@@ -8,7 +8,49 @@ use sensor_common::protect::{
 };
 use serde::Deserialize;
 
-use super::lists::{Format, Prefix};
+use super::lists::{Format, Prefix, PrefixError};
+
+/// What is wrong with `[protect]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// More lists than the kernel's list ids hold.
+    #[error(
+        "{count} lists configured; at most {max} fit (one id is `{manual}`)",
+        manual = MANUAL_LIST
+    )]
+    TooManyLists { count: usize, max: usize },
+    /// A list name with characters other than letters, digits, `-`, `_` and `.`.
+    #[error("list name {0:?}: use letters, digits, '-', '_' and '.' only")]
+    ListName(String),
+    /// Two lists with one name, or a list named `manual`.
+    #[error(
+        "list name {0:?} is used twice (or is the reserved `{manual}`)",
+        manual = MANUAL_LIST
+    )]
+    DuplicateListName(String),
+    /// A bad prefix under `key`.
+    #[error("{key}: {error}")]
+    Prefix {
+        /// `protect.allow`, `protect.own_prefixes` or `protect.bogons.allow`.
+        key: &'static str,
+        error: PrefixError,
+    },
+    /// A `protect.ports` item that is neither a port nor `LOW-HIGH`.
+    #[error("protect.ports: {0:?} is not a port or a LOW-HIGH port range")]
+    NotAPort(String),
+    /// `HIGH-LOW`.
+    #[error("protect.ports: port range {0:?} runs backwards")]
+    BackwardsPorts(String),
+    /// A rate limit with a zero rate or burst.
+    #[error(
+        "protect.rate_limit.{0}: rate and burst must be at least 1 (leave the entry out to turn \
+         the limit off)"
+    )]
+    ZeroRate(&'static str),
+    /// A block table with no room.
+    #[error("protect.v4_capacity and v6_capacity must be at least 1")]
+    ZeroCapacity,
+}
 
 /// What a check does with a packet that fails it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -149,21 +191,21 @@ pub enum PortItem {
 }
 
 impl PortItem {
-    fn range(&self) -> Result<(u16, u16), String> {
+    fn range(&self) -> Result<(u16, u16), SettingsError> {
         match self {
             PortItem::One(p) => Ok((*p, *p)),
             PortItem::Range(s) => {
                 let parse = |t: &str| {
                     t.trim()
                         .parse::<u16>()
-                        .map_err(|_| format!("{s:?} is not a port or a LOW-HIGH port range"))
+                        .map_err(|_| SettingsError::NotAPort(s.clone()))
                 };
                 let (lo, hi) = match s.split_once('-') {
                     Some((a, b)) => (parse(a)?, parse(b)?),
                     None => (parse(s)?, parse(s)?),
                 };
                 if lo > hi {
-                    return Err(format!("port range {s:?} runs backwards"));
+                    return Err(SettingsError::BackwardsPorts(s.clone()));
                 }
                 Ok((lo, hi))
             }
@@ -232,13 +274,12 @@ pub const MANUAL_LIST: &str = "manual";
 
 impl ProtectSection {
     /// Checks what the types cannot: list names, ports, rates, prefixes.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         if self.lists.len() + 1 > MAX_LISTS {
-            return Err(format!(
-                "{} lists configured; at most {} fit (one id is `{MANUAL_LIST}`)",
-                self.lists.len(),
-                MAX_LISTS - 1
-            ));
+            return Err(SettingsError::TooManyLists {
+                count: self.lists.len(),
+                max: MAX_LISTS - 1,
+            });
         }
         let mut names = std::collections::BTreeSet::new();
         names.insert(MANUAL_LIST);
@@ -249,44 +290,36 @@ impl ProtectSection {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(format!(
-                    "list name {:?}: use letters, digits, '-', '_' and '.' only",
-                    l.name
-                ));
+                return Err(SettingsError::ListName(l.name.clone()));
             }
             if !names.insert(&l.name) {
-                return Err(format!(
-                    "list name {:?} is used twice (or is the reserved `{MANUAL_LIST}`)",
-                    l.name
-                ));
+                return Err(SettingsError::DuplicateListName(l.name.clone()));
             }
         }
-        for (what, items) in [
+        for (key, items) in [
             ("protect.allow", &self.allow),
             ("protect.own_prefixes", &self.own_prefixes),
             ("protect.bogons.allow", &self.bogons.allow),
         ] {
             for s in items {
-                s.parse::<Prefix>().map_err(|e| format!("{what}: {e}"))?;
+                s.parse::<Prefix>()
+                    .map_err(|error| SettingsError::Prefix { key, error })?;
             }
         }
         for items in [&self.ports.tcp, &self.ports.udp].into_iter().flatten() {
             for i in items {
-                i.range().map_err(|e| format!("protect.ports: {e}"))?;
+                i.range()?;
             }
         }
         for (name, r) in self.rates() {
             if let Some(r) = r {
                 if r.rate == 0 || r.burst == 0 {
-                    return Err(format!(
-                        "protect.rate_limit.{name}: rate and burst must be at least 1 (leave the \
-                         entry out to turn the limit off)"
-                    ));
+                    return Err(SettingsError::ZeroRate(name));
                 }
             }
         }
         if self.v4_capacity == 0 || self.v6_capacity == 0 {
-            return Err("protect.v4_capacity and v6_capacity must be at least 1".into());
+            return Err(SettingsError::ZeroCapacity);
         }
         Ok(())
     }
@@ -512,7 +545,7 @@ mod tests {
             ("[[lists]]\nname = \"manual\"\nfile = \"/x\"", "used twice"),
             ("[[lists]]\nname = \"a b\"\nfile = \"/x\"", "letters"),
         ] {
-            let err = section(text).validate().expect_err(text);
+            let err = section(text).validate().expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
     }

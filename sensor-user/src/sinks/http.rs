@@ -30,6 +30,35 @@ use super::{
     Backoff, Control, OutputSpec, Record, Sent, Sink, SinkStats,
 };
 
+/// Why a sink URL does not parse; each message starts with the URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// `https://`, which needs a TLS library this build lacks.
+    #[error(
+        "{0:?}: https is not supported (this build has no TLS library); run a TLS proxy on the \
+         sensor (stunnel, nginx, haproxy) and give its http://127.0.0.1:PORT/ address"
+    )]
+    Https(String),
+    /// Another scheme, or none.
+    #[error("{0:?} is not an http:// URL")]
+    NotHttp(String),
+    /// `user:password@` in the authority.
+    #[error(
+        "{0:?}: user:password in the URL is not supported; use headers = {{ Authorization = \
+         \"...\" }}"
+    )]
+    UserInfo(String),
+    /// `[` without `]` in the host.
+    #[error("{0:?}: unclosed [ in the host")]
+    UnclosedBracket(String),
+    /// A port that is not 1 to 65535.
+    #[error("{url:?}: bad port {port:?}")]
+    Port { url: String, port: String },
+    /// An empty host, or whitespace in the path.
+    #[error("{0:?}: no host, or whitespace in the path")]
+    HostOrPath(String),
+}
+
 /// An `http://host[:port]/path` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
@@ -43,31 +72,24 @@ pub struct Url {
 
 impl Url {
     /// Parses an http URL; the error says what is wrong.
-    pub fn parse(s: &str) -> Result<Url, String> {
+    pub fn parse(s: &str) -> Result<Url, UrlError> {
         if s.starts_with("https://") {
-            return Err(format!(
-                "{s:?}: https is not supported (this build has no TLS library); run a TLS \
-                 proxy on the sensor (stunnel, nginx, haproxy) and give its \
-                 http://127.0.0.1:PORT/ address"
-            ));
+            return Err(UrlError::Https(s.to_owned()));
         }
         let rest = s
             .strip_prefix("http://")
-            .ok_or_else(|| format!("{s:?} is not an http:// URL"))?;
+            .ok_or_else(|| UrlError::NotHttp(s.to_owned()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if authority.contains('@') {
-            return Err(format!(
-                "{s:?}: user:password in the URL is not supported; use headers = {{ \
-                 Authorization = \"...\" }}"
-            ));
+            return Err(UrlError::UserInfo(s.to_owned()));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unclosed [ in the host"))?;
+                .ok_or_else(|| UrlError::UnclosedBracket(s.to_owned()))?;
             (h, p.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -81,10 +103,13 @@ impl Url {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{s:?}: bad port {p:?}"))?,
+                .ok_or_else(|| UrlError::Port {
+                    url: s.to_owned(),
+                    port: p.to_owned(),
+                })?,
         };
         if host.is_empty() || path.contains(char::is_whitespace) {
-            return Err(format!("{s:?}: no host, or whitespace in the path"));
+            return Err(UrlError::HostOrPath(s.to_owned()));
         }
         Ok(Url {
             host: host.to_owned(),
@@ -429,7 +454,7 @@ pub(crate) fn start(
     stats: Arc<SinkStats>,
     ctl: Arc<Control>,
 ) -> anyhow::Result<(SpoolWriter, JoinHandle<()>)> {
-    let url = Url::parse(spec.url.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let url = Url::parse(spec.url.as_deref().unwrap_or(""))?;
     let dir = spec.spool_dir();
     let spool_max = spec.spool_max_bytes.unwrap_or(defaults::SPOOL_MAX_BYTES);
     let spool = Spool::open(&dir, spool_max)?;
@@ -525,7 +550,7 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("::1", 80));
         assert_eq!(u.host_header(), "[::1]");
         assert_eq!(Url::parse("http://h").expect("bare").path, "/");
-        let e = Url::parse("https://h/").expect_err("https");
+        let e = Url::parse("https://h/").expect_err("https").to_string();
         assert!(e.contains("not supported") && e.contains("proxy"), "{e}");
         assert!(Url::parse("ftp://h/").is_err());
         assert!(Url::parse("http://h:0/").is_err());

@@ -9,6 +9,108 @@ use std::{
 
 use serde::Deserialize;
 
+use super::{http::UrlError, syslog::FacilityError};
+
+/// What is wrong with `[[outputs]]`; each message names the output.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A table's own settings.
+    #[error("outputs {name:?} (type {}): {error}", .kind.as_str())]
+    Output {
+        name: String,
+        kind: SinkType,
+        error: OutputError,
+    },
+    /// A syslog or redis `address`.
+    #[error("outputs {name:?}: address {error}")]
+    Address { name: String, error: HostPortError },
+    /// An http `url`.
+    #[error("outputs {name:?}: url {error}")]
+    Url { name: String, error: UrlError },
+    /// Two outputs with one name.
+    #[error("outputs: two outputs are named {0:?}; give each a distinct name = \"...\"")]
+    DuplicateName(String),
+    /// Two outputs writing one file or spool directory.
+    #[error("outputs {name:?}: {} is used by another output", .path.display())]
+    SharedPath { name: String, path: PathBuf },
+}
+
+/// What is wrong inside one `[[outputs]]` table.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// An empty, long or non-printable `name`.
+    #[error("name must be 1 to 64 printable characters without spaces")]
+    Name,
+    /// A key set that the type does not take; `allowed` are those it does.
+    #[error("{key} does not apply to this type (it takes {})", takes(.allowed))]
+    Key {
+        key: &'static str,
+        allowed: &'static [&'static str],
+    },
+    /// An empty entry in `types` or `exclude_types`.
+    #[error("types and exclude_types take event types, not {0:?}")]
+    EventType(String),
+    /// `queue_events = 0`.
+    #[error("queue_events must be above 0")]
+    QueueEvents,
+    /// Retry delays that are zero or out of order.
+    #[error("retry_initial_ms ({initial}) must be above 0 and at most retry_max_ms ({max})")]
+    Retry { initial: u64, max: u64 },
+    /// A file or unix output without `path`.
+    #[error("path is required")]
+    NoPath,
+    /// `keep = 0`.
+    #[error("keep must be at least 1 (rotated files kept)")]
+    Keep,
+    /// An unknown syslog facility.
+    #[error("{0}")]
+    Facility(FacilityError),
+    /// A syslog `max_message_bytes` below RFC 5424's minimum.
+    #[error("max_message_bytes must be at least 480 (RFC 5424)")]
+    MaxMessageBytes,
+    /// A header name that is not a token, or a value with control characters.
+    #[error("headers: {name:?} = {value:?} is not a valid header")]
+    Header { name: String, value: String },
+    /// A header the agent sets itself.
+    #[error("headers: {0} is set by the agent")]
+    ReservedHeader(String),
+    /// http batches that hold nothing.
+    #[error("batch_events must be above 0 and batch_bytes at least 1024")]
+    HttpBatch,
+    /// A zero http interval.
+    #[error("flush_interval_ms and timeout_ms must be above 0")]
+    HttpInterval,
+    /// A spool too small for its batches.
+    #[error("spool_max_bytes ({spool}) must be at least 16384 and 4 x batch_bytes ({min})")]
+    Spool { spool: u64, min: u64 },
+    /// `key = ""` on a redis output.
+    #[error("key must not be empty")]
+    EmptyKey,
+    /// `batch_events = 0` on a redis output.
+    #[error("batch_events must be above 0")]
+    BatchEvents,
+}
+
+/// The keys a type takes, for [`OutputError::Key`].
+fn takes(allowed: &[&str]) -> String {
+    if allowed.is_empty() {
+        "no other keys".to_string()
+    } else {
+        allowed.join(", ")
+    }
+}
+
+/// A `host:port` that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// No `:`.
+    #[error("{0:?} is not host:port")]
+    NoPort(String),
+    /// An empty host, or a port that is not 1 to 65535.
+    #[error("{0:?} is not host:port (port 1 to 65535)")]
+    Invalid(String),
+}
+
 /// The kind of sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -312,24 +414,22 @@ impl OutputSpec {
     }
 
     /// Checks one table; the message names the output.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SpecError> {
         let name = self.name();
-        let kind = self.kind.as_str();
-        let bad = |what: String| Err(format!("outputs {name:?} (type {kind}): {what}"));
+        let bad = |error: OutputError| {
+            Err(SpecError::Output {
+                name: name.clone(),
+                kind: self.kind,
+                error,
+            })
+        };
         if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            return bad("name must be 1 to 64 printable characters without spaces".into());
+            return bad(OutputError::Name);
         }
         let allowed = Self::allowed(self.kind);
-        for k in self.specific_keys() {
-            if !allowed.contains(&k) {
-                return bad(format!(
-                    "{k} does not apply to this type (it takes {})",
-                    if allowed.is_empty() {
-                        "no other keys".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ));
+        for key in self.specific_keys() {
+            if !allowed.contains(&key) {
+                return bad(OutputError::Key { key, allowed });
             }
         }
         if let Some(t) = self
@@ -338,79 +438,86 @@ impl OutputSpec {
             .chain(&self.exclude_types)
             .find(|t| t.is_empty())
         {
-            return bad(format!(
-                "types and exclude_types take event types, not {t:?}"
-            ));
+            return bad(OutputError::EventType(t.clone()));
         }
         if self.queue_events == Some(0) {
-            return bad("queue_events must be above 0".into());
+            return bad(OutputError::QueueEvents);
         }
         let (initial, max) = self.retry();
         if initial == 0 || max < initial {
-            return bad(format!(
-                "retry_initial_ms ({initial}) must be above 0 and at most retry_max_ms ({max})"
-            ));
+            return bad(OutputError::Retry { initial, max });
         }
         match self.kind {
             SinkType::File | SinkType::UnixDgram | SinkType::UnixStream => {
                 if self.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
-                    return bad("path is required".into());
+                    return bad(OutputError::NoPath);
                 }
                 if self.keep == Some(0) {
-                    return bad("keep must be at least 1 (rotated files kept)".into());
+                    return bad(OutputError::Keep);
                 }
             }
             SinkType::Stdout => {}
             SinkType::Syslog => {
                 let addr = self.syslog_address();
                 if self.transport.unwrap_or_default() != SyslogTransport::Unix {
-                    host_port(&addr).map_err(|e| format!("outputs {name:?}: address {e}"))?;
+                    host_port(&addr).map_err(|error| SpecError::Address {
+                        name: name.clone(),
+                        error,
+                    })?;
                 }
                 if let Err(e) = super::syslog::facility_code(self.facility()) {
-                    return bad(e);
+                    return bad(OutputError::Facility(e));
                 }
                 if self.max_message_bytes.is_some_and(|m| m < 480) {
-                    return bad("max_message_bytes must be at least 480 (RFC 5424)".into());
+                    return bad(OutputError::MaxMessageBytes);
                 }
             }
             SinkType::Http => {
                 let url = self.url.as_deref().unwrap_or("");
-                super::http::Url::parse(url).map_err(|e| format!("outputs {name:?}: url {e}"))?;
+                super::http::Url::parse(url).map_err(|error| SpecError::Url {
+                    name: name.clone(),
+                    error,
+                })?;
                 for (k, v) in self.headers.iter().flatten() {
                     let token = !k.is_empty()
                         && k.bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
                     if !token || v.chars().any(char::is_control) {
-                        return bad(format!("headers: {k:?} = {v:?} is not a valid header"));
+                        return bad(OutputError::Header {
+                            name: k.clone(),
+                            value: v.clone(),
+                        });
                     }
                     if super::http::RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
-                        return bad(format!("headers: {k} is set by the agent"));
+                        return bad(OutputError::ReservedHeader(k.clone()));
                     }
                 }
                 if self.batch_events == Some(0) || self.batch_bytes.is_some_and(|b| b < 1024) {
-                    return bad("batch_events must be above 0 and batch_bytes at least 1024".into());
+                    return bad(OutputError::HttpBatch);
                 }
                 if self.flush_interval_ms == Some(0) || self.timeout_ms == Some(0) {
-                    return bad("flush_interval_ms and timeout_ms must be above 0".into());
+                    return bad(OutputError::HttpInterval);
                 }
                 let batch = self.batch_bytes.unwrap_or(defaults::BATCH_BYTES) as u64;
                 let spool = self.spool_max_bytes.unwrap_or(defaults::SPOOL_MAX_BYTES);
                 if spool < 16_384 || spool < 4 * batch {
-                    return bad(format!(
-                        "spool_max_bytes ({spool}) must be at least 16384 and 4 x batch_bytes \
-                         ({})",
-                        4 * batch
-                    ));
+                    return bad(OutputError::Spool {
+                        spool,
+                        min: 4 * batch,
+                    });
                 }
             }
             SinkType::Redis => {
                 let addr = self.address.as_deref().unwrap_or(defaults::REDIS_ADDRESS);
-                host_port(addr).map_err(|e| format!("outputs {name:?}: address {e}"))?;
+                host_port(addr).map_err(|error| SpecError::Address {
+                    name: name.clone(),
+                    error,
+                })?;
                 if self.key.as_ref().is_some_and(String::is_empty) {
-                    return bad("key must not be empty".into());
+                    return bad(OutputError::EmptyKey);
                 }
                 if self.batch_events == Some(0) {
-                    return bad("batch_events must be above 0".into());
+                    return bad(OutputError::BatchEvents);
                 }
             }
         }
@@ -443,27 +550,25 @@ impl OutputSpec {
 }
 
 /// Checks a `host:port` (a name or an address; `[v6]:port`).
-pub fn host_port(s: &str) -> Result<(), String> {
+pub fn host_port(s: &str) -> Result<(), HostPortError> {
     let (host, port) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?} is not host:port"))?;
+        .ok_or_else(|| HostPortError::NoPort(s.to_owned()))?;
     if host.is_empty() || port.parse::<u16>().ok().filter(|p| *p > 0).is_none() {
-        return Err(format!("{s:?} is not host:port (port 1 to 65535)"));
+        return Err(HostPortError::Invalid(s.to_owned()));
     }
     Ok(())
 }
 
 /// Checks every `[[outputs]]` table and that names and destinations are unique.
-pub fn validate_all(outputs: &[OutputSpec]) -> Result<(), String> {
+pub fn validate_all(outputs: &[OutputSpec]) -> Result<(), SpecError> {
     let mut names = HashSet::new();
     let mut files = HashSet::new();
     for o in outputs {
         o.validate()?;
         let name = o.name();
         if !names.insert(name.clone()) {
-            return Err(format!(
-                "outputs: two outputs are named {name:?}; give each a distinct name = \"...\""
-            ));
+            return Err(SpecError::DuplicateName(name));
         }
         let exclusive = match o.kind {
             SinkType::File => o.path.clone(),
@@ -472,10 +577,7 @@ pub fn validate_all(outputs: &[OutputSpec]) -> Result<(), String> {
         };
         if let Some(p) = exclusive {
             if !files.insert(p.clone()) {
-                return Err(format!(
-                    "outputs {name:?}: {} is used by another output",
-                    p.display()
-                ));
+                return Err(SpecError::SharedPath { name, path: p });
             }
         }
     }

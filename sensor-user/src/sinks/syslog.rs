@@ -45,13 +45,18 @@ const FACILITIES: [&str; 24] = [
     "local7",
 ];
 
+/// A facility name that is not one of syslog's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("facility {0:?} is not one of {known}", known = FACILITIES.join(", "))]
+pub struct FacilityError(pub String);
+
 /// The facility number of a facility name (`local5` → 21).
-pub fn facility_code(name: &str) -> Result<u8, String> {
+pub fn facility_code(name: &str) -> Result<u8, FacilityError> {
     FACILITIES
         .iter()
         .position(|f| f.eq_ignore_ascii_case(name))
         .map(|n| n as u8)
-        .ok_or_else(|| format!("facility {name:?} is not one of {}", FACILITIES.join(", ")))
+        .ok_or_else(|| FacilityError(name.to_owned()))
 }
 
 /// The syslog severity of a record: an alert by its `alert.severity` (1 → 2 crit, 2 → 3 err,
@@ -145,7 +150,7 @@ impl SyslogSink {
         Ok(SyslogSink {
             transport: spec.transport.unwrap_or_default(),
             address: spec.syslog_address(),
-            facility: facility_code(spec.facility()).map_err(anyhow::Error::msg)?,
+            facility: facility_code(spec.facility())?,
             hostname: token(hostname, 255),
             max: spec
                 .max_message_bytes

@@ -60,9 +60,9 @@ type Defs = Vec<(&'static str, Def)>;
 
 /// The `PRECINCT_*` maps of the object, as compiled (before load-time sizing).
 fn defs() -> anyhow::Result<&'static Defs> {
-    static DEFS: OnceLock<Result<Defs, String>> = OnceLock::new();
+    static DEFS: OnceLock<Result<Defs, aya_obj::ParseError>> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let obj = aya_obj::Object::parse(EBPF_OBJECT).map_err(|e| e.to_string())?;
+        let obj = aya_obj::Object::parse(EBPF_OBJECT)?;
         let mut out: Defs = obj
             .maps
             .iter()

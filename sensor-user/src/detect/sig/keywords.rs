@@ -174,7 +174,7 @@ fn range_check(
     o: &Opt<'_>,
     check: fn(crate::detect::matcher::Range) -> PacketCheck,
 ) -> Result<(), Refusal> {
-    let r = parse_range(o.need()?).map_err(Refusal::Invalid)?;
+    let r = parse_range(o.need()?).map_err(|e| Refusal::Invalid(e.to_string()))?;
     c.sig.checks.push(check(r));
     Ok(())
 }
@@ -201,7 +201,7 @@ fn ip_proto(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
         None => t.to_string(),
     };
     c.sig.checks.push(PacketCheck::IpProto(
-        parse_range(&text).map_err(Refusal::Invalid)?,
+        parse_range(&text).map_err(|e| Refusal::Invalid(e.to_string()))?,
     ));
     Ok(())
 }
@@ -209,7 +209,10 @@ fn ip_proto(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
 fn flags(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
     let spec = o.need()?.trim();
     let (main, ignore) = match spec.split_once(',') {
-        Some((m, i)) => (m.trim(), flag_bits(i.trim()).map_err(Refusal::Invalid)?),
+        Some((m, i)) => (
+            m.trim(),
+            flag_bits(i.trim()).map_err(|e| Refusal::Invalid(e.to_string()))?,
+        ),
         None => (spec, 0),
     };
     let (mode, bits) = match main.chars().next() {
@@ -218,7 +221,7 @@ fn flags(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
         Some('!') => (FlagMode::Not, &main[1..]),
         _ => (FlagMode::Exact, main),
     };
-    let bits = flag_bits(bits).map_err(Refusal::Invalid)?;
+    let bits = flag_bits(bits).map_err(|e| Refusal::Invalid(e.to_string()))?;
     c.sig.checks.push(PacketCheck::Flags { bits, mode, ignore });
     Ok(())
 }

@@ -12,7 +12,7 @@ mod values;
 
 use std::collections::HashMap;
 
-pub use values::parse_range;
+pub use values::{parse_range, ValueError};
 
 use super::{
     addr::{parse_addr, parse_port, AddrExpr, PortExpr},
@@ -398,8 +398,8 @@ fn compile_inner(
         other => return Err(Refusal::UnsupportedAction(other.to_string())),
     };
     let proto = proto_spec(&raw.proto)?;
-    let addr = |s: &str| parse_addr(s, env.vars).map_err(Refusal::Invalid);
-    let port = |s: &str| parse_port(s, env.vars).map_err(Refusal::Invalid);
+    let addr = |s: &str| parse_addr(s, env.vars).map_err(|e| Refusal::Invalid(e.to_string()));
+    let port = |s: &str| parse_port(s, env.vars).map_err(|e| Refusal::Invalid(e.to_string()));
     let sig = Signature {
         sid: sid.ok_or_else(|| Refusal::Invalid("no sid".into()))?,
         gid: 1,

@@ -181,7 +181,8 @@ fn parse_pcre(v: &str, b: &mut Builder) -> Result<(), Refusal> {
             other => return Err(Refusal::UnsupportedKeyword(format!("pcre flag {other}"))),
         }
     }
-    let pcre = Pcre::new(pattern, opts, relative, negated).map_err(Refusal::Invalid)?;
+    let pcre =
+        Pcre::new(pattern, opts, relative, negated).map_err(|e| Refusal::Invalid(e.to_string()))?;
     if let Some(buf) = buffer {
         b.require_app("http")?;
         let keep = b.current;
@@ -301,7 +302,7 @@ pub(super) fn isdataat(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal
 
 /// `bsize`: the buffer's size.
 pub(super) fn bsize(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
-    let r = parse_range(o.need()?).map_err(Refusal::Invalid)?;
+    let r = parse_range(o.need()?).map_err(|e| Refusal::Invalid(e.to_string()))?;
     c.b.list().matchers.push(Matcher::Bsize(r));
     Ok(())
 }
@@ -309,7 +310,7 @@ pub(super) fn bsize(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
 /// `urilen`: the size of `http.uri.raw`.
 pub(super) fn urilen(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
     let spec = o.need()?.split(',').next().unwrap_or("").to_string();
-    let r = parse_range(&spec).map_err(Refusal::Invalid)?;
+    let r = parse_range(&spec).map_err(|e| Refusal::Invalid(e.to_string()))?;
     let b = &mut c.b;
     b.require_app("http")?;
     let keep = b.current;
@@ -348,7 +349,7 @@ pub(super) fn byte_test(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusa
         flags.string,
         flags.bitmask,
     )
-    .map_err(Refusal::Invalid)?;
+    .map_err(|e| Refusal::Invalid(e.to_string()))?;
     b.list().matchers.push(Matcher::ByteTest(t));
     Ok(())
 }

@@ -4,6 +4,17 @@
 use super::{Rate, Refusal, Threshold, Track};
 use crate::detect::matcher::{Range, Val};
 
+/// Why a range or a set of TCP flags does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A bound that is not a decimal or `0x` number.
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    /// A character that is not one of `FSRPAUEC12` or `0`.
+    #[error("{0:?} is not a TCP flag")]
+    NotATcpFlag(char),
+}
+
 /// Parses a numeric value, decimal or `0x` hex.
 pub(super) fn number(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -26,9 +37,9 @@ pub(super) fn val(s: &str, vars: &[String]) -> Result<Val, Refusal> {
 }
 
 /// Parses `N`, `<N`, `>N`, `<=N`, `>=N`, `!N`, `N<>M` (exclusive), `N-M` (inclusive).
-pub fn parse_range(s: &str) -> Result<Range, String> {
+pub fn parse_range(s: &str) -> Result<Range, ValueError> {
     let s = s.trim();
-    let n = |x: &str| number(x).ok_or_else(|| format!("{x:?} is not a number"));
+    let n = |x: &str| number(x).ok_or_else(|| ValueError::NotANumber(x.to_owned()));
     if let Some((a, b)) = s.split_once("<>") {
         return Ok(Range::Between(n(a)?, n(b)?));
     }
@@ -56,7 +67,7 @@ pub fn parse_range(s: &str) -> Result<Range, String> {
     Ok(Range::Eq(n(s)?))
 }
 
-pub(super) fn flag_bits(s: &str) -> Result<u8, String> {
+pub(super) fn flag_bits(s: &str) -> Result<u8, ValueError> {
     let mut b = 0u8;
     for c in s.chars() {
         b |= match c.to_ascii_uppercase() {
@@ -69,7 +80,7 @@ pub(super) fn flag_bits(s: &str) -> Result<u8, String> {
             'E' | '2' => 0x40,
             'C' | '1' => 0x80,
             '0' => 0,
-            other => return Err(format!("{other:?} is not a TCP flag")),
+            other => return Err(ValueError::NotATcpFlag(other)),
         };
     }
     Ok(b)
