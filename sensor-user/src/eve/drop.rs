@@ -112,7 +112,10 @@ pub fn drop_record<'a>(
     let [why, list, act] = rec._pad;
     let egress = rec.hook == Hook::Egress as u8;
     let iface = names.ifaces.get(&rec.key.ifindex).map(String::as_str);
-    let ports = matches!(p.proto, ipproto::TCP | ipproto::UDP);
+    // A frame cut before its transport header has no transport fields to report: the parser
+    // leaves the transport offset at 0, and reading there would report Ethernet bytes.
+    let l4_parsed = p.l4_off != 0;
+    let ports = matches!(p.proto, ipproto::TCP | ipproto::UDP) && l4_parsed;
     let icmp = matches!(p.proto, ipproto::ICMP | ipproto::ICMPV6);
     let l3 = usize::from(p.l3_off);
     let byte = |i: usize| frame.get(l3 + i).copied().unwrap_or(0);
@@ -134,7 +137,7 @@ pub fn drop_record<'a>(
     let l4 = usize::from(p.l4_off);
     let get = |i: usize, n: usize| frame.get(l4 + i..l4 + i + n);
     let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-    let tcp = (p.proto == ipproto::TCP).then(|| {
+    let tcp = (p.proto == ipproto::TCP && l4_parsed).then(|| {
         // All three or none: a frame cut inside the TCP header shows only the flags.
         let seqs = match (get(4, 4), get(8, 4), get(14, 2)) {
             (Some(seq), Some(ack), Some(win)) => {
@@ -155,7 +158,7 @@ pub fn drop_record<'a>(
             fin: f & 0x01 != 0,
         }
     });
-    let udplen = (p.proto == ipproto::UDP)
+    let udplen = (p.proto == ipproto::UDP && l4_parsed)
         .then(|| get(4, 2).map(|b| u16::from_be_bytes([b[0], b[1]])))
         .flatten();
     DropRecord {
