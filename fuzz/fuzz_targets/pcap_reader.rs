@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let eve = EveWriter::from_writer(Box::new(std::io::sink()));
     let mut pipeline = Pipeline::new(InspectConfig::default(), eve);
     while let Ok(Some(pkt)) = reader.next_packet() {
-        let _ = pipeline.packet(pkt.ts_ns, pkt.linktype, &pkt.data);
+        let _ = pipeline.packet(pkt.ts_ns, pkt.linktype, pkt.data);
     }
     let _ = pipeline.finish();
 });

@@ -87,7 +87,7 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
     let mut result = Ok(());
     loop {
         match reader.next_packet() {
-            Ok(Some(pkt)) => pipeline.packet(pkt.ts_ns, pkt.linktype, &pkt.data)?,
+            Ok(Some(pkt)) => pipeline.packet(pkt.ts_ns, pkt.linktype, pkt.data)?,
             Ok(None) => break,
             Err(e) => {
                 result = Err(e);
@@ -97,7 +97,7 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         if progress && last_progress.elapsed() > Duration::from_millis(250) {
             last_progress = Instant::now();
             let pct = if reader.file_len > 0 {
-                pipeline.stats.bytes as f64 * 100.0 / reader.file_len as f64
+                reader.position() as f64 * 100.0 / reader.file_len as f64
             } else {
                 0.0
             };

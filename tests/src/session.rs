@@ -144,6 +144,34 @@ pub fn write_pcap(
     write_pcap_timed(path, &timed)
 }
 
+/// Writes Ethernet frames as `tcpdump -s SNAPLEN -w` does: the header's snapshot length is
+/// `header_snaplen`, and each record keeps the first `keep` bytes of its frame with the frame's
+/// own length as the original length (a `keep` above `header_snaplen` makes records longer
+/// than the header allows, as some writers do).
+pub fn write_pcap_snap(
+    path: &Path,
+    frames: &[Vec<u8>],
+    header_snaplen: u32,
+    keep: usize,
+) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    f.write_all(&2u16.to_le_bytes())?;
+    f.write_all(&4u16.to_le_bytes())?;
+    f.write_all(&[0; 8])?;
+    f.write_all(&header_snaplen.to_le_bytes())?;
+    f.write_all(&1u32.to_le_bytes())?;
+    for (i, frame) in frames.iter().enumerate() {
+        let cut = &frame[..frame.len().min(keep)];
+        f.write_all(&1_790_000_000u32.to_le_bytes())?;
+        f.write_all(&(i as u32 * 1000).to_le_bytes())?;
+        f.write_all(&(cut.len() as u32).to_le_bytes())?;
+        f.write_all(&(frame.len() as u32).to_le_bytes())?;
+        f.write_all(cut)?;
+    }
+    f.flush()
+}
+
 /// Writes Ethernet frames as a classic pcap file, each at its own time in microseconds
 /// since the UNIX epoch.
 pub fn write_pcap_timed(path: &Path, frames: &[(u64, &[u8])]) -> std::io::Result<()> {

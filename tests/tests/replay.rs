@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 use serde_json::Value;
 use tests::{
     agent::precinct_bin,
-    session::{udp_frame, write_pcap, write_pcap_timed, TcpSession},
+    session::{udp_frame, write_pcap, write_pcap_snap, write_pcap_timed, TcpSession},
 };
 
 const CLIENT: [u8; 4] = [192, 0, 2, 10];
@@ -239,6 +239,106 @@ fn flows_that_time_out_together_are_written_in_the_order_they_began() {
     let mut expected: Vec<u64> = (6000..6064).collect();
     expected.push(7000);
     assert_eq!(ports, expected);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn snap_length_captures_are_read_as_tcpdump_wrote_them() {
+    let dir = scratch("snap");
+    let frames = http_session();
+    let full = dir.join("full.pcap");
+    write_pcap(&full, &frames, 1_790_000_000, 1000).expect("write");
+    let (_, all) = replay(&full, &[]);
+    // `tcpdump -s 96`: every record holds the frame's first 96 bytes (headers and the start of
+    // the payload), with the frame's length as the original length.
+    let snap = dir.join("snap.pcap");
+    write_pcap_snap(&snap, &frames, 96, 96).expect("write");
+    let (out, cut) = replay(&snap, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (fa, fc) = (of_type(&all, "flow"), of_type(&cut, "flow"));
+    assert_eq!(fc.len(), 1);
+    // The client's packets fit in 96 bytes and count as before. The server's three data
+    // packets are cut inside their payload: like Suricata (an IPv4 `trunc_pkt` decoder event),
+    // a packet shorter than its IP header says is not decoded into the flow.
+    assert_eq!(
+        fc[0]["flow"]["pkts_toserver"],
+        fa[0]["flow"]["pkts_toserver"]
+    );
+    assert_eq!(fa[0]["flow"]["pkts_toclient"], 5);
+    assert_eq!(fc[0]["flow"]["pkts_toclient"], 2, "SYN-ACK and FIN");
+    assert_eq!(fc[0]["tcp"]["tcp_flags"], fa[0]["tcp"]["tcp_flags"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not inspected: bad_ipv4_total_length 3"),
+        "the summary names the packets it could not decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Records longer than the header's snapshot length are cut to it, not refused.
+    let long = dir.join("long.pcap");
+    write_pcap_snap(&long, &frames, 64, 96).expect("write");
+    let (out, over) = replay(&long, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read exactly as a capture whose records were cut at 64 bytes when written.
+    let cut64 = dir.join("cut64.pcap");
+    write_pcap_snap(&cut64, &frames, 64, 64).expect("write");
+    let (_, want) = replay(&cut64, &[]);
+    assert_eq!(over, want);
+    assert_eq!(of_type(&over, "flow")[0]["flow"]["pkts_toserver"], 4);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn compressed_captures_replay_as_their_contents() {
+    let dir = scratch("compressed");
+    let plain = dir.join("http.pcap");
+    write_pcap(&plain, &http_session(), 1_790_000_000, 1000).expect("write");
+    let (_, want) = replay(&plain, &[]);
+    assert!(!want.is_empty());
+    for (tool, ext) in [("gzip", "gz"), ("zstd", "zst")] {
+        let packed = dir.join(format!("http.pcap.{ext}"));
+        let out = Command::new(tool)
+            .arg("-c")
+            .arg(&plain)
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool} (cargo xtask setup installs it): {e}"));
+        assert!(out.status.success(), "{tool} failed");
+        std::fs::write(&packed, &out.stdout).expect("write");
+        let (status, got) = replay(&packed, &[]);
+        assert!(
+            status.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        assert_eq!(
+            got, want,
+            "{ext}: the same records as the uncompressed capture"
+        );
+    }
+    // Two gzip members concatenated (`cat a.gz b.gz`) are one stream, as zcat reads them.
+    let double = dir.join("double.pcap.gz");
+    let first = Command::new("gzip")
+        .arg("-c")
+        .arg(&plain)
+        .output()
+        .expect("gzip");
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").expect("write");
+    let second = Command::new("gzip")
+        .arg("-c")
+        .arg(&empty)
+        .output()
+        .expect("gzip");
+    std::fs::write(&double, [first.stdout, second.stdout].concat()).expect("write");
+    let (status, got) = replay(&double, &[]);
+    assert!(status.status.success());
+    assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -13,6 +13,8 @@ const PACKAGES: &[&str] = &[
     "ethtool",        // offloads off in labs
     "procps",         // sysctl in lab namespaces
     "tcpdump",        // captures for golden tests
+    "gzip",           // compressed captures in replay tests
+    "zstd",           // compressed captures in replay tests
     "curl",           // HTTP client in inspection labs
     "dnsutils",       // dig, the DNS client in inspection labs
     "python3",        // lab traffic programs

@@ -1,0 +1,255 @@
+//! Capture files: classic pcap ([`pcap`], read as libpcap reads it) and pcapng (any number
+//! of interfaces, each with its own link type and timestamp resolution, through the
+//! `pcap-file` crate), either of them gzip- or zstd-compressed (`.pcap.gz`, `.pcapng.zst`),
+//! told apart by their first bytes rather than their names.
+
+pub mod pcap;
+
+use std::{
+    cell::Cell,
+    fs::File,
+    io::{BufReader, Read},
+    path::{Path, PathBuf},
+    rc::Rc,
+};
+
+use anyhow::{bail, Context as _};
+use pcap_file::{
+    pcapng::{blocks::interface_description::InterfaceDescriptionOption, Block, PcapNgReader},
+    DataLink,
+};
+
+/// One captured packet, borrowed from the reader until the next one is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedPacket<'a> {
+    /// Capture time, ns since the UNIX epoch.
+    pub ts_ns: u64,
+    /// Link type (tcpdump.org LINKTYPE_ value).
+    pub linktype: u32,
+    /// The packet's length on the wire (more than `data` holds in a snap-length capture).
+    pub orig_len: u32,
+    /// The captured bytes, from the link-layer header.
+    pub data: &'a [u8],
+}
+
+type Source = Box<dyn Read>;
+
+enum Inner {
+    Pcap(pcap::PcapFile<Source>),
+    PcapNg {
+        reader: Box<PcapNgReader<Source>>,
+        /// (link type, ns per timestamp unit) per interface of the current section.
+        interfaces: Vec<(u32, f64)>,
+        /// The current packet's bytes.
+        buf: Vec<u8>,
+    },
+}
+
+/// Reads packets from a capture file.
+pub struct CaptureReader {
+    inner: Inner,
+    path: PathBuf,
+    packets: u64,
+    /// Bytes of the file (compressed, if it is), for progress reporting.
+    pub file_len: u64,
+    /// Bytes of the file read so far.
+    consumed: Rc<Cell<u64>>,
+}
+
+/// Counts the bytes read from the file, compressed or not.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
+fn ns_per_unit(options: &[InterfaceDescriptionOption]) -> f64 {
+    for o in options {
+        if let InterfaceDescriptionOption::IfTsResol(r) = o {
+            let exp = i32::from(r & 0x7f);
+            // The high bit selects a power of two instead of a power of ten.
+            return if r & 0x80 != 0 {
+                1e9 / 2f64.powi(exp)
+            } else {
+                1e9 / 10f64.powi(exp)
+            };
+        }
+    }
+    1_000.0 // default: microseconds
+}
+
+/// The first bytes of what `r` yields, and a reader that yields all of it again.
+fn peek(mut r: Source, n: usize) -> std::io::Result<(Vec<u8>, Source)> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match r.read(&mut head[got..])? {
+            0 => break,
+            k => got += k,
+        }
+    }
+    head.truncate(got);
+    Ok((head.clone(), Box::new(std::io::Cursor::new(head).chain(r))))
+}
+
+impl CaptureReader {
+    /// Opens `path`: decompressing gzip or zstd, then telling pcap from pcapng by the magic.
+    pub fn open(path: &Path) -> anyhow::Result<CaptureReader> {
+        let shown = path.display();
+        let file = File::open(path).with_context(|| format!("opening the capture {shown}"))?;
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let consumed = Rc::new(Cell::new(0));
+        let raw: Source = Box::new(BufReader::with_capacity(
+            1 << 16,
+            Counting {
+                inner: file,
+                count: consumed.clone(),
+            },
+        ));
+        let (head, raw) = peek(raw, 6).with_context(|| format!("reading {shown}"))?;
+        let source: Source = if head.starts_with(&GZIP_MAGIC) {
+            Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            let d = ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| anyhow::anyhow!("{shown}: not a readable zstd file: {e}"))?;
+            Box::new(BufReader::new(d))
+        } else if head.starts_with(&XZ_MAGIC) {
+            bail!("{shown}: xz-compressed captures are not read; decompress it first (xz -d)");
+        } else {
+            raw
+        };
+        let (magic, source) = peek(source, 4).with_context(|| format!("reading {shown}"))?;
+        if magic.len() < 4 {
+            bail!(
+                "{shown}: too short to be a capture file ({} bytes)",
+                magic.len()
+            );
+        }
+        let inner = if magic == PCAPNG_MAGIC {
+            let reader = PcapNgReader::new(source)
+                .map_err(|e| anyhow::anyhow!("{shown}: not a readable pcapng file: {e}"))?;
+            Inner::PcapNg {
+                reader: Box::new(reader),
+                interfaces: Vec::new(),
+                buf: Vec::new(),
+            }
+        } else {
+            Inner::Pcap(pcap::PcapFile::open(source).map_err(|e| {
+                anyhow::anyhow!(
+                    "{shown}: not a pcap or pcapng file ({e}); write captures with tcpdump -w or \
+                     tshark -w"
+                )
+            })?)
+        };
+        Ok(CaptureReader {
+            inner,
+            path: path.to_path_buf(),
+            packets: 0,
+            file_len,
+            consumed,
+        })
+    }
+
+    /// Packets returned so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Bytes of the file read so far (compressed bytes for a compressed file), to set against
+    /// [`CaptureReader::file_len`].
+    pub fn position(&self) -> u64 {
+        self.consumed.get()
+    }
+
+    /// The next packet, `Ok(None)` at the end, or an error naming the file and the packet
+    /// after which the damage starts.
+    pub fn next_packet(&mut self) -> anyhow::Result<Option<CapturedPacket<'_>>> {
+        let after = self.packets;
+        let shown = self.path.display();
+        let damaged = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "{shown}: damaged after packet {after}: {e}; the packets before it were processed"
+            )
+        };
+        let packet = match &mut self.inner {
+            Inner::Pcap(p) => {
+                let linktype = p.linktype;
+                match p.next_record() {
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(damaged(&e)),
+                    Ok(Some(r)) => CapturedPacket {
+                        ts_ns: r.ts_ns,
+                        linktype,
+                        orig_len: r.orig_len,
+                        data: r.data,
+                    },
+                }
+            }
+            Inner::PcapNg {
+                reader,
+                interfaces,
+                buf,
+            } => {
+                let (ts_ns, linktype, orig_len) = loop {
+                    let block = match reader.next_block() {
+                        None => return Ok(None),
+                        Some(Err(e)) => return Err(damaged(&e)),
+                        Some(Ok(b)) => b,
+                    };
+                    match block {
+                        Block::SectionHeader(_) => interfaces.clear(),
+                        Block::InterfaceDescription(idb) => {
+                            interfaces.push((u32::from(idb.linktype), ns_per_unit(&idb.options)));
+                        }
+                        Block::EnhancedPacket(epb) => {
+                            let Some(&(linktype, scale)) =
+                                interfaces.get(epb.interface_id as usize)
+                            else {
+                                bail!(
+                                    "{shown}: packet {} names interface {} which the file never \
+                                     described",
+                                    after + 1,
+                                    epb.interface_id
+                                );
+                            };
+                            // pcap-file hands over the raw timestamp units as nanoseconds.
+                            let units = epb.timestamp.as_nanos() as f64;
+                            buf.clear();
+                            buf.extend_from_slice(&epb.data);
+                            break ((units * scale) as u64, linktype, epb.original_len);
+                        }
+                        Block::SimplePacket(spb) => {
+                            let linktype = interfaces
+                                .first()
+                                .map(|i| i.0)
+                                .unwrap_or(u32::from(DataLink::ETHERNET));
+                            buf.clear();
+                            buf.extend_from_slice(&spb.data);
+                            break (0, linktype, spb.original_len);
+                        }
+                        _ => {}
+                    }
+                };
+                CapturedPacket {
+                    ts_ns,
+                    linktype,
+                    orig_len,
+                    data: buf,
+                }
+            }
+        };
+        self.packets += 1;
+        Ok(Some(packet))
+    }
+}
