@@ -1,6 +1,7 @@
 //! `cargo xtask`: every task a user or CI runs. Each task first runs `setup`, which installs
 //! what is missing and is fast when everything is present.
 
+mod compare;
 mod demo;
 mod deploy;
 mod deps;
@@ -45,6 +46,25 @@ enum Task {
         /// One target (header_parser, dns, http, tls, ssh, pcap_reader, rule_parser,
         /// replay_pipeline); all of them when absent.
         target: Option<String>,
+    },
+    /// Run Suricata and precinct replay on the same captures and compare their records per
+    /// event type and field (docs/compare.md).
+    Compare {
+        /// A capture, or a directory of captures (searched recursively).
+        #[arg(long, value_name = "FILE|DIR")]
+        pcap: std::path::PathBuf,
+        /// A rule file for both engines (repeat for several).
+        #[arg(long, value_name = "FILE")]
+        rules: Vec<std::path::PathBuf>,
+        /// Examples shown per differing field and per unmatched side.
+        #[arg(long, default_value_t = 3)]
+        examples: usize,
+        /// Also write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
+        /// The precinct binary to compare (default: the release build).
+        #[arg(long, value_name = "PATH")]
+        precinct: Option<std::path::PathBuf>,
     },
     /// Replay the project's captures, the conformance cases and the corpus through an earlier
     /// precinct binary and the current release build; fail unless the EVE output is
@@ -111,6 +131,24 @@ fn run() -> anyhow::Result<()> {
         Task::Fuzz { seconds, target } => {
             setup::run()?;
             fuzz::run(seconds, target.as_deref())
+        }
+        Task::Compare {
+            pcap,
+            rules,
+            examples,
+            json,
+            precinct,
+        } => {
+            setup::run()?;
+            setup::bench_tools()?;
+            compare::run(&compare::Options {
+                pcap,
+                rules,
+                examples,
+                json,
+                precinct,
+            })
+            .map(|_| ())
         }
         Task::EveDiff { baseline, full } => evediff::run(&evediff::Options { baseline, full }),
         Task::Deploy {

@@ -144,19 +144,49 @@ impl Decoder {
         if !p.is_trackable() {
             return Err(Skip::Undecoded(p.outcome.name()));
         }
+        // Fragments wait for their datagram, at every IP layer: a tunnel's outer packets are
+        // rebuilt before the tunnel is opened, and a packet fragmented inside the tunnel
+        // after.
+        if p.fragment != Fragment::None {
+            let rebuilt = self.defragment(&p, frame, ts_ns)?;
+            let (q, inner, depth) = tunnel::decapsulate(rebuilt.0, &rebuilt.1);
+            let inner = inner.to_vec();
+            return self.inner(q, Cow::Owned(inner), depth, ts_ns);
+        }
         // A tunnelled packet is inspected as the packet it carries. The table keeps the
         // tunnel depth where the kernel's keys keep the interface index, so flows at
         // different depths stay apart.
         let (p, data, depth) = tunnel::decapsulate(p, frame);
+        self.inner(p, Cow::Borrowed(data), depth, ts_ns)
+    }
+
+    /// The innermost packet, rebuilt from its fragments if it is one.
+    fn inner<'a>(
+        &mut self,
+        p: Parsed,
+        data: Cow<'a, [u8]>,
+        depth: u8,
+        ts_ns: u64,
+    ) -> Result<Decoded<'a>, Skip> {
         if p.fragment == Fragment::None {
-            return Ok(Decoded {
-                p,
-                data: Cow::Borrowed(data),
-                depth,
-            });
+            return Ok(Decoded { p, data, depth });
         }
-        // Fragments wait for their datagram; the rebuilt packet is inspected instead.
-        let rebuilt = self.defrag.fragment(&p, data, ts_ns).ok_or(Skip::Held)?;
+        let (q, rebuilt) = self.defragment(&p, &data, ts_ns)?;
+        Ok(Decoded {
+            p: q,
+            data: Cow::Owned(rebuilt),
+            depth,
+        })
+    }
+
+    /// Adds a fragment; the datagram, parsed from its IP header, once it is whole.
+    fn defragment(
+        &mut self,
+        p: &Parsed,
+        data: &[u8],
+        ts_ns: u64,
+    ) -> Result<(Parsed, Vec<u8>), Skip> {
+        let rebuilt = self.defrag.fragment(p, data, ts_ns).ok_or(Skip::Held)?;
         let mut q = Parsed::default();
         let et = if p.family == FAMILY_IPV4 {
             ethertype::IPV4
@@ -167,11 +197,7 @@ impl Decoder {
         if !q.is_trackable() {
             return Err(Skip::Undecoded(q.outcome.name()));
         }
-        Ok(Decoded {
-            p: q,
-            data: Cow::Owned(rebuilt),
-            depth,
-        })
+        Ok((q, rebuilt))
     }
 }
 

@@ -130,3 +130,50 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Vec<u8>, sink: &mut dyn FnMut
         }
     }
 }
+
+/// What a gap inside a body did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Skipped {
+    /// The gap lay within the body: `done` when it reached the body's end; `len` bytes of
+    /// the body were lost.
+    Within { done: bool, len: u64 },
+    /// The gap ran past the body's end: its remaining `len` bytes were lost with it, and what
+    /// followed (the next message) cannot be framed.
+    Beyond { len: u64 },
+    /// The framing was already lost (inside chunk sizes or trailers).
+    Lost,
+}
+
+/// Skips `gap` lost bytes inside a body, as libhtp does: the bytes count towards the body,
+/// and a body the gap runs past ends with it.
+pub(super) fn skip_body(body: &mut Body, gap: u64) -> Skipped {
+    match body {
+        Body::Length(left) if gap < *left => {
+            *left -= gap;
+            Skipped::Within {
+                done: false,
+                len: gap,
+            }
+        }
+        Body::Length(left) if gap == *left => Skipped::Within {
+            done: true,
+            len: gap,
+        },
+        Body::Length(left) => Skipped::Beyond { len: *left },
+        Body::Chunked(ChunkState::Data(left)) if gap <= *left => {
+            *left -= gap;
+            if *left == 0 {
+                *body = Body::Chunked(ChunkState::DataEnd);
+            }
+            Skipped::Within {
+                done: false,
+                len: gap,
+            }
+        }
+        Body::UntilClose => Skipped::Within {
+            done: false,
+            len: gap,
+        },
+        _ => Skipped::Lost,
+    }
+}

@@ -203,16 +203,7 @@ impl HttpParser {
                     if !done {
                         return;
                     }
-                    tx.request_done = true;
-                    out.buffers.push((
-                        Dir::ToServer,
-                        Buffer::HttpRequestBody,
-                        tx.request_body.clone(),
-                    ));
-                    out.buffers
-                        .push((Dir::ToServer, Buffer::FileDataTs, tx.request_body.clone()));
-                    self.req.phase = Phase::Line;
-                    self.log_completed(out);
+                    self.body_done(Dir::ToServer, out);
                 }
             }
         }
@@ -345,19 +336,45 @@ impl HttpParser {
                     if !done {
                         return;
                     }
-                    tx.response_done = true;
-                    out.buffers.push((
-                        Dir::ToClient,
-                        Buffer::HttpResponseBody,
-                        tx.response_body.clone(),
-                    ));
-                    out.buffers
-                        .push((Dir::ToClient, Buffer::FileDataTc, tx.response_body.clone()));
-                    self.resp.phase = Phase::Line;
-                    self.log_completed(out);
+                    self.body_done(Dir::ToClient, out);
                 }
             }
         }
+    }
+
+    /// The body of `dir`'s current message is complete: its buffers, and the transaction
+    /// logged once both sides are done.
+    fn body_done(&mut self, dir: Dir, out: &mut Output) {
+        let tx = match dir {
+            Dir::ToServer => self.txs.back_mut(),
+            Dir::ToClient => self.resp_tx.and_then(|i| self.txs.get_mut(i)),
+        };
+        if let Some(tx) = tx {
+            let (body, bufs) = match dir {
+                Dir::ToServer => {
+                    tx.request_done = true;
+                    (
+                        &tx.request_body,
+                        [Buffer::HttpRequestBody, Buffer::FileDataTs],
+                    )
+                }
+                Dir::ToClient => {
+                    tx.response_done = true;
+                    (
+                        &tx.response_body,
+                        [Buffer::HttpResponseBody, Buffer::FileDataTc],
+                    )
+                }
+            };
+            for b in bufs {
+                out.buffers.push((dir, b, body.clone()));
+            }
+        }
+        match dir {
+            Dir::ToServer => self.req.phase = Phase::Line,
+            Dir::ToClient => self.resp.phase = Phase::Line,
+        }
+        self.log_completed(out);
     }
 
     fn switch(&mut self, out: &mut Output) {
@@ -400,8 +417,33 @@ impl AppParser for HttpParser {
         }
     }
 
-    fn gap(&mut self, dir: Dir, _len: usize, _out: &mut Output) {
-        // A gap inside a body could be skipped; inside headers there is no way back in.
+    fn gap(&mut self, dir: Dir, len: usize, out: &mut Output) {
+        // Lost bytes inside a body are skipped and still count towards its length, as libhtp
+        // does; anywhere else there is no way back in.
+        let side = match dir {
+            Dir::ToServer => &mut self.req,
+            Dir::ToClient => &mut self.resp,
+        };
+        if let Phase::Body(body) = &mut side.phase {
+            if side.buf.is_empty() {
+                let (lost, done, beyond) = match skip_body(body, len as u64) {
+                    Skipped::Within { done, len } => (len, done, false),
+                    Skipped::Beyond { len } => (len, true, true),
+                    Skipped::Lost => (0, false, true),
+                };
+                if dir == Dir::ToClient {
+                    if let Some(tx) = self.resp_tx.and_then(|i| self.txs.get_mut(i)) {
+                        tx.response_body_len += lost;
+                    }
+                }
+                if done {
+                    self.body_done(dir, out);
+                }
+                if !beyond {
+                    return;
+                }
+            }
+        }
         let side = match dir {
             Dir::ToServer => &mut self.req,
             Dir::ToClient => &mut self.resp,

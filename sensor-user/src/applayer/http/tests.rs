@@ -163,3 +163,75 @@ fn junk_never_panics() {
         p.finish(&mut out);
     }
 }
+
+#[test]
+fn a_gap_inside_a_body_is_skipped_and_counted() {
+    let mut p = HttpParser::new();
+    let mut out = Output::new(true);
+    p.parse(
+        Dir::ToServer,
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+        &mut out,
+    );
+    p.parse(
+        Dir::ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+        &mut out,
+    );
+    p.gap(Dir::ToClient, 80, &mut out);
+    p.parse(
+        Dir::ToClient,
+        b"0123456789HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    let recs: Vec<_> = out
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.object["url"].clone(),
+                r.object["status"].clone(),
+                r.object["length"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recs,
+        vec![
+            (
+                serde_json::json!("/a"),
+                serde_json::json!(200),
+                serde_json::json!(100)
+            ),
+            (
+                serde_json::json!("/b"),
+                serde_json::json!(404),
+                serde_json::json!(0)
+            ),
+        ],
+        "the gap counts towards the length and the next response is still paired"
+    );
+    // A gap that runs past the body's end ends the body with it (its length as declared) and
+    // loses the framing: nothing after it is parsed.
+    let mut q = HttpParser::new();
+    let mut out = Output::new(false);
+    q.parse(
+        Dir::ToServer,
+        b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+        &mut out,
+    );
+    q.parse(
+        Dir::ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234",
+        &mut out,
+    );
+    q.gap(Dir::ToClient, 50, &mut out);
+    q.parse(
+        Dir::ToClient,
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    assert_eq!(out.records.len(), 1, "{:?}", out.records);
+    assert_eq!(out.records[0].object["length"], 10);
+    assert_eq!(out.records[0].object["status"], 200);
+}

@@ -125,9 +125,11 @@ impl Session {
                 self.half[dir].segment(data_seq, payload, r, &mut chunks);
             }
         }
+        // A FIN ends the direction, but not its reassembly: segments that arrive after it
+        // (reordered, retransmitted) may still fill a hole. Holes become gaps only when the
+        // flow ends or a memory cap forces it.
         if p.tcp_flags & flags::FIN != 0 {
             self.fin[dir] = true;
-            self.half[dir].flush(r, &mut chunks);
         }
         let mut arrived = Vec::new();
         for c in chunks.iter().filter(|_| want_arrived) {
@@ -149,7 +151,9 @@ impl Session {
         }
         // This direction's data the peer acknowledged earlier is handed over now; the other
         // direction's data this packet acknowledges is handed over now only when the packet
-        // carries none of its own (Suricata's IDS-mode timing, seen in its test captures).
+        // carries none of its own. Suricata's IDS mode parses it at any acknowledging packet but
+        // runs detection on it at the next packet of its own direction; a bare ACK is where
+        // both agree in the common case (the conformance cases' alert packets show it).
         self.release_acked(dir, &mut released, &as_dir);
         let other = 1 - dir;
         if ack {
@@ -175,11 +179,12 @@ impl Session {
         Delivery { arrived, released }
     }
 
-    /// The flow ends: everything held, acknowledged or not, in order per direction (the
-    /// client's first).
+    /// The flow ends: everything held, acknowledged or not, in order per direction, the
+    /// client's first (a request the response never saw acknowledged by a bare ACK still
+    /// reaches the parser before its response).
     pub fn flush(&mut self, client: usize, r: &mut Reassembly) -> Vec<(Dir, Chunk)> {
         let mut out = Vec::new();
-        for d in 0..2 {
+        for d in [client, 1 - client] {
             let mut chunks: Vec<Chunk> = self.unacked[d].drain(..).collect();
             self.half[d].flush(r, &mut chunks);
             let dir = if d == client {

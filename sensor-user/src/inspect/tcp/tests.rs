@@ -170,3 +170,52 @@ fn teardown_states() {
     half.syn = true;
     assert_eq!(half.state(), "syn_sent");
 }
+
+#[test]
+fn at_the_end_the_client_side_goes_first_whichever_the_key_order() {
+    // The server is direction 0 of the key here: its data must still come after the
+    // client's, so that a response is paired with the request before it.
+    let mut s = Session::default();
+    let mut r = Reassembly::new(stream::StreamLimits::default(), 1 << 20);
+    let seg = |s: &mut Session,
+               r: &mut Reassembly,
+               dir: usize,
+               seq: u32,
+               ack: u32,
+               flags: u8,
+               data: &[u8]| {
+        let f = frame(dir, seq, ack, flags, data);
+        let p = parse(f.as_slice());
+        s.segment(&p, &f, data, dir, 1, false, false, r)
+    };
+    seg(&mut s, &mut r, 1, 100, 0, SYN, b"");
+    seg(&mut s, &mut r, 0, 500, 101, SYN | ACK, b"");
+    seg(&mut s, &mut r, 1, 101, 501, ACK, b"");
+    seg(
+        &mut s,
+        &mut r,
+        1,
+        101,
+        501,
+        PSH_ACK,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    // The response acknowledges the request and carries data: nothing is handed over yet.
+    let d = seg(
+        &mut s,
+        &mut r,
+        0,
+        501,
+        119,
+        PSH_ACK,
+        b"HTTP/1.0 200 OK\r\n\r\n",
+    );
+    assert!(d.released.is_empty());
+    assert_eq!(
+        s.flush(1, &mut r),
+        vec![
+            data(Dir::ToServer, b"GET / HTTP/1.0\r\n\r\n"),
+            data(Dir::ToClient, b"HTTP/1.0 200 OK\r\n\r\n")
+        ]
+    );
+}
