@@ -121,7 +121,7 @@ const _: () = assert!(RECORD_HEADER == 72);
 /// Bytes of L4 payload in the packet.
 #[inline(always)]
 pub fn payload_len(p: &Parsed) -> u32 {
-    u32::from(p.ip_end).saturating_sub(u32::from(p.payload_off))
+    p.ip_end.saturating_sub(p.payload_off)
 }
 
 /// What the packet costs from its direction's head budget.

@@ -233,14 +233,15 @@ pub struct Parsed {
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
     /// Offset of the L3 header.
-    pub l3_off: u16,
+    pub l3_off: u32,
     /// Offset of the L4 header.
-    pub l4_off: u16,
+    pub l4_off: u32,
     /// Offset of the L4 payload (where application data starts).
-    pub payload_off: u16,
+    pub payload_off: u32,
     /// Offset just past the IP packet (its length fields say where it ends; Ethernet padding
-    /// after it is not payload).
-    pub ip_end: u16,
+    /// after it is not payload). Offsets are 32-bit: a GRO/GSO packet on a host capture and
+    /// an IPv6 jumbogram are longer than 65,535 bytes.
+    pub ip_end: u32,
 }
 
 impl Parsed {
@@ -326,7 +327,7 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, p: &mut Parsed) {
 #[inline(always)]
 pub fn parse_l3<P: Packet + ?Sized>(pkt: &P, off: usize, ether_type: u16, p: &mut Parsed) {
     p.ether_type = ether_type;
-    p.l3_off = off as u16;
+    p.l3_off = off as u32;
     match ether_type {
         ethertype::IPV4 => parse_ipv4(pkt, off, p),
         ethertype::IPV6 => parse_ipv6(pkt, off, p),
@@ -358,7 +359,13 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
     p.ttl = h8[0];
     p.src[..4].copy_from_slice(&src);
     p.dst[..4].copy_from_slice(&dst);
-    let total = be16([h[2], h[3]]) as usize;
+    let mut total = be16([h[2], h[3]]) as usize;
+    // Linux's BIG TCP writes 0 into the total length of an IPv4 GSO/GRO packet longer than
+    // 65,535 bytes (the header cannot hold it); a host capture shows such packets, and the
+    // kernel takes their length from the buffer. Only a buffer that long can be one.
+    if total == 0 && pkt.len() > off + 65_535 {
+        total = pkt.len() - off;
+    }
     if off + ihl > pkt.len() {
         p.outcome = Outcome::TruncatedIpv4;
         return;
@@ -367,13 +374,13 @@ fn parse_ipv4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
         p.outcome = Outcome::BadIpv4TotalLength;
         return;
     }
-    p.ip_end = (off + total) as u16;
+    p.ip_end = (off + total) as u32;
     let frag = be16([h[6], h[7]]);
     let more = frag & 0x2000 != 0;
     let offset = frag & 0x1fff;
     let l4 = off + ihl;
-    p.l4_off = l4 as u16;
-    p.payload_off = l4 as u16;
+    p.l4_off = l4 as u32;
+    p.payload_off = l4 as u32;
     if offset != 0 {
         p.fragment = Fragment::Later;
         return;
@@ -427,7 +434,7 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
         pkt.len()
     } else {
         off + 40 + payload_len
-    } as u16;
+    } as u32;
     let mut nh = h[6];
     let mut cur = off + 40;
     let mut walked = 0usize;
@@ -464,8 +471,8 @@ fn parse_ipv6<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
         p.outcome = Outcome::TooManyIpv6Extensions;
         return;
     }
-    p.l4_off = cur as u16;
-    p.payload_off = cur as u16;
+    p.l4_off = cur as u32;
+    p.payload_off = cur as u32;
     if p.fragment == Fragment::Later {
         return;
     }
@@ -492,7 +499,7 @@ fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
             p.sport = be16([t[0], t[1]]);
             p.dport = be16([t[2], t[3]]);
             p.tcp_flags = t12[1];
-            p.payload_off = (off + doff) as u16;
+            p.payload_off = (off + doff) as u32;
         }
         ipproto::UDP => {
             let Some(u) = pkt.load::<8>(off) else {
@@ -501,7 +508,7 @@ fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
             };
             p.sport = be16([u[0], u[1]]);
             p.dport = be16([u[2], u[3]]);
-            p.payload_off = (off + 8) as u16;
+            p.payload_off = (off + 8) as u32;
         }
         ipproto::ICMP | ipproto::ICMPV6 => {
             let Some(i) = pkt.load::<8>(off) else {
@@ -521,7 +528,7 @@ fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
                 p.sport = id;
                 p.dport = id;
             }
-            p.payload_off = (off + 8) as u16;
+            p.payload_off = (off + 8) as u32;
         }
         _ => {}
     }

@@ -83,7 +83,8 @@ pub fn ipv4(h: &V4, payload: &[u8]) -> Vec<u8> {
         opts.push(0);
     }
     let ihl = 20 + opts.len();
-    let total = (ihl + payload.len()) as u16;
+    // Longer than the field holds: 0, as Linux's BIG TCP writes it into a GSO/GRO packet.
+    let total = u16::try_from(ihl + payload.len()).unwrap_or(0);
     let mut p = vec![0x40 | (ihl / 4) as u8, 0];
     p.extend_from_slice(&total.to_be_bytes());
     p.extend_from_slice(&0x1234u16.to_be_bytes());
@@ -118,7 +119,8 @@ pub fn ipv6(
     }
     body.extend_from_slice(payload);
     let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    // Longer than the field holds: 0, a jumbogram (RFC 2675) as a GRO capture shows it.
+    p.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
     p.push(first);
     p.push(64);
     p.extend_from_slice(&src.octets());

@@ -173,7 +173,8 @@ pub fn write_pcap_snap(
 }
 
 /// Writes Ethernet frames as a classic pcap file, each at its own time in microseconds
-/// since the UNIX epoch.
+/// since the UNIX epoch, with tcpdump's default snapshot length (262,144 bytes: room for a
+/// GRO/GSO packet).
 pub fn write_pcap_timed(path: &Path, frames: &[(u64, &[u8])]) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     f.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
@@ -181,7 +182,7 @@ pub fn write_pcap_timed(path: &Path, frames: &[(u64, &[u8])]) -> std::io::Result
     f.write_all(&4u16.to_le_bytes())?;
     f.write_all(&0i32.to_le_bytes())?;
     f.write_all(&0u32.to_le_bytes())?;
-    f.write_all(&65535u32.to_le_bytes())?;
+    f.write_all(&262_144u32.to_le_bytes())?;
     f.write_all(&1u32.to_le_bytes())?;
     for &(t, frame) in frames {
         f.write_all(&((t / 1_000_000) as u32).to_le_bytes())?;

@@ -106,7 +106,7 @@ fn harness_refuses(hook: Hook, frame: &[u8]) -> bool {
         || (hook == Hook::Egress
             && matches!(p.outcome, Outcome::TruncatedIpv4 | Outcome::TruncatedIpv6)
             && frame.len()
-                < usize::from(p.l3_off)
+                < (p.l3_off as usize)
                     + if p.family == 6 || p.ether_type == 0x86dd {
                         40
                     } else {

@@ -297,9 +297,42 @@ fn random_bytes_never_panic() {
         }
         let p = parse(f.as_slice());
         if p.outcome == Outcome::Ok {
-            assert!(usize::from(p.payload_off) <= f.len());
+            assert!((p.payload_off as usize) <= f.len());
         }
     }
+}
+
+#[test]
+fn packets_longer_than_64k_keep_their_offsets() {
+    // A GRO/GSO packet on a host capture: IPv4 with the total length 0 (BIG TCP), IPv6 with
+    // payload length 0. Offsets past 65,535 must not wrap.
+    let big = vec![b'x'; 100_000];
+    let v4 = packets::v4_frame(
+        [192, 0, 2, 1],
+        [192, 0, 2, 2],
+        6,
+        &packets::tcp(1, 2, 0x18, &big),
+    );
+    assert_eq!(&v4[16..18], &[0, 0], "the builder writes BIG TCP's 0");
+    let p = parse(v4.as_slice());
+    assert_eq!(p.outcome, Outcome::Ok);
+    assert_eq!((p.l4_off, p.payload_off), (34, 54));
+    assert_eq!(p.ip_end as usize, v4.len());
+    assert_eq!(p.ip_end - p.payload_off, 100_000);
+    let v6 = packets::v6_frame("2001:db8::1", "2001:db8::2", 17, &udp(1, 2, &big));
+    let p = parse(v6.as_slice());
+    assert_eq!(p.outcome, Outcome::Ok);
+    assert_eq!((p.l4_off, p.payload_off), (54, 62));
+    assert_eq!(p.ip_end as usize, v6.len());
+    // A total length of 0 on a packet that fits in 65,535 bytes is still wrong.
+    let mut small = packets::v4_frame(
+        [192, 0, 2, 1],
+        [192, 0, 2, 2],
+        6,
+        &packets::tcp(1, 2, 0x18, b"x"),
+    );
+    small[16..18].copy_from_slice(&[0, 0]);
+    assert_eq!(parse(small.as_slice()).outcome, Outcome::BadIpv4TotalLength);
 }
 
 #[test]

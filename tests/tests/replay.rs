@@ -343,6 +343,45 @@ fn compressed_captures_replay_as_their_contents() {
 }
 
 #[test]
+fn packets_longer_than_64k_are_inspected_whole() {
+    // A host capture with GRO: one 100,000-byte TCP segment (IPv4 total length 0, as BIG TCP
+    // writes it). The payload past 65,535 bytes reaches reassembly and detection.
+    let dir = scratch("gro");
+    let mut s = TcpSession::new(CLIENT, 40000, SERVER, 8080);
+    let mut frames = s.handshake();
+    let mut data = vec![b'a'; 100_000];
+    data[99_000..99_019].copy_from_slice(b"precinct-large-tail");
+    frames.extend(s.client_data(&data, data.len()));
+    frames.push(s.server_ack());
+    frames.extend(s.close());
+    let pcap = dir.join("gro.pcap");
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let rules = dir.join("r.rules");
+    std::fs::write(
+        &rules,
+        "alert tcp any any -> any any (msg:\"tail\"; flow:to_server; content:\"precinct-large-tail\"; sid:7;)\n",
+    )
+    .expect("rules");
+    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows = of_type(&events, "flow");
+    assert_eq!(flows.len(), 1);
+    let to_server = flows[0]["flow"]["bytes_toserver"].as_u64().expect("bytes");
+    assert!(
+        to_server > 100_000,
+        "the whole packet is counted: {to_server}"
+    );
+    let alerts = of_type(&events, "alert");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["alert"]["signature_id"], 7);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -213,8 +213,8 @@ mod tests {
         assert!(fit_truncated(&mut f));
         let p = parse(f.as_slice());
         assert_eq!(p.outcome, Outcome::Ok);
-        assert_eq!(usize::from(p.ip_end), 4096);
-        assert_eq!(usize::from(p.payload_off), 54);
+        assert_eq!(p.ip_end, 4096);
+        assert_eq!(p.payload_off, 54);
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn drop_record<'a>(
     let l4_parsed = p.l4_off != 0;
     let ports = matches!(p.proto, ipproto::TCP | ipproto::UDP) && l4_parsed;
     let icmp = matches!(p.proto, ipproto::ICMP | ipproto::ICMPV6);
-    let l3 = usize::from(p.l3_off);
+    let l3 = p.l3_off as usize;
     let byte = |i: usize| frame.get(l3 + i).copied().unwrap_or(0);
     let ip = if p.family == FAMILY_IPV4 {
         IpFields::V4(V4Fields {
@@ -134,7 +134,7 @@ pub fn drop_record<'a>(
                 | u32::from(byte(3)),
         })
     };
-    let l4 = usize::from(p.l4_off);
+    let l4 = p.l4_off as usize;
     let get = |i: usize, n: usize| frame.get(l4 + i..l4 + i + n);
     let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let tcp = (p.proto == ipproto::TCP && l4_parsed).then(|| {
@@ -204,7 +204,7 @@ pub fn drop_record<'a>(
 
 /// The IP packet's length (its header says), or the frame's length less L2.
 fn ip_len(frame: &[u8], p: &parse::Parsed, orig_len: u32) -> u32 {
-    let l3 = usize::from(p.l3_off);
+    let l3 = p.l3_off as usize;
     match (p.family, frame.get(l3 + 2..l3 + 6)) {
         (FAMILY_IPV4, Some(b)) => u32::from(u16::from_be_bytes([b[0], b[1]])),
         (_, Some(b)) if p.family != 0 => 40 + u32::from(u16::from_be_bytes([b[2], b[3]])),

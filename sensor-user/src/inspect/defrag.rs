@@ -81,8 +81,8 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn info(p: &Parsed, frame: &[u8]) -> Option<FragInfo> {
-    let l3 = usize::from(p.l3_off);
-    let data = usize::from(p.l4_off);
+    let l3 = p.l3_off as usize;
+    let data = p.l4_off as usize;
     let (id, offset, more) = if p.family == FAMILY_IPV4 {
         let id = u32::from(be16(frame, l3 + 4)?);
         let field = be16(frame, l3 + 6)?;
@@ -135,7 +135,7 @@ impl Defrag {
         self.stats.fragments += 1;
         self.expire(now_ns);
         let f = info(p, frame)?;
-        let end = usize::from(p.ip_end).min(frame.len());
+        let end = (p.ip_end as usize).min(frame.len());
         let data = frame.get(f.header.1..end)?.to_vec();
         if !self.datagrams.contains_key(&f.key) && self.datagrams.len() >= self.limits.max_datagrams
         {

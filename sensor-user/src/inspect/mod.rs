@@ -208,8 +208,8 @@ impl Pipeline {
         if p.fragment == Fragment::Later {
             return Ok(());
         }
-        let end = usize::from(p.ip_end).min(data.len());
-        let payload = &data[usize::from(p.payload_off).min(end)..end];
+        let end = (p.ip_end as usize).min(data.len());
+        let payload = &data[(p.payload_off as usize).min(end)..end];
         let app_dir = if usize::from(flow.stats.client_dir) == dir {
             Dir::ToServer
         } else {

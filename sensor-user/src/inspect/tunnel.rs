@@ -36,7 +36,7 @@ fn locate(p: &Parsed, frame: &[u8]) -> Option<(usize, Inner)> {
     if p.fragment == Fragment::Later {
         return None;
     }
-    let l4 = usize::from(p.l4_off);
+    let l4 = p.l4_off as usize;
     match p.proto {
         ipproto::GRE => {
             let flags = be16(frame, l4)?;
@@ -59,7 +59,7 @@ fn locate(p: &Parsed, frame: &[u8]) -> Option<(usize, Inner)> {
         ipproto::IPIP => Some((l4, Inner::Ip(ethertype::IPV4))),
         ipproto::IPV6_IN_IP => Some((l4, Inner::Ip(ethertype::IPV6))),
         ipproto::UDP if p.dport == GENEVE_PORT => {
-            let off = usize::from(p.payload_off);
+            let off = p.payload_off as usize;
             let opt_len = usize::from(*frame.get(off)? & 0x3f) * 4;
             if frame.get(off)? >> 6 != 0 {
                 return None; // GENEVE version 0 only
@@ -68,7 +68,7 @@ fn locate(p: &Parsed, frame: &[u8]) -> Option<(usize, Inner)> {
             Some((off + 8 + opt_len, inner_of(proto)?))
         }
         ipproto::UDP if p.dport == VXLAN_PORT => {
-            let off = usize::from(p.payload_off);
+            let off = p.payload_off as usize;
             // The I flag says the VNI is valid; without it this is not VXLAN.
             if frame.get(off)? & 0x08 == 0 {
                 return None;
@@ -87,7 +87,7 @@ pub fn decapsulate(mut p: Parsed, mut frame: &[u8]) -> (Parsed, &[u8], u8) {
         let Some((off, inner)) = locate(&p, frame) else {
             break;
         };
-        let end = usize::from(p.ip_end).min(frame.len());
+        let end = (p.ip_end as usize).min(frame.len());
         let Some(bytes) = frame.get(off..end).filter(|b| !b.is_empty()) else {
             break;
         };

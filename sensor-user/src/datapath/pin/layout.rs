@@ -58,6 +58,11 @@ impl std::fmt::Display for Def {
 
 type Defs = Vec<(&'static str, Def)>;
 
+/// Maps that hold nothing from one packet to the next: not pinned, so that a change to what
+/// they hold (the parse result's layout, say) does not refuse an upgrade over pinned maps. A
+/// pin of one left by an older agent is ignored.
+const TRANSIENT: [&str; 1] = ["PRECINCT_SCRATCH"];
+
 /// The `PRECINCT_*` maps of the object, as compiled (before load-time sizing).
 fn defs() -> anyhow::Result<&'static Defs> {
     static DEFS: OnceLock<Result<Defs, aya_obj::ParseError>> = OnceLock::new();
@@ -66,7 +71,9 @@ fn defs() -> anyhow::Result<&'static Defs> {
         let mut out: Defs = obj
             .maps
             .iter()
-            .filter(|(name, _)| name.starts_with("PRECINCT_"))
+            .filter(|(name, _)| {
+                name.starts_with("PRECINCT_") && !TRANSIENT.contains(&name.as_str())
+            })
             .map(|(name, m)| {
                 let name: &'static str = Box::leak(name.clone().into_boxed_str());
                 let def = Def {
@@ -86,7 +93,7 @@ fn defs() -> anyhow::Result<&'static Defs> {
     .map_err(|e| anyhow!("parsing the eBPF object's map definitions: {e}"))
 }
 
-/// The maps pinned: every `PRECINCT_*` map of the object.
+/// The maps pinned: every `PRECINCT_*` map of the object but the [`TRANSIENT`] ones.
 pub fn pinned_names() -> anyhow::Result<Vec<&'static str>> {
     Ok(defs()?.iter().map(|(n, _)| *n).collect())
 }
@@ -213,6 +220,10 @@ mod tests {
             assert!(names.contains(&n), "{n} in {names:?}");
         }
         assert!(names.iter().all(|n| n.starts_with("PRECINCT_")));
+        assert!(
+            !names.contains(&"PRECINCT_SCRATCH"),
+            "per-packet scratch is not pinned: {names:?}"
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct Delivery {
 
 /// The sequence and acknowledgement numbers of the TCP header `p` points at in `frame`.
 fn seq_ack(p: &Parsed, frame: &[u8]) -> (u32, u32) {
-    let l4 = usize::from(p.l4_off);
+    let l4 = p.l4_off as usize;
     let word = |at: usize| {
         frame
             .get(l4 + at..l4 + at + 4)
