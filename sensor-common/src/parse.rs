@@ -43,6 +43,26 @@ pub mod ethertype {
     pub const VLAN: u16 = 0x8100;
     /// 802.1ad service tag (QinQ outer tag).
     pub const QINQ: u16 = 0x88a8;
+    /// The pre-standard QinQ outer tag some switches still send.
+    pub const QINQ_OLD: u16 = 0x9100;
+    /// PPPoE session stage (RFC 2516): PPP frames, IP among them.
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    /// MPLS unicast.
+    pub const MPLS: u16 = 0x8847;
+    /// MPLS multicast.
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    /// Cisco FabricPath (Suricata's "DCE"): a 2-byte FTag/TTL, then the original frame.
+    pub const FABRICPATH: u16 = 0x8903;
+    /// 802.1ah provider backbone bridging: an I-TAG, then the customer's frame.
+    pub const PBB: u16 = 0x88e7;
+    /// Cisco VN-Tag: a 4-byte tag, then the ethertype.
+    pub const VNTAG: u16 = 0x8926;
+}
+
+/// PPP protocol numbers carried by PPPoE.
+mod ppp {
+    pub const IPV4: u16 = 0x0021;
+    pub const IPV6: u16 = 0x0057;
 }
 
 /// IP protocol numbers the parser understands.
@@ -120,11 +140,15 @@ pub enum Outcome {
     TruncatedIcmp,
     /// ICMPv6 header cut short.
     TruncatedIcmpv6,
+    /// A PPPoE, MPLS, FabricPath, 802.1ah or VN-Tag header cut short.
+    TruncatedLinkLayer,
+    /// More than [`MAX_LINK_LAYERS`] link-layer headers (tags, labels, shims) before IP.
+    TooManyLinkLayers,
 }
 
 impl Outcome {
     /// Number of outcomes; counters reserve this many slots.
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 20;
 
     /// Every outcome, in discriminant order.
     pub const ALL: [Outcome; Outcome::COUNT] = [
@@ -146,6 +170,8 @@ impl Outcome {
         Outcome::TruncatedUdp,
         Outcome::TruncatedIcmp,
         Outcome::TruncatedIcmpv6,
+        Outcome::TruncatedLinkLayer,
+        Outcome::TooManyLinkLayers,
     ];
 
     /// snake_case name used in metric labels and logs.
@@ -169,6 +195,8 @@ impl Outcome {
             Outcome::TruncatedUdp => "truncated_udp",
             Outcome::TruncatedIcmp => "truncated_icmp",
             Outcome::TruncatedIcmpv6 => "truncated_icmpv6",
+            Outcome::TruncatedLinkLayer => "truncated_link_layer",
+            Outcome::TooManyLinkLayers => "too_many_link_layers",
         }
     }
 }
@@ -186,8 +214,12 @@ pub enum Fragment {
     Later,
 }
 
-/// At most this many VLAN tags are peeled (802.1Q, and QinQ's outer + inner).
-pub const MAX_VLAN_TAGS: usize = 2;
+/// At most this many VLAN tags are peeled (802.1Q, QinQ's outer + inner, and one more, as
+/// Suricata peels).
+pub const MAX_VLAN_TAGS: usize = 3;
+/// At most this many link-layer headers (VLAN tags, MPLS labels, PPPoE, FabricPath, 802.1ah,
+/// VN-Tag) are walked before IP.
+pub const MAX_LINK_LAYERS: usize = 8;
 /// At most this many IPv6 extension headers are walked.
 pub const MAX_IPV6_EXTENSIONS: usize = 8;
 
@@ -232,6 +264,8 @@ pub struct Parsed {
     pub icmp_code: u8,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// VLAN id of the second tag (0 with fewer than two).
+    pub vlan_inner: u16,
     /// Offset of the L3 header.
     pub l3_off: u32,
     /// Offset of the L4 header.
@@ -296,29 +330,144 @@ pub fn parse_into<P: Packet + ?Sized>(pkt: &P, p: &mut Parsed) {
     let mut ether_type = be16(et);
     let mut off = 14usize;
     let mut tags = 0u8;
-    for _ in 0..MAX_VLAN_TAGS {
-        if ether_type != ethertype::VLAN && ether_type != ethertype::QINQ {
-            break;
+    let mut done = false;
+    for _ in 0..MAX_LINK_LAYERS {
+        // Through memory, so that the verifier checks one walk per iteration with an offset
+        // and type it does not know, instead of one walk per combination of headers before
+        // it (which exceeds its budget). Host code pays two stores and two loads.
+        p.l3_off = off as u32;
+        p.ether_type = ether_type;
+        off = opaque(&p.l3_off) as usize;
+        ether_type = opaque(&p.ether_type);
+        match link_layer(pkt, off, ether_type, tags, p) {
+            Step::Next(next, at) => {
+                if matches!(
+                    ether_type,
+                    ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+                ) {
+                    tags += 1;
+                }
+                ether_type = next;
+                off = at;
+            }
+            Step::Ip => {
+                done = true;
+                break;
+            }
+            Step::Stop(outcome) => {
+                p.vlan_tags = tags;
+                p.ether_type = ether_type;
+                p.outcome = outcome;
+                return;
+            }
         }
-        let Some(tag) = pkt.load::<4>(off) else {
-            p.outcome = Outcome::TruncatedVlan;
-            p.vlan_tags = tags;
-            return;
-        };
-        if tags == 0 {
-            p.vlan = be16([tag[0], tag[1]]) & 0x0fff;
-        }
-        tags += 1;
-        ether_type = be16([tag[2], tag[3]]);
-        off += 4;
     }
     p.vlan_tags = tags;
     p.ether_type = ether_type;
-    if ether_type == ethertype::VLAN || ether_type == ethertype::QINQ {
-        p.outcome = Outcome::TooManyVlanTags;
+    if !done {
+        p.outcome = Outcome::TooManyLinkLayers;
         return;
     }
     parse_l3(pkt, off, ether_type, p);
+}
+
+/// `v`, read with a volatile load: the compiler cannot reuse what it knows of the value, so
+/// neither can the BPF verifier (a value loaded from map memory is unknown to it).
+#[inline(always)]
+fn opaque<T: Copy>(v: &T) -> T {
+    // SAFETY: `v` is a valid, aligned reference to an initialised `Copy` value.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// One link-layer step of [`parse_into`].
+enum Step {
+    /// Another header: its ethertype, and where it starts.
+    Next(u16, usize),
+    /// `ether_type` is not a link-layer header this parser walks: on to L3.
+    Ip,
+    /// The parse ends here.
+    Stop(Outcome),
+}
+
+/// Walks the link-layer header of type `ether_type` at `off` (`tags` VLAN tags peeled so far,
+/// whose ids go into `p`).
+#[inline(always)]
+fn link_layer<P: Packet + ?Sized>(
+    pkt: &P,
+    off: usize,
+    ether_type: u16,
+    tags: u8,
+    p: &mut Parsed,
+) -> Step {
+    match ether_type {
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+            if tags as usize >= MAX_VLAN_TAGS {
+                return Step::Stop(Outcome::TooManyVlanTags);
+            }
+            let Some(tag) = pkt.load::<4>(off) else {
+                return Step::Stop(Outcome::TruncatedVlan);
+            };
+            let id = be16([tag[0], tag[1]]) & 0x0fff;
+            if tags == 0 {
+                p.vlan = id;
+            } else if tags == 1 {
+                p.vlan_inner = id;
+            }
+            Step::Next(be16([tag[2], tag[3]]), off + 4)
+        }
+        ethertype::PPPOE_SESSION => {
+            // Version/type, code, session id, length; then the PPP protocol.
+            let Some(h) = pkt.load::<8>(off) else {
+                return Step::Stop(Outcome::TruncatedLinkLayer);
+            };
+            match be16([h[6], h[7]]) {
+                ppp::IPV4 => Step::Next(ethertype::IPV4, off + 8),
+                ppp::IPV6 => Step::Next(ethertype::IPV6, off + 8),
+                // LCP, IPCP, CHAP…: PPP's own control traffic.
+                _ => Step::Stop(Outcome::NonIp),
+            }
+        }
+        ethertype::MPLS | ethertype::MPLS_MULTICAST => {
+            let Some(label) = pkt.load::<4>(off) else {
+                return Step::Stop(Outcome::TruncatedLinkLayer);
+            };
+            let after = off + 4;
+            if label[2] & 0x01 == 0 {
+                // Not the bottom of the stack: another label follows.
+                return Step::Next(ether_type, after);
+            }
+            // MPLS does not say what it carries: the first nibble does (RFC 4385). 0 is a
+            // pseudowire control word before an Ethernet frame.
+            // (Two bytes: the verifier cannot follow the bounds check of a 1-byte load.)
+            let Some(first) = pkt.load::<2>(after) else {
+                return Step::Stop(Outcome::TruncatedLinkLayer);
+            };
+            match first[0] >> 4 {
+                4 => Step::Next(ethertype::IPV4, after),
+                6 => Step::Next(ethertype::IPV6, after),
+                0 => match pkt.load::<2>(after + 16) {
+                    Some(t) => Step::Next(be16(t), after + 18),
+                    None => Step::Stop(Outcome::TruncatedLinkLayer),
+                },
+                _ => Step::Stop(Outcome::NonIp),
+            }
+        }
+        // FTag/TTL, then the original frame's addresses and ethertype.
+        ethertype::FABRICPATH => skip_to_ethertype(pkt, off, 14),
+        // I-TAG, then the customer's addresses and ethertype.
+        ethertype::PBB => skip_to_ethertype(pkt, off, 16),
+        ethertype::VNTAG => skip_to_ethertype(pkt, off, 4),
+        _ => Step::Ip,
+    }
+}
+
+/// A header whose next ethertype sits `at` bytes past `off`.
+#[inline(always)]
+fn skip_to_ethertype<P: Packet + ?Sized>(pkt: &P, off: usize, at: usize) -> Step {
+    match pkt.load::<2>(off + at) {
+        Some(t) => Step::Next(be16(t), off + at + 2),
+        None => Step::Stop(Outcome::TruncatedLinkLayer),
+    }
 }
 
 /// Parses from an IP header at `off` whose kind `ether_type` says (IPv4 or IPv6), for

@@ -9,8 +9,21 @@ use std::{
 
 use sensor_common::{
     flow::{tcp, FlowKey, FlowStats, DIR_AB},
-    parse::{ipproto, FAMILY_IPV4},
+    parse::{ipproto, Parsed, FAMILY_IPV4},
 };
+
+/// The key the inspection pipeline tracks a flow under. Its packets all come from one place
+/// (a capture, or the agent's ring), so the key's `ifindex` does not name an interface there:
+/// it holds the tunnel depth (low 16 bits) and the inner VLAN id of a double-tagged packet
+/// (above), so that flows differ by both VLAN ids as Suricata tracks them.
+pub fn pipeline_key(p: &Parsed, depth: u8) -> (FlowKey, usize) {
+    FlowKey::from_parsed(p, u32::from(depth) | u32::from(p.vlan_inner) << 16)
+}
+
+/// The inner VLAN id of a [`pipeline_key`] (0 when the flow has one tag or none).
+pub fn inner_vlan(key: &FlowKey) -> u16 {
+    (key.ifindex >> 16) as u16
+}
 
 /// Flow timeouts, Suricata's defaults unless configured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

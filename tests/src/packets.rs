@@ -45,6 +45,38 @@ pub fn eth(vlans: &[u16], ether_type: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A PPPoE session-stage header (RFC 2516, session 0x0042) and the PPP protocol, before
+/// `payload`: what follows ethertype 0x8864.
+pub fn pppoe(ppp_protocol: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x11, 0x00, 0x00, 0x42];
+    // The PPPoE length covers the PPP protocol field and the payload.
+    p.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    p.extend_from_slice(&ppp_protocol.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An MPLS label stack (each label with TTL 64, the last one marked bottom of stack) before
+/// `payload`: what follows ethertype 0x8847.
+pub fn mpls(labels: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        let bos = u32::from(i + 1 == labels.len());
+        p.extend_from_slice(&((label << 12) | (bos << 8) | 64).to_be_bytes());
+    }
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An Ethernet frame without its first 12 bytes (addresses): what a header that wraps a whole
+/// frame (FabricPath, 802.1ah, an MPLS pseudowire) carries after its own fields.
+pub fn inner_frame(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0xaa, 0x02, 0, 0, 0, 0, 0xbb];
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
 /// IPv4 header fields that tests vary.
 #[derive(Clone, Debug)]
 pub struct V4 {
@@ -353,14 +385,76 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         "vlan_ipv6_udp",
         eth(&[7], 0x86dd, &ipv6(s6, d6, &[], 17, &udp(9, 10, b"v"))),
     );
+    add(
+        "three_vlan_tags_ipv4",
+        eth(
+            &[10, 20, 30],
+            0x0800,
+            &ipv4(&V4::new(a, b, 17), &udp(1, 2, b"3")),
+        ),
+    );
+    add(
+        "pppoe_ipv4_tcp",
+        eth(
+            &[],
+            0x8864,
+            &pppoe(0x0021, &ipv4(&V4::new(a, b, 6), &tcp(1234, 80, 0x02, &[]))),
+        ),
+    );
+    add(
+        "pppoe_ipv6_udp",
+        eth(
+            &[],
+            0x8864,
+            &pppoe(0x0057, &ipv6(s6, d6, &[], 17, &udp(9, 53, b"p"))),
+        ),
+    );
+    add("pppoe_lcp", eth(&[], 0x8864, &pppoe(0xc021, &[1, 1, 0, 4])));
+    add(
+        "mpls_ipv4_udp",
+        eth(
+            &[],
+            0x8847,
+            &mpls(&[16, 17], &ipv4(&V4::new(a, b, 17), &udp(1, 2, b"m"))),
+        ),
+    );
+    // A pseudowire: bottom label, control word (first nibble 0), then a whole Ethernet frame.
+    let mut pw = vec![0u8; 4];
+    pw.extend_from_slice(&inner_frame(
+        0x0800,
+        &ipv4(&V4::new(a, b, 6), &tcp(1234, 443, 0x02, &[])),
+    ));
+    add("mpls_pw_ipv4_tcp", eth(&[], 0x8847, &mpls(&[300], &pw)));
+    let mut fp = vec![0x00, 0x3f];
+    fp.extend_from_slice(&inner_frame(
+        0x0800,
+        &ipv4(&V4::new(a, b, 6), &tcp(1234, 80, 0x02, &[])),
+    ));
+    add("fabricpath_ipv4_tcp", eth(&[], 0x8903, &fp));
+    let mut itag = vec![0x00, 0x01, 0x00, 0x01];
+    itag.extend_from_slice(&inner_frame(
+        0x0800,
+        &ipv4(&V4::new(a, b, 17), &udp(1, 2, b"b")),
+    ));
+    add("pbb_ipv4_udp", eth(&[], 0x88e7, &itag));
+    let mut vn = vec![0x80, 0x01, 0x00, 0x02, 0x08, 0x00];
+    vn.extend_from_slice(&ipv4(&V4::new(a, b, 17), &udp(1, 2, b"n")));
+    add("vntag_ipv4_udp", eth(&[], 0x8926, &vn));
     add("arp", eth(&[], 0x0806, &[0u8; 28]));
     // Malformed frames.
     add("truncated_ethernet", vec![0u8; 13]);
     add("truncated_vlan", eth(&[], 0x8100, &[0, 5]));
     add(
         "too_many_vlan_tags",
-        eth(&[1, 2], 0x8100, &[0, 3, 0x08, 0x00, 0, 0, 0, 0]),
+        eth(&[1, 2, 3], 0x8100, &[0, 4, 0x08, 0x00, 0, 0, 0, 0]),
     );
+    add("truncated_pppoe", eth(&[], 0x8864, &[0x11, 0, 0, 0x42, 0]));
+    // Labels that never reach the bottom of the stack.
+    let mut labels = Vec::new();
+    for l in 0..10u32 {
+        labels.extend_from_slice(&((l + 16) << 12 | 64).to_be_bytes());
+    }
+    add("mpls_without_bottom", eth(&[], 0x8847, &labels));
     let good = v4_frame(a, b, 6, &tcp(1, 2, 0x02, &[]));
     add("truncated_ipv4", good[..14 + 19].to_vec());
     let mut bad_version = good.clone();

@@ -49,10 +49,21 @@ fn every_corpus_frame_has_the_expected_outcome() {
         ("ipv6_ext_too_many", TooManyIpv6Extensions),
         ("ipv6_no_next_header", Ok),
         ("vlan_ipv6_udp", Ok),
+        ("three_vlan_tags_ipv4", Ok),
+        ("pppoe_ipv4_tcp", Ok),
+        ("pppoe_ipv6_udp", Ok),
+        ("pppoe_lcp", NonIp),
+        ("mpls_ipv4_udp", Ok),
+        ("mpls_pw_ipv4_tcp", Ok),
+        ("fabricpath_ipv4_tcp", Ok),
+        ("pbb_ipv4_udp", Ok),
+        ("vntag_ipv4_udp", Ok),
         ("arp", NonIp),
         ("truncated_ethernet", TruncatedEthernet),
         ("truncated_vlan", TruncatedVlan),
         ("too_many_vlan_tags", TooManyVlanTags),
+        ("truncated_pppoe", TruncatedLinkLayer),
+        ("mpls_without_bottom", TooManyLinkLayers),
         ("truncated_ipv4", TruncatedIpv4),
         ("bad_ipv4_version", BadIpv4Version),
         ("bad_ipv4_ihl", BadIpv4HeaderLength),
@@ -138,8 +149,52 @@ fn vlan_and_qinq_tags_are_peeled() {
         (200, 2, 22),
         "outer tag id is the flow's VLAN"
     );
+    assert_eq!(q.vlan_inner, 300, "the second tag's id is kept too");
     let v6 = parsed("vlan_ipv6_udp");
     assert_eq!((v6.vlan, v6.family, v6.dport), (7, FAMILY_IPV6, 10));
+    let three = parsed("three_vlan_tags_ipv4");
+    assert_eq!(
+        (three.vlan, three.vlan_inner, three.vlan_tags, three.l3_off),
+        (10, 20, 3, 26)
+    );
+}
+
+#[test]
+fn link_layers_before_ip_are_walked() {
+    // (frame, L3 offset, destination port): PPPoE's 8 bytes (header and PPP protocol), two
+    // MPLS labels, a pseudowire's label + control word + inner Ethernet, FabricPath's FTag
+    // and inner Ethernet, 802.1ah's I-TAG and customer addresses, VN-Tag's 4 bytes.
+    for (name, l3, dport) in [
+        ("pppoe_ipv4_tcp", 14 + 8, 80),
+        ("pppoe_ipv6_udp", 14 + 8, 53),
+        ("mpls_ipv4_udp", 14 + 8, 2),
+        ("mpls_pw_ipv4_tcp", 14 + 4 + 4 + 14, 443),
+        ("fabricpath_ipv4_tcp", 14 + 2 + 14, 80),
+        ("pbb_ipv4_udp", 14 + 4 + 14, 2),
+        ("vntag_ipv4_udp", 14 + 6, 2),
+    ] {
+        let p = parsed(name);
+        assert_eq!(p.outcome, Outcome::Ok, "{name}");
+        assert_eq!((p.l3_off, p.dport), (l3, dport), "{name}");
+        assert!(p.is_trackable(), "{name}");
+    }
+    // Every cut inside the link-layer headers is classified, never read past.
+    for name in [
+        "pppoe_ipv4_tcp",
+        "mpls_pw_ipv4_tcp",
+        "fabricpath_ipv4_tcp",
+        "pbb_ipv4_udp",
+    ] {
+        let f = frame(name);
+        let l3 = parse(f.as_slice()).l3_off as usize;
+        for cut in 14..l3 {
+            let o = parse(&f[..cut]).outcome;
+            assert!(
+                matches!(o, Outcome::TruncatedLinkLayer),
+                "{name} cut at {cut}: {o:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -382,6 +382,94 @@ fn packets_longer_than_64k_are_inspected_whole() {
 }
 
 #[test]
+fn link_layers_and_tunnels_before_ip_are_opened() {
+    // The same HTTP session behind each link layer a capture on a real network shows: every
+    // one gives the records of the bare session.
+    use tests::packets::{eth, inner_frame, ipv4, mpls, pppoe, V4};
+    let dir = scratch("layers");
+    let bare = http_session();
+    let plain = dir.join("plain.pcap");
+    write_pcap(&plain, &bare, 1_790_000_000, 1000).expect("write");
+    let (_, want) = replay(&plain, &[]);
+    let wrap = |f: &dyn Fn(&[u8]) -> Vec<u8>| -> Vec<Vec<u8>> {
+        bare.iter().map(|frame| f(&frame[14..])).collect()
+    };
+    let cases: Vec<(&str, Vec<Vec<u8>>, Value)> = vec![
+        (
+            "pppoe",
+            wrap(&|ip| eth(&[], 0x8864, &pppoe(0x0021, ip))),
+            Value::Null,
+        ),
+        (
+            "mpls",
+            wrap(&|ip| eth(&[], 0x8847, &mpls(&[100, 200], ip))),
+            Value::Null,
+        ),
+        (
+            "mpls-pseudowire",
+            wrap(&|ip| {
+                let mut pw = vec![0u8; 4];
+                pw.extend_from_slice(&inner_frame(0x0800, ip));
+                eth(&[], 0x8847, &mpls(&[300], &pw))
+            }),
+            Value::Null,
+        ),
+        (
+            "fabricpath",
+            wrap(&|ip| {
+                let mut fp = vec![0x00, 0x3f];
+                fp.extend_from_slice(&inner_frame(0x0800, ip));
+                eth(&[], 0x8903, &fp)
+            }),
+            Value::Null,
+        ),
+        (
+            "qinq",
+            wrap(&|ip| eth(&[10, 20], 0x0800, ip)),
+            serde_json::json!([10, 20]),
+        ),
+        (
+            "ipip-behind-vlan",
+            wrap(&|ip| {
+                eth(
+                    &[5],
+                    0x0800,
+                    &ipv4(&V4::new([10, 9, 9, 1], [10, 9, 9, 2], 4), ip),
+                )
+            }),
+            serde_json::json!([5]),
+        ),
+    ];
+    for (name, frames, vlan) in cases {
+        let pcap = dir.join(format!("{name}.pcap"));
+        write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+        let (out, got) = replay(&pcap, &[]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (h, w) = (of_type(&got, "http"), of_type(&want, "http"));
+        assert_eq!(h.len(), 1, "{name}: {got:?}");
+        assert_eq!(h[0]["http"], w[0]["http"], "{name}");
+        assert_eq!(h[0]["src_ip"], w[0]["src_ip"], "{name}");
+        assert_eq!(h[0]["vlan"], vlan, "{name}");
+        let flows: Vec<_> = of_type(&got, "flow")
+            .into_iter()
+            .filter(|f| f["proto"] == "TCP")
+            .collect();
+        assert_eq!(flows.len(), 1, "{name}");
+        assert_eq!(
+            flows[0]["flow"]["pkts_toserver"],
+            of_type(&want, "flow")[0]["flow"]["pkts_toserver"],
+            "{name}"
+        );
+        assert_eq!(flows[0]["vlan"], vlan, "{name}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -169,7 +169,7 @@ pub fn drop_record<'a>(
             out_iface: iface.filter(|_| egress),
             pcap_cnt: None,
             event_type: "drop",
-            vlan: vlan(p.vlan),
+            vlan: vlan(p.vlan, p.vlan_inner),
             src_ip: flows::ip_of(p.family, &p.src),
             src_port: ports.then_some(p.sport),
             dest_ip: flows::ip_of(p.family, &p.dst),

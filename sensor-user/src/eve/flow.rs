@@ -180,7 +180,7 @@ pub fn flow_record<'a>(
             out_iface: None,
             pcap_cnt: None,
             event_type: "flow",
-            vlan: vlan(key.vlan),
+            vlan: vlan(key.vlan, flows::inner_vlan(key)),
             src_ip: o.src,
             src_port: has_ports.then_some(o.sport),
             dest_ip: o.dst,

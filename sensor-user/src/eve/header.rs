@@ -62,9 +62,9 @@ pub struct Header<'a> {
     pub pcap_cnt: Option<u64>,
     /// `flow`, `alert`, `http`, …
     pub event_type: &'static str,
-    /// The VLAN id, when tagged.
+    /// The VLAN ids, outer first, when tagged.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vlan: Option<[u16; 1]>,
+    pub vlan: Option<Vlans>,
     /// Source address.
     pub src_ip: IpAddr,
     /// Source port, for protocols with ports.
@@ -79,9 +79,24 @@ pub struct Header<'a> {
     pub proto: Proto,
 }
 
-/// A VLAN id as the header writes it: absent when untagged.
-pub fn vlan(id: u16) -> Option<[u16; 1]> {
-    (id != 0).then_some([id])
+/// VLAN ids as the header writes them: `[outer]` or `[outer, inner]`, as Suricata does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vlans {
+    ids: [u16; 2],
+}
+
+impl Serialize for Vlans {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = if self.ids[1] == 0 { 1 } else { 2 };
+        s.collect_seq(&self.ids[..n])
+    }
+}
+
+/// The VLAN ids of a packet or flow: absent when untagged.
+pub fn vlan(outer: u16, inner: u16) -> Option<Vlans> {
+    (outer != 0).then_some(Vlans {
+        ids: [outer, inner],
+    })
 }
 
 /// A map entry whose key is known only at run time (`"http": {…}` under
@@ -123,7 +138,7 @@ mod tests {
             out_iface: None,
             pcap_cnt: Some(3),
             event_type: "alert",
-            vlan: vlan(0),
+            vlan: vlan(0, 0),
             src_ip: "192.0.2.1".parse().expect("ip"),
             src_port: Some(1000),
             dest_ip: "2001:db8::1".parse().expect("ip"),

@@ -49,7 +49,7 @@ impl<'a> FlowView<'a> {
             out_iface: None,
             pcap_cnt: Some(self.pcap_cnt),
             event_type,
-            vlan: vlan(self.key.vlan),
+            vlan: vlan(self.key.vlan, flows::inner_vlan(self.key)),
             src_ip: src,
             src_port: ports.then_some(sport),
             dest_ip: dst,

@@ -149,14 +149,17 @@ impl Decoder {
         // after.
         if p.fragment != Fragment::None {
             let rebuilt = self.defragment(&p, frame, ts_ns)?;
-            let (q, inner, depth) = tunnel::decapsulate(rebuilt.0, &rebuilt.1);
+            let (mut q, inner, depth) = tunnel::decapsulate(rebuilt.0, &rebuilt.1);
+            inherit_vlans(&rebuilt.0, &mut q);
             let inner = inner.to_vec();
             return self.inner(q, Cow::Owned(inner), depth, ts_ns);
         }
         // A tunnelled packet is inspected as the packet it carries. The table keeps the
         // tunnel depth where the kernel's keys keep the interface index, so flows at
         // different depths stay apart.
-        let (p, data, depth) = tunnel::decapsulate(p, frame);
+        let outer = p;
+        let (mut p, data, depth) = tunnel::decapsulate(p, frame);
+        inherit_vlans(&outer, &mut p);
         self.inner(p, Cow::Borrowed(data), depth, ts_ns)
     }
 
@@ -188,6 +191,7 @@ impl Decoder {
     ) -> Result<(Parsed, Vec<u8>), Skip> {
         let rebuilt = self.defrag.fragment(p, data, ts_ns).ok_or(Skip::Held)?;
         let mut q = Parsed::default();
+        inherit_vlans(p, &mut q);
         let et = if p.family == FAMILY_IPV4 {
             ethertype::IPV4
         } else {
@@ -198,6 +202,16 @@ impl Decoder {
             return Err(Skip::Undecoded(q.outcome.name()));
         }
         Ok((q, rebuilt))
+    }
+}
+
+/// A packet taken out of a tunnel or rebuilt from fragments belongs to the VLANs of the
+/// packet that carried it (as Suricata copies them), unless it carries tags of its own.
+fn inherit_vlans(outer: &Parsed, inner: &mut Parsed) {
+    if inner.vlan_tags == 0 {
+        inner.vlan = outer.vlan;
+        inner.vlan_inner = outer.vlan_inner;
+        inner.vlan_tags = outer.vlan_tags;
     }
 }
 

@@ -191,7 +191,7 @@ impl Pipeline {
             Err(Skip::Held) => return Ok(()),
         };
         let (p, data) = (&d.p, d.data.as_ref());
-        let (key, dir) = FlowKey::from_parsed(p, u32::from(d.depth));
+        let (key, dir) = crate::flows::pipeline_key(p, d.depth);
         let new = NewFlow {
             ts_ns,
             id: self.flow_id_hint.filter(|_| d.depth == 0),
