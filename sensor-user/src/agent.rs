@@ -328,6 +328,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         // The kernel's flow map gives the flow records.
         flow_records: false,
         alerts: config.alerts,
+        max_flows: config.inspect.max_flows,
+        defrag: config.inspect.defrag_limits(),
         ..InspectConfig::default()
     };
     let live = Live::start(

@@ -122,6 +122,28 @@ pub struct InspectSection {
     pub queue_depth: usize,
     /// Pick up TCP sessions whose handshake was not seen (flows older than the agent).
     pub midstream: bool,
+    /// Flows the pipeline tracks at once; beyond it new flows are counted and not inspected.
+    pub max_flows: usize,
+    /// IP datagrams being reassembled from fragments at once; beyond it the oldest gives way.
+    pub defrag_datagrams: usize,
+    /// Fragments of one datagram; beyond it the datagram is given up.
+    pub defrag_fragments: usize,
+    /// Bytes all datagrams being reassembled may hold; beyond it the oldest give way.
+    pub defrag_memcap_bytes: usize,
+    /// A datagram not complete this many seconds after its first fragment is given up.
+    pub defrag_timeout_secs: u64,
+}
+
+impl InspectSection {
+    /// The fragment reassembly limits these settings give.
+    pub fn defrag_limits(&self) -> crate::inspect::defrag::DefragLimits {
+        crate::inspect::defrag::DefragLimits {
+            max_datagrams: self.defrag_datagrams,
+            max_fragments: self.defrag_fragments,
+            memcap: self.defrag_memcap_bytes,
+            timeout_ns: self.defrag_timeout_secs.saturating_mul(1_000_000_000),
+        }
+    }
 }
 
 impl Default for InspectSection {
@@ -132,6 +154,11 @@ impl Default for InspectSection {
             ring_bytes: sensor_common::head::DEFAULT_RING_BYTES,
             queue_depth: 65_536,
             midstream: true,
+            max_flows: 1 << 20,
+            defrag_datagrams: 65_536,
+            defrag_fragments: 256,
+            defrag_memcap_bytes: 32 << 20,
+            defrag_timeout_secs: 60,
         }
     }
 }
@@ -302,6 +329,24 @@ impl Config {
         if self.inspect.queue_depth == 0 {
             return Err(bad("inspect.queue_depth must be above 0"));
         }
+        for (name, v) in [
+            ("max_flows", self.inspect.max_flows),
+            ("defrag_datagrams", self.inspect.defrag_datagrams),
+            ("defrag_fragments", self.inspect.defrag_fragments),
+        ] {
+            if v == 0 {
+                return Err(bad(&format!("inspect.{name} must be above 0")));
+            }
+        }
+        if self.inspect.defrag_memcap_bytes < 65_536 {
+            return Err(bad(
+                "inspect.defrag_memcap_bytes must be at least 65536: one datagram of the \
+                 largest size must fit",
+            ));
+        }
+        if self.inspect.defrag_timeout_secs == 0 {
+            return Err(bad("inspect.defrag_timeout_secs must be above 0"));
+        }
         self.rules.validate().map_err(|e| bad(&e.to_string()))?;
         self.protect.validate().map_err(|e| bad(&e.to_string()))?;
         self.sensor.validate().map_err(|e| bad(&e.to_string()))?;
@@ -363,6 +408,11 @@ sample_one_in = 100
 ring_bytes = 1048576
 queue_depth = 10
 midstream = false
+max_flows = 5000
+defrag_datagrams = 100
+defrag_fragments = 16
+defrag_memcap_bytes = 1048576
+defrag_timeout_secs = 5
 
 [rules]
 files = ["/etc/precinct/rules/local.rules", "et/emerging.rules"]
@@ -386,6 +436,12 @@ PORTAL_PORTS = "[443,8443]"
         assert_eq!(c.inspect.ring_bytes, 1 << 20);
         assert_eq!(c.inspect.queue_depth, 10);
         assert!(!c.inspect.midstream);
+        assert_eq!(c.inspect.max_flows, 5000);
+        let d = c.inspect.defrag_limits();
+        assert_eq!(
+            (d.max_datagrams, d.max_fragments, d.memcap, d.timeout_ns),
+            (100, 16, 1 << 20, 5_000_000_000)
+        );
         assert_eq!(c.rules.files.len(), 2);
         assert_eq!(c.rules.vars.len(), 3);
     }

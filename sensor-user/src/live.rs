@@ -19,7 +19,7 @@ use std::{
 use anyhow::{anyhow, Context as _};
 use aya::maps::{MapData, RingBuf};
 use log::warn;
-use prometheus::IntCounter;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge};
 use sensor_common::head::flag;
 
 use crate::{
@@ -27,7 +27,7 @@ use crate::{
     detect::RuleSet,
     eve::EveWriter,
     flows::{self, monotonic_ns, Clock},
-    inspect::{InspectConfig, Pipeline},
+    inspect::{defrag::DefragStats, InspectConfig, Pipeline},
 };
 
 /// Frames in the ring buffer start with their Ethernet header.
@@ -46,6 +46,43 @@ pub struct LiveCounters {
     pub queue_overflows: IntCounter,
     /// Alert records the pipeline wrote.
     pub alerts: IntCounter,
+    /// Records in the queue to the pipeline.
+    pub queue_depth: IntGauge,
+    /// Seconds between the kernel seeing a packet and the pipeline inspecting it.
+    pub lag: Gauge,
+    /// Flows the pipeline tracks.
+    pub flows: IntGauge,
+    /// New flows the pipeline's table had no room for.
+    pub flows_over_limit: IntCounter,
+    /// Datagrams held for reassembly.
+    pub defrag_datagrams: IntGauge,
+    /// Bytes held for reassembly.
+    pub defrag_bytes: IntGauge,
+    /// Datagrams given up, by reason ([`crate::metrics::DEFRAG_DROP_REASONS`]).
+    pub defrag_dropped: IntCounterVec,
+}
+
+impl LiveCounters {
+    /// Brings the pipeline's gauges and counters up to date (`last`: its counters at the
+    /// previous call).
+    fn update(&self, pipeline: &Pipeline, last: &mut (DefragStats, u64)) {
+        let d = pipeline.defrag_stats();
+        self.defrag_datagrams.set(d.held_datagrams as i64);
+        self.defrag_bytes.set(d.held_bytes as i64);
+        for (reason, now, before) in [
+            ("timeout", d.timed_out, last.0.timed_out),
+            ("evicted", d.evicted, last.0.evicted),
+            ("limit", d.refused, last.0.refused),
+        ] {
+            self.defrag_dropped
+                .with_label_values(&[reason])
+                .inc_by(now - before);
+        }
+        self.flows.set(pipeline.flows_tracked() as i64);
+        self.flows_over_limit
+            .inc_by(pipeline.stats.flows_over_limit - last.1);
+        *last = (d, pipeline.stats.flows_over_limit);
+    }
 }
 
 /// The running threads. [`Live::stop`] drains what the kernel already sent and ends them.
@@ -84,7 +121,7 @@ impl Live {
         };
         let worker = std::thread::Builder::new()
             .name("precinct-inspect".into())
-            .spawn(move || inspect(rx, rules_rx, pipeline, eve, &counters.alerts))
+            .spawn(move || inspect(rx, rules_rx, pipeline, eve, &counters))
             .context("starting the inspection thread")?;
         Ok(Live {
             stop,
@@ -137,9 +174,14 @@ fn read_ring(
         let stopping = stop.load(Ordering::Acquire);
         while let Some(item) = ring.next() {
             counters.records.inc();
+            // Counted before it is sent, so that the consumer never takes the gauge below 0.
+            counters.queue_depth.inc();
             match tx.try_send(item.to_vec()) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => counters.queue_overflows.inc(),
+                Err(TrySendError::Full(_)) => {
+                    counters.queue_depth.dec();
+                    counters.queue_overflows.inc();
+                }
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
@@ -161,8 +203,10 @@ fn inspect(
     rules: Receiver<Arc<RuleSet>>,
     mut pipeline: Pipeline,
     mut eve: EveWriter,
-    alerts: &IntCounter,
+    counters: &LiveCounters,
 ) {
+    let alerts = &counters.alerts;
+    let mut last = (DefragStats::default(), 0);
     let mut alerts_seen = 0;
     let mut clock = Clock::now();
     let mut clock_at = Instant::now();
@@ -190,7 +234,10 @@ fn inspect(
             }
         }
         match next {
-            Ok(record) => report(feed(&mut pipeline, &clock, record)),
+            Ok(record) => {
+                counters.queue_depth.dec();
+                report(feed(&mut pipeline, &clock, record, &counters.lag));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -203,16 +250,23 @@ fn inspect(
             }
             report(pipeline.tick(clock.unix_ns(monotonic_ns())));
             report(eve.flush());
+            counters.update(&pipeline, &mut last);
         }
         alerts.inc_by(pipeline.stats.alerts - alerts_seen);
         alerts_seen = pipeline.stats.alerts;
     }
     report(pipeline.finish());
     alerts.inc_by(pipeline.stats.alerts - alerts_seen);
+    counters.update(&pipeline, &mut last);
 }
 
 /// Runs one ring-buffer record through the pipeline.
-fn feed(pipeline: &mut Pipeline, clock: &Clock, record: Vec<u8>) -> anyhow::Result<()> {
+fn feed(
+    pipeline: &mut Pipeline,
+    clock: &Clock,
+    record: Vec<u8>,
+    lag: &Gauge,
+) -> anyhow::Result<()> {
     let Some((head, frame)) = heads::parse_record(&record) else {
         return Err(anyhow!(
             "a ring-buffer record of {} bytes is shorter than its header says",
@@ -220,6 +274,7 @@ fn feed(pipeline: &mut Pipeline, clock: &Clock, record: Vec<u8>) -> anyhow::Resu
         ));
     };
     let ts = clock.unix_ns(head.ts_ns);
+    lag.set(monotonic_ns().saturating_sub(head.ts_ns) as f64 / 1e9);
     // The kernel flow record's id: the record comes from the CPU that saw the flow first when
     // it is the flow's first, and that is when the pipeline creates its flow.
     let id = flows::flow_id(&head.key, head.flow_first_ns);

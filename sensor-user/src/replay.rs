@@ -75,6 +75,8 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         midstream: opts.midstream,
         timeouts: config.flows.timeouts,
         alerts: config.alerts,
+        max_flows: config.inspect.max_flows,
+        defrag: config.inspect.defrag_limits(),
         ..InspectConfig::default()
     };
     let mut pipeline = Pipeline::new(cfg, eve);
@@ -173,8 +175,8 @@ fn summary(p: &Pipeline, took: Duration) {
     let f = p.defrag_stats();
     if f.fragments > 0 {
         eprintln!(
-            "replay: fragments: {} seen, {} datagrams rebuilt, {} dropped, {} overlaps",
-            f.fragments, f.reassembled, f.dropped, f.overlaps
+            "replay: fragments: {} seen, {} datagrams rebuilt, {} dropped ({} timed out, {} evicted for room, {} over a limit of their own), {} overlaps",
+            f.fragments, f.reassembled, f.dropped, f.timed_out, f.evicted, f.refused, f.overlaps
         );
     }
     let st = p.stream_stats();

@@ -124,8 +124,19 @@ fn run() -> anyhow::Result<()> {
             setup::run()?;
             setup::bench_tools()?;
             cargo(&[
-                "bench", "-p", "tests", "--bench", "datapath", "--bench", "heads", "--bench",
-                "replay", "--bench", "protect",
+                "bench",
+                "-p",
+                "tests",
+                "--bench",
+                "datapath",
+                "--bench",
+                "heads",
+                "--bench",
+                "replay",
+                "--bench",
+                "protect",
+                "--bench",
+                "adversarial",
             ])
         }
         Task::Fuzz { seconds, target } => {

@@ -123,8 +123,13 @@ impl Default for Decoder {
 impl Decoder {
     /// A decoder with the default fragment limits.
     pub fn new() -> Decoder {
+        Decoder::with_limits(defrag::DefragLimits::default())
+    }
+
+    /// A decoder with these fragment limits.
+    pub fn with_limits(limits: defrag::DefragLimits) -> Decoder {
         Decoder {
-            defrag: defrag::Defrag::new(defrag::DefragLimits::default()),
+            defrag: defrag::Defrag::new(limits),
         }
     }
 

@@ -3,8 +3,16 @@
 //! then rebuilt as one IP packet that the pipeline inspects like any other. Limits bound what
 //! an attacker can make it hold: bytes per datagram, fragments per datagram, datagrams and
 //! bytes in all, and a timeout. Overlapping fragments keep the bytes that arrived first.
+//!
+//! Cost is linear in the fragments seen, whatever an attacker sends: datagrams wait in a queue
+//! by arrival, so expiry and eviction look only at the oldest; each datagram keeps the byte
+//! ranges it covers merged, so completion is known without rebuilding it; a fragment costs
+//! at most `max_fragments` steps of its own datagram. When the table or the memory cap is
+//! full, the oldest datagram gives way to the new one (counted as evicted): a flood of
+//! unfinished datagrams pushes out its own, and a datagram whose fragments arrive together
+//! is still rebuilt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use sensor_common::parse::{Parsed, FAMILY_IPV4};
 
@@ -39,10 +47,20 @@ pub struct DefragStats {
     pub fragments: u64,
     /// Datagrams rebuilt.
     pub reassembled: u64,
-    /// Datagrams given up (timeout, or a limit reached).
+    /// Datagrams given up (the sum of the reasons below).
     pub dropped: u64,
+    /// … not complete within the timeout.
+    pub timed_out: u64,
+    /// … pushed out, oldest first, to make room for a new one (`max_datagrams` or `memcap`).
+    pub evicted: u64,
+    /// … with more than `max_fragments` fragments, or longer than 65,535 bytes.
+    pub refused: u64,
     /// Fragments that overlapped bytes already held.
     pub overlaps: u64,
+    /// Datagrams held now.
+    pub held_datagrams: u64,
+    /// Bytes held now.
+    pub held_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,7 +74,10 @@ struct Key {
 
 #[derive(Debug)]
 struct Datagram {
-    first_ns: u64,
+    /// Its place in the arrival queue (a key reused after eviction gets a new one).
+    seq: u64,
+    /// The byte ranges held, merged and in order.
+    covered: Vec<(usize, usize)>,
     /// The IP header (IPv4 with options, or the IPv6 header and its unfragmentable part) of
     /// the fragment at offset 0, once seen.
     header: Option<Vec<u8>>,
@@ -115,6 +136,10 @@ fn info(p: &Parsed, frame: &[u8]) -> Option<FragInfo> {
 pub struct Defrag {
     limits: DefragLimits,
     datagrams: HashMap<Key, Datagram>,
+    /// Datagrams by arrival: (first fragment's time, sequence, key). An entry whose datagram
+    /// was completed or dropped since is skipped when it reaches the front.
+    order: VecDeque<(u64, u64, Key)>,
+    next_seq: u64,
     held: usize,
     /// Counters.
     pub stats: DefragStats,
@@ -136,67 +161,199 @@ impl Defrag {
         self.expire(now_ns);
         let f = info(p, frame)?;
         let end = (p.ip_end as usize).min(frame.len());
-        let data = frame.get(f.header.1..end)?.to_vec();
-        if !self.datagrams.contains_key(&f.key) && self.datagrams.len() >= self.limits.max_datagrams
-        {
-            self.stats.dropped += 1;
-            return None;
-        }
-        let d = self.datagrams.entry(f.key).or_insert(Datagram {
-            first_ns: now_ns,
-            header: None,
-            parts: Vec::new(),
-            total: None,
-            bytes: 0,
-        });
+        let data = frame.get(f.header.1..end)?;
         let end_off = f.offset + data.len();
-        if end_off > 65_535
-            || d.parts.len() >= self.limits.max_fragments
-            || self.held + data.len() > self.limits.memcap
-        {
-            let bytes = d.bytes;
-            self.datagrams.remove(&f.key);
-            self.held -= bytes;
-            self.stats.dropped += 1;
+        if end_off > 65_535 || data.len() > self.limits.memcap {
+            self.refuse(&f.key);
             return None;
         }
+        if !self.datagrams.contains_key(&f.key) {
+            while self.datagrams.len() >= self.limits.max_datagrams.max(1) {
+                if !self.evict_oldest() {
+                    break;
+                }
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.order.push_back((now_ns, seq, f.key));
+            self.datagrams.insert(
+                f.key,
+                Datagram {
+                    seq,
+                    covered: Vec::new(),
+                    header: None,
+                    parts: Vec::new(),
+                    total: None,
+                    bytes: 0,
+                },
+            );
+        }
+        if self
+            .datagrams
+            .get(&f.key)
+            .is_some_and(|d| d.parts.len() >= self.limits.max_fragments)
+        {
+            self.refuse(&f.key);
+            return None;
+        }
+        // Room for the bytes: older datagrams give way (never this one).
+        while self.held + data.len() > self.limits.memcap {
+            if !self.evict_oldest_but(&f.key) {
+                self.refuse(&f.key);
+                return None;
+            }
+        }
+        let d = self.datagrams.get_mut(&f.key)?;
         if f.offset == 0 && d.header.is_none() {
             d.header = frame.get(f.header.0..f.header.1).map(|h| h.to_vec());
         }
         if !f.more {
             d.total = Some(end_off);
         }
-        if d.parts
-            .iter()
-            .any(|(o, b)| f.offset < o + b.len() && *o < end_off)
-        {
+        if cover(&mut d.covered, f.offset, end_off) {
             self.stats.overlaps += 1;
         }
         self.held += data.len();
         d.bytes += data.len();
-        d.parts.push((f.offset, data));
-        let complete = complete(d)?;
-        let bytes = d.bytes;
-        let d = self.datagrams.remove(&f.key)?;
-        self.held -= bytes;
-        self.stats.reassembled += 1;
-        Some(rebuild(&d, complete, p.family))
+        d.parts.push((f.offset, data.to_vec()));
+        let whole = d.header.is_some()
+            && d.total
+                .is_some_and(|t| d.covered.first() == Some(&(0, t)) && d.covered.len() == 1);
+        let result = if whole {
+            let d = self.datagrams.remove(&f.key)?;
+            self.held -= d.bytes;
+            self.stats.reassembled += 1;
+            complete(&d).map(|payload| rebuild(&d, payload, p.family))
+        } else {
+            None
+        };
+        self.gauges();
+        result
+    }
+
+    /// Drops the datagram of `key` (if held) for a limit of its own.
+    fn refuse(&mut self, key: &Key) {
+        if let Some(d) = self.datagrams.remove(key) {
+            self.held -= d.bytes;
+        }
+        self.stats.dropped += 1;
+        self.stats.refused += 1;
+        self.gauges();
+    }
+
+    /// Evicts the oldest datagram still held; `false` when none is.
+    fn evict_oldest(&mut self) -> bool {
+        self.evict_oldest_but(&Key {
+            src: [0xff; 16],
+            dst: [0xff; 16],
+            id: u32::MAX,
+            proto: 0xff,
+            family: 0xff,
+        })
+    }
+
+    /// Evicts the oldest datagram still held other than `keep`; `false` when there is none.
+    fn evict_oldest_but(&mut self, keep: &Key) -> bool {
+        let mut skipped = None;
+        let mut evicted = false;
+        while let Some((ts, seq, key)) = self.order.pop_front() {
+            if !self.live(&key, seq) {
+                continue;
+            }
+            if key == *keep {
+                skipped = Some((ts, seq, key));
+                continue;
+            }
+            if let Some(d) = self.datagrams.remove(&key) {
+                self.held -= d.bytes;
+            }
+            self.stats.dropped += 1;
+            self.stats.evicted += 1;
+            evicted = true;
+            break;
+        }
+        if let Some(entry) = skipped {
+            self.order.push_front(entry);
+        }
+        evicted
+    }
+
+    /// Whether the queue entry `(key, seq)` still stands for a held datagram.
+    fn live(&self, key: &Key, seq: u64) -> bool {
+        self.datagrams.get(key).is_some_and(|d| d.seq == seq)
     }
 
     fn expire(&mut self, now_ns: u64) {
         let timeout = self.limits.timeout_ns;
-        let before = self.datagrams.len();
-        let mut freed = 0;
-        self.datagrams.retain(|_, d| {
-            let keep = now_ns.saturating_sub(d.first_ns) < timeout;
-            if !keep {
-                freed += d.bytes;
+        while let Some(&(first, seq, key)) = self.order.front() {
+            if !self.live(&key, seq) {
+                self.order.pop_front();
+                continue;
             }
-            keep
-        });
-        self.held -= freed;
-        self.stats.dropped += (before - self.datagrams.len()) as u64;
+            // Arrival order is time order, except where capture time steps back: then the
+            // front waits a little longer, which costs nothing.
+            if now_ns.saturating_sub(first) < timeout {
+                break;
+            }
+            self.order.pop_front();
+            if let Some(d) = self.datagrams.remove(&key) {
+                self.held -= d.bytes;
+            }
+            self.stats.dropped += 1;
+            self.stats.timed_out += 1;
+        }
+        // Completed datagrams leave stale entries behind the front; keep the queue from
+        // growing past what the table holds.
+        if self.order.len() > 2 * self.datagrams.len() + 64 {
+            let datagrams = &self.datagrams;
+            self.order
+                .retain(|(_, seq, key)| datagrams.get(key).is_some_and(|d| d.seq == *seq));
+        }
+        self.gauges();
     }
+
+    fn gauges(&mut self) {
+        self.stats.held_datagrams = self.datagrams.len() as u64;
+        self.stats.held_bytes = self.held as u64;
+    }
+}
+
+/// Adds `[start, end)` to the merged ranges `covered`; `true` when it overlapped bytes
+/// already covered.
+fn cover(covered: &mut Vec<(usize, usize)>, start: usize, end: usize) -> bool {
+    if start >= end {
+        return false;
+    }
+    let mut overlap = false;
+    let (mut lo, mut hi) = (start, end);
+    let mut i = 0;
+    let mut out = Vec::with_capacity(covered.len() + 1);
+    let mut placed = false;
+    while i < covered.len() {
+        let (a, b) = covered[i];
+        if b < lo {
+            out.push((a, b));
+        } else if a > hi {
+            if !placed {
+                out.push((lo, hi));
+                placed = true;
+            }
+            out.push((a, b));
+        } else {
+            // Touching or overlapping: merge.
+            if a < hi && lo < b {
+                overlap = true;
+            }
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+        i += 1;
+    }
+    if !placed {
+        out.push((lo, hi));
+    }
+    *covered = out;
+    overlap
 }
 
 /// The payload, in order, when every byte up to the total is present and the header is known.
@@ -327,10 +484,77 @@ mod tests {
             DefragStats {
                 fragments: 3,
                 reassembled: 1,
-                dropped: 0,
-                overlaps: 1
+                overlaps: 1,
+                ..DefragStats::default()
             }
         );
+    }
+
+    #[test]
+    fn ranges_merge_and_report_overlap() {
+        let mut c = Vec::new();
+        assert!(!cover(&mut c, 16, 24));
+        assert!(!cover(&mut c, 0, 8));
+        assert_eq!(c, [(0, 8), (16, 24)]);
+        assert!(!cover(&mut c, 8, 16), "touching is not overlapping");
+        assert_eq!(c, [(0, 24)]);
+        assert!(cover(&mut c, 20, 40));
+        assert_eq!(c, [(0, 40)]);
+        assert!(!cover(&mut c, 50, 50), "empty");
+        assert_eq!(c, [(0, 40)]);
+    }
+
+    #[test]
+    fn a_flood_of_unfinished_datagrams_gives_way_to_new_ones() {
+        let dgram = udp_datagram(40);
+        let mut d = Defrag::new(DefragLimits {
+            max_datagrams: 100,
+            ..DefragLimits::default()
+        });
+        for id in 0..1000u16 {
+            let f = v4_fragment(id, 0, true, &dgram[..24]);
+            assert!(d.fragment(&parse_ip(&f), &f, u64::from(id)).is_none());
+        }
+        assert_eq!((d.stats.held_datagrams, d.stats.evicted), (100, 900));
+        // A datagram sent after the flood is still rebuilt: the oldest flood datagram gives
+        // way to it.
+        let a = v4_fragment(5000, 0, true, &dgram[..24]);
+        let b = v4_fragment(5000, 24, false, &dgram[24..]);
+        assert!(d.fragment(&parse_ip(&a), &a, 2000).is_none());
+        let whole = d
+            .fragment(&parse_ip(&b), &b, 2001)
+            .expect("rebuilt after the flood");
+        assert_eq!(&whole[20..], dgram.as_slice());
+        assert_eq!(d.stats.evicted, 901);
+        assert_eq!(d.stats.held_datagrams, 99);
+        assert_eq!(d.stats.dropped, d.stats.evicted);
+        // The queue of arrivals stays bounded by what the table holds.
+        assert!(d.order.len() <= 2 * d.datagrams.len() + 64 + 1);
+    }
+
+    #[test]
+    fn the_memory_cap_evicts_the_oldest_first() {
+        let dgram = udp_datagram(120);
+        let mut d = Defrag::new(DefragLimits {
+            memcap: 1000,
+            ..DefragLimits::default()
+        });
+        for id in 0..20u16 {
+            let f = v4_fragment(id, 0, true, &dgram[..96]);
+            d.fragment(&parse_ip(&f), &f, u64::from(id));
+            assert!(d.held <= 1000);
+        }
+        assert_eq!(d.stats.held_bytes, 10 * 96);
+        assert_eq!(d.stats.evicted, 10);
+        // The survivors are the newest: id 19 completes.
+        let last = v4_fragment(19, 96, false, &dgram[96..]);
+        assert!(d.fragment(&parse_ip(&last), &last, 30).is_some());
+        // One fragment larger than the cap is refused, and evicts nothing.
+        let big = udp_datagram(1200);
+        let f = v4_fragment(77, 0, true, &big[..1096]);
+        let evicted = d.stats.evicted;
+        assert!(d.fragment(&parse_ip(&f), &f, 31).is_none());
+        assert_eq!((d.stats.evicted, d.stats.refused), (evicted, 1));
     }
 
     #[test]
@@ -394,7 +618,7 @@ mod tests {
             let f = v4_fragment(3, *off, true, &dgram[*off..off + 8]);
             small.fragment(&parse_ip(&f), &f, i as u64);
         }
-        assert_eq!(small.stats.dropped, 1);
+        assert_eq!((small.stats.dropped, small.stats.refused), (1, 1));
         assert_eq!(small.held, 0, "a dropped datagram frees what it held");
     }
 }

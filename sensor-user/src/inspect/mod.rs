@@ -112,8 +112,8 @@ impl Pipeline {
         Pipeline {
             reassembly: Reassembly::new(cfg.stream, cfg.stream_memcap),
             flows: FlowTable::new(cfg.max_flows),
+            decoder: Decoder::with_limits(cfg.defrag),
             cfg,
-            decoder: Decoder::new(),
             detection: Detection::new(),
             eve,
             last_sweep_ns: 0,
@@ -129,6 +129,11 @@ impl Pipeline {
     /// twice for one transaction (see [`detect::FlowState`]).
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) -> Option<Arc<RuleSet>> {
         self.detection.set_rules(rules)
+    }
+
+    /// Flows tracked now.
+    pub fn flows_tracked(&self) -> usize {
+        self.flows.len()
     }
 
     /// Fragment reassembly counters.

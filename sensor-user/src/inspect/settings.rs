@@ -25,6 +25,8 @@ pub struct InspectConfig {
     pub flow_records: bool,
     /// Optional parts of alert records.
     pub alerts: crate::eve::alert::AlertsSection,
+    /// Fragment reassembly limits.
+    pub defrag: super::defrag::DefragLimits,
 }
 
 impl Default for InspectConfig {
@@ -38,6 +40,7 @@ impl Default for InspectConfig {
             iface: None,
             flow_records: true,
             alerts: crate::eve::alert::AlertsSection::default(),
+            defrag: super::defrag::DefragLimits::default(),
         }
     }
 }

@@ -61,6 +61,13 @@ pub struct Metrics {
     ringbuf_copy_failures: IntCounterVec,
     inspect_records: IntCounter,
     inspect_queue_overflows: IntCounter,
+    inspect_queue_depth: IntGauge,
+    inspect_lag: Gauge,
+    inspect_flows: IntGauge,
+    inspect_flows_over_limit: IntCounter,
+    defrag_datagrams: IntGauge,
+    defrag_bytes: IntGauge,
+    defrag_dropped: IntCounterVec,
     /// Flows currently in the kernel flow map.
     pub flows_active: IntGauge,
     /// Flows ended, by reason.
@@ -90,6 +97,9 @@ pub struct Metrics {
     clippy::expect_used,
     reason = "the metric's name, help and labels are constants, valid by construction"
 )]
+/// Values of the `reason` label of `precinct_defrag_dropped_total`.
+pub const DEFRAG_DROP_REASONS: [&str; 3] = ["timeout", "evicted", "limit"];
+
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
 }
@@ -172,6 +182,35 @@ impl Metrics {
                 "precinct_inspect_queue_overflows_total",
                 "Flow-head records dropped because the inspection queue was full.",
             )?,
+            inspect_queue_depth: IntGauge::new(
+                "precinct_inspect_queue_depth",
+                "Flow-head records waiting for the inspection thread.",
+            )?,
+            inspect_lag: Gauge::new(
+                "precinct_inspect_lag_seconds",
+                "How long the last record inspected waited since the kernel saw its packet.",
+            )?,
+            inspect_flows: IntGauge::new(
+                "precinct_inspect_flows",
+                "Flows the inspection pipeline tracks.",
+            )?,
+            inspect_flows_over_limit: IntCounter::new(
+                "precinct_inspect_flows_over_limit_total",
+                "New flows not inspected because the pipeline's flow table was full.",
+            )?,
+            defrag_datagrams: IntGauge::new(
+                "precinct_defrag_datagrams",
+                "IP datagrams held for reassembly.",
+            )?,
+            defrag_bytes: IntGauge::new(
+                "precinct_defrag_bytes",
+                "Bytes held for reassembly.",
+            )?,
+            defrag_dropped: counter(
+                "precinct_defrag_dropped_total",
+                "Datagrams given up before they were whole, by reason.",
+                &["reason"],
+            ),
             flows_active: IntGauge::new("precinct_flows_active", "Flows in the kernel flow map.")?,
             flows_expired: counter(
                 "precinct_flows_expired_total",
@@ -266,8 +305,12 @@ impl Metrics {
             &m.flows_expired,
             &m.events,
             &m.rule_reloads,
+            &m.defrag_dropped,
         ] {
             m.registry.register(Box::new(c.clone()))?;
+        }
+        for reason in DEFRAG_DROP_REASONS {
+            m.defrag_dropped.with_label_values(&[reason]);
         }
         // Both results from the start, so that a rate or an alert on failures has a series.
         for result in ["ok", "failed"] {
@@ -291,6 +334,14 @@ impl Metrics {
         m.registry.register(Box::new(m.inspect_records.clone()))?;
         m.registry
             .register(Box::new(m.inspect_queue_overflows.clone()))?;
+        m.registry
+            .register(Box::new(m.inspect_queue_depth.clone()))?;
+        m.registry.register(Box::new(m.inspect_lag.clone()))?;
+        m.registry.register(Box::new(m.inspect_flows.clone()))?;
+        m.registry
+            .register(Box::new(m.inspect_flows_over_limit.clone()))?;
+        m.registry.register(Box::new(m.defrag_datagrams.clone()))?;
+        m.registry.register(Box::new(m.defrag_bytes.clone()))?;
         m.registry.register(Box::new(m.attach_info.clone()))?;
         m.registry.register(Box::new(build))?;
         // Every series with a fixed label set exists from the start, at 0, so that rates and
@@ -430,6 +481,13 @@ impl Metrics {
         LiveCounters {
             records: self.inspect_records.clone(),
             queue_overflows: self.inspect_queue_overflows.clone(),
+            queue_depth: self.inspect_queue_depth.clone(),
+            lag: self.inspect_lag.clone(),
+            flows: self.inspect_flows.clone(),
+            flows_over_limit: self.inspect_flows_over_limit.clone(),
+            defrag_datagrams: self.defrag_datagrams.clone(),
+            defrag_bytes: self.defrag_bytes.clone(),
+            defrag_dropped: self.defrag_dropped.clone(),
             alerts: self.alerts.clone(),
         }
     }
