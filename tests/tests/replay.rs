@@ -469,6 +469,103 @@ fn link_layers_and_tunnels_before_ip_are_opened() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `data` compressed by the gzip tool.
+fn gzip_tool(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip (installed by cargo xtask setup)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write to gzip");
+    let out = child.wait_with_output().expect("gzip");
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn compressed_and_cut_response_bodies_are_inspected() {
+    let dir = scratch("bodies");
+    let rules = dir.join("r.rules");
+    std::fs::write(
+        &rules,
+        "alert http any any -> any any (msg:\"landing page\"; flow:to_client; file.data; content:\"exploit-kit-landing\"; sid:21;)\n",
+    )
+    .expect("rules");
+    let rules_s = rules.to_str().expect("path").to_owned();
+    let mut page = b"<html><body>".to_vec();
+    page.extend_from_slice(&b"filler text ".repeat(300));
+    page.extend_from_slice(b"exploit-kit-landing");
+    let marker_end = page.len();
+    page.extend_from_slice(&b" more filler".repeat(300));
+    page.extend_from_slice(b"</body></html>");
+    let session = |headers: &str, body: &[u8], cut: Option<usize>| {
+        let mut s = TcpSession::new(CLIENT, 40001, SERVER, 80);
+        let mut frames = s.handshake();
+        frames.extend(s.client_data(b"GET /ad HTTP/1.1\r\nHost: ads.example\r\n\r\n", 1400));
+        let mut resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n{headers}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        let head = resp.len();
+        resp.extend_from_slice(body);
+        if let Some(keep) = cut {
+            // The connection ends `keep` bytes into the body, before the body does.
+            resp.truncate(head + keep);
+        }
+        frames.extend(s.server_data(&resp, 500));
+        frames.push(s.client_ack());
+        frames.extend(s.close());
+        frames
+    };
+    let alerts = |name: &str, frames: Vec<Vec<u8>>| {
+        let pcap = dir.join(format!("{name}.pcap"));
+        write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+        let (out, events) = replay(&pcap, &["--rules", &rules_s]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            of_type(&events, "alert").len(),
+            of_type(&events, "http")
+                .first()
+                .map(|h| h["http"]["length"].clone()),
+        )
+    };
+    let zipped = gzip_tool(&page);
+    assert!(!zipped.windows(19).any(|w| w == b"exploit-kit-landing"));
+    // Plain, gzip-encoded, and gzip-encoded with the body cut short: the rule sees the page.
+    assert_eq!(alerts("plain", session("", &page, None)).0, 1);
+    let (n, length) = alerts("gzip", session("Content-Encoding: gzip\r\n", &zipped, None));
+    assert_eq!(n, 1, "file.data holds the decoded page");
+    assert_eq!(
+        length,
+        Some(Value::from(zipped.len())),
+        "length is the body as sent"
+    );
+    // A body whose end never arrives (3,600 bytes of it lost): what arrived is inspected.
+    assert!(page.len() > marker_end + 3000);
+    assert_eq!(
+        alerts("cut", session("", &page, Some(marker_end + 10))).0,
+        1
+    );
+    // An encoding this build does not undo leaves the body as sent: no false match.
+    assert_eq!(
+        alerts("brotli", session("Content-Encoding: br\r\n", &zipped, None)).0,
+        0
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");

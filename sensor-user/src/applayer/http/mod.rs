@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::{AppParser, AppRecord, Buffer, Dir, Leftover, Output};
 
 mod buffers;
+mod coding;
 mod message;
 mod tx;
 mod uri;
@@ -360,6 +361,14 @@ impl HttpParser {
                 }
                 Dir::ToClient => {
                     tx.response_done = true;
+                    // Rules see the body with its content coding undone, as libhtp gives it.
+                    if let Some(plain) = coding::decoded(
+                        Tx::header(&tx.response_headers, "content-encoding"),
+                        &tx.response_body,
+                        MAX_BODY_KEPT,
+                    ) {
+                        tx.response_body = plain;
+                    }
                     (
                         &tx.response_body,
                         [Buffer::HttpResponseBody, Buffer::FileDataTc],
@@ -453,12 +462,15 @@ impl AppParser for HttpParser {
     }
 
     fn finish(&mut self, out: &mut Output) {
-        // A body read until the connection closed ends now; anything unanswered is logged
-        // as it stands, as Suricata does at flow end.
-        if let (Phase::Body(Body::UntilClose), Some(i)) = (&self.resp.phase, self.resp_tx) {
-            if let Some(tx) = self.txs.get_mut(i) {
-                tx.response_done = true;
-            }
+        // A body read until the connection closed ends now, and so does a body the
+        // connection ended inside of: rules see what arrived of it (a download cut short, an
+        // exploit kit's page whose last segment was lost), as Suricata inspects at flow end.
+        // Anything unanswered is logged as it stands.
+        if matches!(self.req.phase, Phase::Body(_)) && !self.txs.is_empty() {
+            self.body_done(Dir::ToServer, out);
+        }
+        if matches!(self.resp.phase, Phase::Body(_)) && self.resp_tx.is_some() {
+            self.body_done(Dir::ToClient, out);
         }
         while let Some(tx) = self.txs.pop_front() {
             push_record(&tx, out);
