@@ -330,6 +330,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         alerts: config.alerts,
         max_flows: config.inspect.max_flows,
         defrag: config.inspect.defrag_limits(),
+        dns_version: config.dns_layout(),
         ..InspectConfig::default()
     };
     let live = Live::start(

@@ -59,6 +59,8 @@ pub struct Config {
     pub xdp_mode: XdpModeChoice,
     /// Where EVE records go: a file path, or `-` for standard output.
     pub eve: String,
+    /// Layout of EVE `dns` records: 3 (Suricata 8's, the default) or 2 (Suricata 7's).
+    pub dns_version: u8,
     /// Flow accounting.
     pub flows: FlowConfig,
     /// Prometheus endpoint.
@@ -132,6 +134,17 @@ pub struct InspectSection {
     pub defrag_memcap_bytes: usize,
     /// A datagram not complete this many seconds after its first fragment is given up.
     pub defrag_timeout_secs: u64,
+}
+
+impl Config {
+    /// The `dns` record layout `dns_version` names (validated to be 2 or 3).
+    pub fn dns_layout(&self) -> crate::applayer::dns::DnsVersion {
+        if self.dns_version == 2 {
+            crate::applayer::dns::DnsVersion::V2
+        } else {
+            crate::applayer::dns::DnsVersion::V3
+        }
+    }
 }
 
 impl InspectSection {
@@ -246,6 +259,7 @@ impl Default for Config {
         Config {
             interfaces: Vec::new(),
             xdp_mode: XdpModeChoice::Auto,
+            dns_version: 3,
             eve: DEFAULT_EVE.into(),
             flows: FlowConfig::default(),
             metrics: MetricsConfig::default(),
@@ -324,6 +338,13 @@ impl Config {
         if !ring.is_power_of_two() || ring < 64 << 10 {
             return Err(bad(&format!(
                 "inspect.ring_bytes = {ring} must be a power of two of at least 65536 (64 KiB)"
+            )));
+        }
+        if !matches!(self.dns_version, 2 | 3) {
+            return Err(bad(&format!(
+                "dns_version = {} is not a dns record layout: write 3 (Suricata 8's, the \
+                 default) or 2 (Suricata 7's)",
+                self.dns_version
             )));
         }
         if self.inspect.queue_depth == 0 {

@@ -77,6 +77,7 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         alerts: config.alerts,
         max_flows: config.inspect.max_flows,
         defrag: config.inspect.defrag_limits(),
+        dns_version: config.dns_layout(),
         ..InspectConfig::default()
     };
     let mut pipeline = Pipeline::new(cfg, eve);

@@ -567,6 +567,74 @@ fn compressed_and_cut_response_bodies_are_inspected() {
 }
 
 #[test]
+fn dns_version_2_is_written_as_suricata_7_writes_it() {
+    use tests::mixed::{dns_answer, dns_query};
+    let dir = scratch("dnsv2");
+    let resolver = [192, 0, 2, 53];
+    let mut frames = Vec::new();
+    for (i, name) in ["portal.example.gov", "results.example.gov"]
+        .iter()
+        .enumerate()
+    {
+        let id = 0x4000 + i as u16;
+        let port = 40_000 + i as u16;
+        frames.push(udp_frame(CLIENT, port, resolver, 53, &dns_query(id, name)));
+        frames.push(udp_frame(
+            resolver,
+            53,
+            CLIENT,
+            port,
+            &dns_answer(id, name, [198, 51, 100, 7]),
+        ));
+    }
+    let pcap = dir.join("dns.pcap");
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let config = dir.join("c.toml");
+    std::fs::write(&config, "dns_version = 2\n").expect("config");
+    let (out, ours) = replay(&pcap, &["--config", config.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Suricata 7 (installed by `cargo xtask setup`) on the same capture: its dns records, in
+    // its default (version 2) layout.
+    let sdir = dir.join("suricata");
+    std::fs::create_dir_all(&sdir).expect("dir");
+    let status = Command::new("suricata")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-k", "none", "--runmode", "single", "-S", "/dev/null", "-l"])
+        .arg(&sdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("suricata: installed by cargo xtask setup");
+    assert!(status.success());
+    let theirs: Vec<Value> = std::fs::read_to_string(sdir.join("eve.json"))
+        .expect("suricata's eve.json")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == "dns")
+        .collect();
+    let ours: Vec<&Value> = of_type(&ours, "dns");
+    assert_eq!(theirs.len(), 4, "{theirs:?}");
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o["dns"], t["dns"], "the dns object, field for field");
+        for k in ["src_ip", "src_port", "dest_ip", "dest_port"] {
+            assert_eq!(o[k], t[k], "{k}");
+        }
+    }
+    // An unknown layout is refused, naming the setting.
+    std::fs::write(&config, "dns_version = 4\n").expect("config");
+    let (out, _) = replay(&pcap, &["--config", config.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dns_version = 4"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -118,6 +118,10 @@ fn run() -> anyhow::Result<()> {
         }
         Task::Test { args } => {
             setup::run()?;
+            // Suricata: the reference the corpus tier and the DNS version 2 test compare with.
+            if is_root() {
+                setup::bench_tools()?;
+            }
             test::run(&args)
         }
         Task::Bench => {

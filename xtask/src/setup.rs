@@ -174,14 +174,15 @@ fn bpf_linker() -> anyhow::Result<()> {
 }
 
 /// Debian's Suricata 7 (from bookworm-backports; bookworm itself has none), the reference
-/// engine the benchmarks measure against, and openssl for the benchmark's certificate.
+/// engine the benchmarks, `compare` and the corpus test tier measure against, and openssl for
+/// the benchmark's certificate. Not part of `run`: the demo does not wait for it.
 pub fn bench_tools() -> anyhow::Result<()> {
     apt_install(&missing_packages(&["openssl"]))?;
     if quiet(Command::new("suricata").arg("-V")) {
         return Ok(());
     }
     if !crate::is_root() {
-        bail!("suricata is missing: run `cargo xtask bench` as root so setup can install it");
+        bail!("suricata is missing: run this cargo xtask command as root so setup can install it");
     }
     let source =
         std::path::Path::new("/etc/apt/sources.list.d/precinct-bookworm-backports.sources");

@@ -26,7 +26,10 @@ pub use decode::decode;
 pub use settings::{InspectConfig, InspectStats};
 
 use crate::{
-    applayer::{Chunk, Dir, Output},
+    applayer::{
+        dns::{self, DnsVersion},
+        AppRecord, Chunk, Dir, Output,
+    },
     detect::{
         self,
         flow::{Detection, FlowFacts, Match, Packet},
@@ -89,6 +92,18 @@ fn write_records(
     let v = view(flow, cfg.iface.as_deref(), pcap_cnt);
     for (_, out) in outputs {
         for r in &out.records {
+            if r.event_type == "dns" && cfg.dns_version == DnsVersion::V2 {
+                for object in dns::v2_objects(&r.object) {
+                    // Suricata 7 writes every version-2 record from the client's side.
+                    let v2 = AppRecord {
+                        object,
+                        dir: Dir::ToServer,
+                        ..r.clone()
+                    };
+                    eve.write(&protocol_record(&v, &v2, ts_ns))?;
+                }
+                continue;
+            }
             eve.write(&protocol_record(&v, r, ts_ns))?;
         }
         for a in &out.anomalies {

@@ -27,6 +27,8 @@ pub struct InspectConfig {
     pub alerts: crate::eve::alert::AlertsSection,
     /// Fragment reassembly limits.
     pub defrag: super::defrag::DefragLimits,
+    /// Layout of `dns` records.
+    pub dns_version: crate::applayer::dns::DnsVersion,
 }
 
 impl Default for InspectConfig {
@@ -41,6 +43,7 @@ impl Default for InspectConfig {
             flow_records: true,
             alerts: crate::eve::alert::AlertsSection::default(),
             defrag: super::defrag::DefragLimits::default(),
+            dns_version: crate::applayer::dns::DnsVersion::default(),
         }
     }
 }

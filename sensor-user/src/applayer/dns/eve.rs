@@ -337,3 +337,60 @@ pub(super) fn rcode_name(flags: u16) -> String {
     };
     name.to_owned()
 }
+
+/// Which layout `dns` records are written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DnsVersion {
+    /// Suricata 7's "version 2", which most SOC pipelines parse today: one `query` record per
+    /// question of a request, one `answer` record per response.
+    V2,
+    /// Suricata 8's "version 3": one record per message, questions in `queries`.
+    #[default]
+    V3,
+}
+
+/// The version-2 records of a message whose version-3 object is `v3`, as Suricata 7 writes
+/// them: a request becomes one `query` record per question (`id`, `rrname`, `rrtype`,
+/// `tx_id`, `opcode`); a response one `answer` record with the header's flags, its first
+/// question's `rrname`/`rrtype`, `rcode`, and `answers`, `grouped` and `authorities` as in
+/// version 3. Version 2 writes no additionals and no `tx_id` in answers.
+pub fn v2_objects(v3: &Value) -> Vec<Value> {
+    let empty = Vec::new();
+    let queries = v3["queries"].as_array().unwrap_or(&empty);
+    let field = |obj: &mut Map<String, Value>, key: &str, from: &Value| {
+        if let Some(v) = from.get(key) {
+            obj.insert(key.into(), v.clone());
+        }
+    };
+    if v3["type"] == "request" {
+        return queries
+            .iter()
+            .map(|q| {
+                let mut obj = Map::new();
+                obj.insert("version".into(), 2.into());
+                obj.insert("type".into(), "query".into());
+                field(&mut obj, "id", v3);
+                field(&mut obj, "rrname", q);
+                field(&mut obj, "rrname_truncated", q);
+                field(&mut obj, "rrtype", q);
+                field(&mut obj, "tx_id", v3);
+                field(&mut obj, "opcode", v3);
+                Value::Object(obj)
+            })
+            .collect();
+    }
+    let mut obj = Map::new();
+    obj.insert("version".into(), 2.into());
+    obj.insert("type".into(), "answer".into());
+    for key in ["id", "flags", "qr", "aa", "tc", "rd", "ra", "z", "opcode"] {
+        field(&mut obj, key, v3);
+    }
+    if let Some(q) = queries.first() {
+        field(&mut obj, "rrname", q);
+        field(&mut obj, "rrtype", q);
+    }
+    for key in ["rcode", "answers", "grouped", "authorities"] {
+        field(&mut obj, key, v3);
+    }
+    vec![Value::Object(obj)]
+}

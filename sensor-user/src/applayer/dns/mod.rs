@@ -27,6 +27,7 @@ mod eve;
 mod wire;
 
 use eve::*;
+pub use eve::{v2_objects, DnsVersion};
 use wire::*;
 
 /// Size of the fixed DNS header.
