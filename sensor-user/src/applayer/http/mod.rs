@@ -58,6 +58,9 @@ enum Phase {
     Line,
     Headers,
     Body(Body),
+    /// After bytes were lost between responses (or inside one's headers): looking for the
+    /// next status line, at a line start, to carry on from.
+    Resync,
     /// The stream was handed over or cannot be parsed any more.
     Stopped,
 }
@@ -110,7 +113,8 @@ impl HttpParser {
     fn parse_requests(&mut self, out: &mut Output) {
         loop {
             match &mut self.req.phase {
-                Phase::Stopped => return,
+                // Requests are not resynchronised: a gap ends their parsing.
+                Phase::Stopped | Phase::Resync => return,
                 Phase::Line => {
                     let Some(line) = take_line(&mut self.req.buf) else {
                         if self.req.buf.len() > MAX_HEADER_BYTES {
@@ -214,6 +218,16 @@ impl HttpParser {
         loop {
             match &mut self.resp.phase {
                 Phase::Stopped => return,
+                Phase::Resync => {
+                    let Some(at) = status_line_start(&self.resp.buf) else {
+                        // Keep a tail that may be the start of a split "HTTP/".
+                        let keep = self.resp.buf.len().min(4);
+                        self.resp.buf.drain(..self.resp.buf.len() - keep);
+                        return;
+                    };
+                    self.resp.buf.drain(..at);
+                    self.resp.phase = Phase::Line;
+                }
                 Phase::Line => {
                     // An HTTP/0.9 request gets a bare body, no status line or headers.
                     if let Some(i) = self.txs.iter().position(|t| !t.response_done) {
@@ -397,6 +411,12 @@ impl HttpParser {
     }
 }
 
+/// Where the first line starting with `HTTP/` begins in `buf` (at its start, or after a
+/// line feed).
+fn status_line_start(buf: &[u8]) -> Option<usize> {
+    (0..buf.len()).find(|&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(b"HTTP/"))
+}
+
 impl AppParser for HttpParser {
     fn name(&self) -> &'static str {
         "http"
@@ -453,12 +473,22 @@ impl AppParser for HttpParser {
                 }
             }
         }
-        let side = match dir {
-            Dir::ToServer => &mut self.req,
-            Dir::ToClient => &mut self.resp,
-        };
-        side.buf.clear();
-        side.phase = Phase::Stopped;
+        if dir == Dir::ToClient {
+            // Responses carry on at the next status line, as libhtp does: one lost response
+            // segment does not end the parsing of every later response on the connection. A
+            // response whose headers were cut is logged as far as it got.
+            if matches!(self.resp.phase, Phase::Headers | Phase::Body(_)) {
+                if let Some(tx) = self.resp_tx.and_then(|i| self.txs.get_mut(i)) {
+                    tx.response_done = true;
+                }
+                self.log_completed(out);
+            }
+            self.resp.buf.clear();
+            self.resp.phase = Phase::Resync;
+            return;
+        }
+        self.req.buf.clear();
+        self.req.phase = Phase::Stopped;
     }
 
     fn finish(&mut self, out: &mut Output) {

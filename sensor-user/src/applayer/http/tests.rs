@@ -211,8 +211,8 @@ fn a_gap_inside_a_body_is_skipped_and_counted() {
         ],
         "the gap counts towards the length and the next response is still paired"
     );
-    // A gap that runs past the body's end ends the body with it (its length as declared) and
-    // loses the framing: nothing after it is parsed.
+    // A gap that runs past the body's end ends the body with it (its length as declared);
+    // parsing carries on at the next status line after it.
     let mut q = HttpParser::new();
     let mut out = Output::new(false);
     q.parse(
@@ -231,7 +231,56 @@ fn a_gap_inside_a_body_is_skipped_and_counted() {
         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
         &mut out,
     );
-    assert_eq!(out.records.len(), 1, "{:?}", out.records);
+    assert_eq!(out.records.len(), 2, "{:?}", out.records);
     assert_eq!(out.records[0].object["length"], 10);
     assert_eq!(out.records[0].object["status"], 200);
+    assert_eq!(out.records[1].object["status"], 404);
+}
+
+#[test]
+fn responses_carry_on_at_the_next_status_line_after_a_gap() {
+    // Three requests; bytes lost inside the second response's headers. The second is logged
+    // as far as it got, the third is paired with the response after the gap, whose status
+    // line comes after the tail of the lost one.
+    let mut p = HttpParser::new();
+    let mut out = Output::new(false);
+    p.parse(
+        Dir::ToServer,
+        b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n",
+        &mut out,
+    );
+    p.parse(
+        Dir::ToClient,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 301 Moved\r\nLoca",
+        &mut out,
+    );
+    p.gap(Dir::ToClient, 40, &mut out);
+    p.parse(
+        Dir::ToClient,
+        b"ength: 0\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    p.finish(&mut out);
+    let got: Vec<_> = out
+        .records
+        .iter()
+        .map(|r| (r.object["url"].clone(), r.object["status"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (serde_json::json!("/1"), serde_json::json!(200)),
+            (serde_json::json!("/2"), serde_json::json!(301)),
+            (serde_json::json!("/3"), serde_json::json!(404)),
+        ]
+    );
+    // "HTTP/" split over two segments after a gap is still found.
+    let mut q = HttpParser::new();
+    let mut out = Output::new(false);
+    q.parse(Dir::ToServer, b"GET /1 HTTP/1.1\r\n\r\n", &mut out);
+    q.gap(Dir::ToClient, 10, &mut out);
+    q.parse(Dir::ToClient, b"junk\r\nHT", &mut out);
+    q.parse(Dir::ToClient, b"TP/1.1 204 No Content\r\n\r\n", &mut out);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].object["status"], 204);
 }

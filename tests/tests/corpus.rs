@@ -1,0 +1,124 @@
+//! The real-traffic tier: every capture in `../shared/corpus` (866 captures from the Zeek and
+//! Arkime test suites, written by tools and networks this project did not write) replayed
+//! with default settings. None may crash, exit with an error, or take longer than a bound;
+//! each must give well-formed EVE. (`cargo xtask test` then compares a sample with Suricata
+//! and holds the agreement to a floor: see xtask/src/test/corpus.rs.)
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tests::agent::precinct_bin;
+
+/// No corpus capture is larger than a few MB: a replay longer than this is a hang.
+const BOUND: Duration = Duration::from_secs(60);
+
+fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() {
+            captures(&p, out);
+        } else if p.file_name().is_some_and(|n| n != "README.md") {
+            out.push(p);
+        }
+    }
+}
+
+/// Runs `precinct replay` on `pcap`, killing it at [`BOUND`]. (exit ok, stderr, EVE lines,
+/// time taken).
+fn replay(pcap: &Path, eve: &Path) -> (bool, String, String, Duration) {
+    let _ = std::fs::remove_file(eve);
+    let started = Instant::now();
+    let mut child = Command::new(precinct_bin())
+        .args(["replay", "--pcap"])
+        .arg(pcap)
+        .arg("--eve")
+        .arg(eve)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start precinct replay");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if started.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = started.elapsed();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    let eve = std::fs::read_to_string(eve).unwrap_or_default();
+    (status.is_some_and(|s| s.success()), err, eve, took)
+}
+
+#[test]
+#[cfg_attr(not(shared), ignore = "needs ../shared/corpus beside the checkout")]
+fn every_corpus_capture_replays() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let mut pcaps = Vec::new();
+    captures(&dir, &mut pcaps);
+    pcaps.sort();
+    assert!(
+        pcaps.len() >= 800,
+        "{} captures under {}",
+        pcaps.len(),
+        dir.display()
+    );
+    let scratch = std::env::temp_dir().join(format!("precinct-corpus-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let eve = scratch.join("eve.json");
+    let mut failures = Vec::new();
+    let (mut records, mut slowest) = (0usize, (Duration::ZERO, PathBuf::new()));
+    for pcap in &pcaps {
+        let (ok, err, out, took) = replay(pcap, &eve);
+        let name = pcap
+            .strip_prefix(&dir)
+            .unwrap_or(pcap)
+            .display()
+            .to_string();
+        if took > slowest.0 {
+            slowest = (took, pcap.clone());
+        }
+        if !ok {
+            let last = err.lines().last().unwrap_or("killed at the time bound");
+            failures.push(format!("{name}: {last}"));
+            continue;
+        }
+        if err.contains("panicked") {
+            failures.push(format!("{name}: panicked"));
+        }
+        for line in out.lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) if v["event_type"].is_string() && v["timestamp"].is_string() => records += 1,
+                _ => {
+                    failures.push(format!("{name}: not an EVE record: {line:.200}"));
+                    break;
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    println!(
+        "{} captures, {records} records; slowest {:.2} s ({})",
+        pcaps.len(),
+        slowest.0.as_secs_f64(),
+        slowest.1.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(records > 10_000, "the corpus gives records: {records}");
+}
