@@ -65,6 +65,9 @@ enum Task {
         /// The precinct binary to compare (default: the release build).
         #[arg(long, value_name = "PATH")]
         precinct: Option<std::path::PathBuf>,
+        /// Compare every Nth capture of a directory only, in name order.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        sample: usize,
     },
     /// Replay the project's captures, the conformance cases and the corpus through an earlier
     /// precinct binary and the current release build; fail unless the EVE output is
@@ -153,6 +156,7 @@ fn run() -> anyhow::Result<()> {
             examples,
             json,
             precinct,
+            sample,
         } => {
             setup::run()?;
             setup::bench_tools()?;
@@ -162,6 +166,7 @@ fn run() -> anyhow::Result<()> {
                 examples,
                 json,
                 precinct,
+                sample,
             })
             .map(|_| ())
         }

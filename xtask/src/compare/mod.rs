@@ -36,6 +36,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// The precinct binary (default: the release build, built first).
     pub precinct: Option<PathBuf>,
+    /// Compare every Nth capture only, in name order (1: all).
+    pub sample: usize,
 }
 
 /// Captures under `dir` (by name: `.pcap`, `.pcapng`, `.cap`, `.trace`, compressed or not).
@@ -185,6 +187,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         );
     }
     pcaps.sort();
+    let step = opts.sample.max(1);
+    let pcaps: Vec<PathBuf> = pcaps.into_iter().step_by(step).collect();
     if pcaps.is_empty() {
         bail!("no captures under {}", opts.pcap.display());
     }

@@ -151,12 +151,13 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
             .retain(|i| !i.starts_with(&format!("{name} ")));
     }
     let conformance = conformance(&shared)?;
+    let agreement = corpus_agreement(&shared)?;
     // Tier 5, short: every fuzz target from its corpus for a few seconds, so a parser change
     // that crashes on a known seed or a nearby input fails here. `cargo xtask fuzz` runs longer.
     let fuzz = crate::fuzz::run(FUZZ_SMOKE_SECS, None);
     println!(
         "tiers run: host unit tests, kernel TestRun tests, namespace labs, release-only tests, \
-         {conformance}, fuzz smoke ({FUZZ_SMOKE_SECS} s per target)"
+         {conformance}, {agreement}, fuzz smoke ({FUZZ_SMOKE_SECS} s per target)"
     );
     println!(
         "xtask: {} passed, {} failed, {} not run (skipped or ignored)",
@@ -182,6 +183,62 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Every how many corpus captures the agreement tier compares (in name order): a third of the
+/// corpus keeps the tier to about three minutes.
+const AGREEMENT_SAMPLE: usize = 3;
+
+/// Per event type, the least share of Suricata's records that must have a matching Precinct
+/// record in the sample, and the least share of matched records that agree on every key
+/// field, in percent: the figures this tree reached on the sample when they were last raised
+/// (`cargo xtask compare --pcap ../shared/corpus --sample 3`), less about half a point. A
+/// change that loses agreement with Suricata on real traffic fails here; raise them when a
+/// change gains.
+const AGREEMENT_FLOORS: [(&str, f64, f64); 5] = [
+    ("dns", 97.5, 99.5),
+    ("flow", 95.5, 74.0),
+    ("http", 85.5, 86.0),
+    ("ssh", 99.5, 99.5),
+    ("tls", 95.5, 99.5),
+];
+
+/// The real-traffic agreement tier: `cargo xtask compare` on a sample of `../shared/corpus`,
+/// held to [`AGREEMENT_FLOORS`].
+fn corpus_agreement(shared: &std::path::Path) -> anyhow::Result<String> {
+    let report = crate::compare::run(&crate::compare::Options {
+        pcap: shared.join("corpus"),
+        rules: Vec::new(),
+        examples: 2,
+        json: Some(root().join("target/corpus-agreement.json")),
+        precinct: Some(root().join("target/release/precinct")),
+        sample: AGREEMENT_SAMPLE,
+    })?;
+    let mut low = Vec::new();
+    for (kind, cover_floor, agree_floor) in AGREEMENT_FLOORS {
+        let Some(t) = report.types.get(kind) else {
+            low.push(format!("{kind}: no records"));
+            continue;
+        };
+        let cover = 100.0 * t.matched as f64 / t.suricata.max(1) as f64;
+        let agree = 100.0 * t.agree as f64 / t.matched.max(1) as f64;
+        if cover < cover_floor || agree < agree_floor {
+            low.push(format!(
+                "{kind}: {cover:.1}% matched (floor {cover_floor}), {agree:.1}% agree (floor {agree_floor})"
+            ));
+        }
+    }
+    if !low.is_empty() {
+        bail!(
+            "agreement with Suricata on the corpus fell below its floor: {} (details: \
+             target/corpus-agreement.json)",
+            low.join("; ")
+        );
+    }
+    Ok(format!(
+        "corpus agreement with Suricata ({} captures)",
+        report.captures
+    ))
 }
 
 /// Seconds each fuzz target runs in `cargo xtask test` (tier 5 in brief).
