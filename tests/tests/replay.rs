@@ -635,6 +635,55 @@ fn dns_version_2_is_written_as_suricata_7_writes_it() {
 }
 
 #[test]
+fn tls_inside_a_connect_tunnel_is_detected_on() {
+    use tests::mixed::{client_hello, server_flight, Rng};
+    let dir = scratch("connect");
+    let mut rng = Rng::new(5);
+    let mut s = TcpSession::new(CLIENT, 40002, SERVER, 3128);
+    let mut frames = s.handshake();
+    frames.extend(s.client_data(
+        b"CONNECT vote.example.gov:443 HTTP/1.1\r\nHost: vote.example.gov:443\r\n\r\n",
+        1400,
+    ));
+    frames.push(s.server_ack());
+    frames.extend(s.server_data(b"HTTP/1.1 200 Connection established\r\n\r\n", 1400));
+    frames.push(s.client_ack());
+    frames.extend(s.client_data(&client_hello("vote.example.gov", &mut rng), 1400));
+    frames.push(s.server_ack());
+    let cert = tests::mixed::openssl_cert(&dir).expect("openssl (installed by setup)");
+    frames.extend(s.server_data(&server_flight(&cert, &mut rng), 1400));
+    frames.push(s.client_ack());
+    frames.extend(s.close());
+    let pcap = dir.join("connect.pcap");
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let rules = dir.join("r.rules");
+    std::fs::write(
+        &rules,
+        "alert tls any any -> any any (msg:\"sni in tunnel\"; tls.sni; content:\"vote.example.gov\"; sid:31;)\n\
+         alert http any any -> any any (msg:\"connect\"; http.method; content:\"CONNECT\"; sid:32;)\n",
+    )
+    .expect("rules");
+    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(of_type(&events, "http").len(), 1);
+    assert_eq!(of_type(&events, "tls").len(), 1, "{events:?}");
+    let sids: Vec<_> = of_type(&events, "alert")
+        .iter()
+        .map(|a| a["alert"]["signature_id"].clone())
+        .collect();
+    assert!(sids.contains(&Value::from(32)), "{sids:?}");
+    assert!(
+        sids.contains(&Value::from(31)),
+        "a tls rule matches inside the tunnel: {sids:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -96,6 +96,9 @@ pub struct Output {
     /// Set by the caller when signatures are evaluated: only then do parsers need to fill
     /// `buffers` and `tx`, and they may skip that work otherwise.
     pub inspect: bool,
+    /// The protocol whose parser produced this output (set by [`session::Session`]): after a
+    /// `CONNECT` or STARTTLS it is not the flow's first protocol, and rules for it apply.
+    pub proto: Option<&'static str>,
 }
 
 impl Output {

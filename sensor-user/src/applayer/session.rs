@@ -70,6 +70,7 @@ impl Session {
         match (&mut self.state, chunk) {
             (State::Active(parser), Chunk::Data(data)) => {
                 let mut out = Output::new(self.inspect);
+                out.proto = Some(parser.name());
                 parser.parse(dir, &data, &mut out);
                 let switch = out.switch_protocol.take();
                 outputs.push((dir, out));
@@ -87,6 +88,7 @@ impl Session {
             }
             (State::Active(parser), Chunk::Gap(len)) => {
                 let mut out = Output::new(self.inspect);
+                out.proto = Some(parser.name());
                 parser.gap(dir, usize::try_from(len).unwrap_or(usize::MAX), &mut out);
                 outputs.push((dir, out));
             }
@@ -150,6 +152,7 @@ impl Session {
     pub fn finish(&mut self, outputs: &mut Vec<(Dir, Output)>) {
         if let State::Active(parser) = &mut self.state {
             let mut out = Output::new(self.inspect);
+            out.proto = Some(parser.name());
             parser.finish(&mut out);
             outputs.push((Dir::ToServer, out));
         }

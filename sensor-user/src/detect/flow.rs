@@ -274,6 +274,9 @@ impl Detection {
         }
         let mut hits = Vec::new();
         for (_, out) in outputs {
+            // Rules of the protocol that produced the buffers: inside a CONNECT tunnel that
+            // is TLS, though the flow was detected as HTTP.
+            let app = out.proto.unwrap_or(app);
             // Buffers of one call share a direction in practice; group them anyway.
             for dir in [Dir::ToServer, Dir::ToClient] {
                 let bufs: Vec<_> = out.buffers.iter().filter(|b| b.0 == dir).cloned().collect();
@@ -291,6 +294,7 @@ impl Detection {
                         .map(|(_, p)| p)
                         .unwrap_or(&[]),
                     to_server,
+                    app_proto: Some(app),
                     ..base.clone()
                 };
                 for h in self.detector.app(rules, &info, &mut flow.state, app, &bufs) {
