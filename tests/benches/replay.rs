@@ -3,6 +3,12 @@
 //! the Emerging Threats Open rules from `../shared/rules/et-open` (load time, throughput,
 //! peak memory, and the agreement of alerts on the rules both engines loaded).
 //!
+//! Then the same on real traffic: every capture of `../shared/corpus` merged into one (in name
+//! order, each file shifted in time to start a second after the previous one ended; the whole
+//! merge three times, a day apart), single thread, no rules and ET Open, with each engine's
+//! rule load and start-up measured on a one-frame capture and taken out of its processing
+//! time.
+//!
 //! `cargo xtask bench` runs it after the datapath bench. Suricata is the Debian package
 //! (`cargo xtask setup` installs it from bookworm-backports).
 
@@ -98,6 +104,183 @@ fn line(name: &str, r: &Run, bytes: u64, packets: usize) -> String {
     )
 }
 
+/// Writes every corpus capture into one classic pcap at `out` (see the module docs); returns
+/// (packets, bytes of the file).
+fn merge_corpus(corpus: &Path, out: &Path) -> (usize, u64) {
+    use std::io::Write as _;
+    let mut files = Vec::new();
+    let mut stack = vec![corpus.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("corpus dir").flatten() {
+            let p = e.path();
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if p.is_dir() {
+                stack.push(p);
+            } else if [".pcap", ".pcapng", ".cap", ".trace"]
+                .iter()
+                .any(|x| n.contains(x))
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(out).expect("merged capture"));
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        w.write_all(&v.to_le_bytes()).expect("write");
+    }
+    let (mut packets, mut clock_ns) = (0usize, 1_700_000_000_000_000_000u64);
+    for round in 0..3u64 {
+        clock_ns = clock_ns.max(1_700_000_000_000_000_000 + round * 86_400_000_000_000);
+        for f in &files {
+            let Ok(mut r) = precinct::capture::CaptureReader::open(f) else {
+                continue;
+            };
+            let mut first = None;
+            let mut last = clock_ns;
+            while let Ok(Some(pkt)) = r.next_packet() {
+                if pkt.linktype != 1 || pkt.data.len() > 262_144 {
+                    continue;
+                }
+                let base = *first.get_or_insert(pkt.ts_ns);
+                let ts = clock_ns + pkt.ts_ns.saturating_sub(base);
+                last = last.max(ts);
+                let us = ts / 1000;
+                for v in [
+                    (us / 1_000_000) as u32,
+                    (us % 1_000_000) as u32,
+                    pkt.data.len() as u32,
+                    pkt.orig_len.max(pkt.data.len() as u32),
+                ] {
+                    w.write_all(&v.to_le_bytes()).expect("write");
+                }
+                w.write_all(pkt.data).expect("write");
+                packets += 1;
+            }
+            clock_ns = last + 1_000_000_000;
+        }
+    }
+    w.flush().expect("flush");
+    (
+        packets,
+        std::fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+    )
+}
+
+/// The `time elapsed` Suricata logs at exit (processing, after the rule load).
+fn suricata_elapsed(log: &Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().find(|l| l.contains("time elapsed"))?;
+    let secs: f64 = line
+        .rsplit("time elapsed")
+        .next()?
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// One engine's replay command on `pcap` with `rules` (none: no rules).
+fn engine(which: &str, bin: &Path, pcap: &Path, rules: Option<&Path>, out: &Path) -> Command {
+    let _ = std::fs::remove_dir_all(out);
+    std::fs::create_dir_all(out).expect("dir");
+    if which == "precinct" {
+        let mut c = Command::new(bin);
+        c.args(["replay", "--pcap"])
+            .arg(pcap)
+            .arg("--eve")
+            .arg(out.join("eve.json"));
+        if let Some(r) = rules {
+            c.arg("--rules").arg(r);
+        }
+        c
+    } else {
+        let mut c = Command::new("suricata");
+        c.arg("-r")
+            .arg(pcap)
+            .args(["-k", "none", "--runmode", "single", "-S"])
+            .arg(rules.unwrap_or(Path::new("/dev/null")))
+            .arg("-l")
+            .arg(out);
+        c
+    }
+}
+
+/// The merged-corpus half: processing time with each engine's load taken out.
+fn real_traffic(dir: &Path, bin: &Path, et_rules: Option<&Path>) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    if !corpus.is_dir() {
+        println!(
+            "\nthe corpus is not at {}: skipping the real-traffic part",
+            corpus.display()
+        );
+        return;
+    }
+    let merged = dir.join("corpus-merged.pcap");
+    let (packets, bytes) = merge_corpus(&corpus, &merged);
+    // One ARP frame: Suricata refuses a capture without packets; neither engine inspects it.
+    let empty = dir.join("one-arp.pcap");
+    let arp = tests::packets::eth(&[], 0x0806, &[0u8; 28]);
+    tests::session::write_pcap(&empty, &[arp], 1_790_000_000, 10).expect("one-frame capture");
+    println!();
+    println!(
+        "Real traffic: ../shared/corpus merged three times ({} MB, {packets} packets), single thread, best of 3:",
+        bytes / 1_000_000
+    );
+    // Best of three by wall time, with the best processing time Suricata logged
+    // (`time elapsed`: from "Engine started", after the rule load, to the end).
+    let best = |which: &str, pcap: &Path, rules: Option<&Path>| {
+        let mut logged: Option<Duration> = None;
+        let run = (0..3)
+            .map(|_| {
+                let out = dir.join("out");
+                let r = measured(&mut engine(which, bin, pcap, rules, &out), which);
+                if let Some(t) = suricata_elapsed(&out.join("suricata.log")) {
+                    logged = Some(logged.map_or(t, |l| l.min(t)));
+                }
+                r
+            })
+            .min_by_key(|r| r.wall)
+            .expect("three runs");
+        (run, logged)
+    };
+    let mut sets: Vec<(&str, Option<&Path>)> = vec![("no rules", None)];
+    if let Some(r) = et_rules {
+        sets.push(("ET Open", Some(r)));
+    }
+    for (name, rules) in sets {
+        let mut row = Vec::new();
+        for which in ["precinct", "suricata"] {
+            let (load, _) = best(which, &empty, rules);
+            let (run, logged) = best(which, &merged, rules);
+            // Precinct: its wall time less its load on a one-frame capture. Suricata: what it
+            // logs (its load time varies by seconds from run to run, more than it processes).
+            let processing = logged.unwrap_or_else(|| run.wall.saturating_sub(load.wall));
+            println!(
+                "  {name:<9} {which:<9} wall {:>6.2} s; load and start-up (one-frame capture) {:>6.2} s; processing {:>6.2} s ({:>8.0} pkt/s); {:>5} MiB peak",
+                run.wall.as_secs_f64(),
+                load.wall.as_secs_f64(),
+                processing.as_secs_f64(),
+                packets as f64 / processing.as_secs_f64().max(1e-9),
+                run.max_rss_kb / 1024
+            );
+            row.push((run, processing));
+        }
+        let (p, s) = (&row[0], &row[1]);
+        println!(
+            "  {name}: processing ratio suricata/precinct {:.2} (target: at least 2.0); wall ratio {:.2}{}; peak memory ratio precinct/suricata {:.2} (target: at most 0.5)",
+            s.1.as_secs_f64() / p.1.as_secs_f64().max(1e-9),
+            s.0.wall.as_secs_f64() / p.0.wall.as_secs_f64(),
+            if rules.is_some() { " (target: at least 5.0)" } else { "" },
+            p.0.max_rss_kb as f64 / s.0.max_rss_kb.max(1) as f64
+        );
+    }
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
@@ -112,6 +295,16 @@ fn main() {
         };
         let n = mixed::write(Path::new(&out), &opts).expect("write the capture");
         println!("{n}");
+        return;
+    }
+    if std::env::var_os("PRECINCT_BENCH_REAL_ONLY").is_some() {
+        // The real-traffic half alone (for a quick look; `cargo xtask bench` runs both).
+        let all_rules = dir.join("et-open-all.rules");
+        real_traffic(
+            &dir,
+            &precinct_bin(),
+            all_rules.exists().then_some(all_rules.as_path()),
+        );
         return;
     }
     let started = Instant::now();
@@ -198,6 +391,7 @@ fn main() {
             "\nET Open rules not found at {}: skipping the rules part",
             et.display()
         );
+        real_traffic(&dir, &bin, None);
         return;
     }
     println!();
@@ -275,4 +469,5 @@ fn main() {
             if a == b { "" } else { "  <- differs" }
         );
     }
+    real_traffic(&dir, &bin, Some(&all_rules));
 }
