@@ -93,13 +93,13 @@ pub struct Metrics {
     verdicts: Option<crate::protect::metrics::VerdictSync>,
 }
 
+/// Values of the `reason` label of `precinct_defrag_dropped_total`.
+pub const DEFRAG_DROP_REASONS: [&str; 3] = ["timeout", "evicted", "limit"];
+
 #[expect(
     clippy::expect_used,
     reason = "the metric's name, help and labels are constants, valid by construction"
 )]
-/// Values of the `reason` label of `precinct_defrag_dropped_total`.
-pub const DEFRAG_DROP_REASONS: [&str; 3] = ["timeout", "evicted", "limit"];
-
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
 }
