@@ -684,6 +684,52 @@ fn tls_inside_a_connect_tunnel_is_detected_on() {
 }
 
 #[test]
+fn every_pipelined_request_is_inspected() {
+    // Three requests in one segment, three responses in one: a rule on the user agent fires
+    // once per request, as Suricata's does per transaction, and each alert shows its own.
+    let dir = scratch("pipelined");
+    let mut s = TcpSession::new(CLIENT, 40003, SERVER, 80);
+    let mut frames = s.handshake();
+    let reqs: String = (1..=3)
+        .map(|i| {
+            format!(
+                "GET /p{i} HTTP/1.1\r\nHost: h.example\r\nUser-Agent: precinct-pipeline/1\r\n\r\n"
+            )
+        })
+        .collect();
+    frames.extend(s.client_data(reqs.as_bytes(), 1400));
+    frames.push(s.server_ack());
+    let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    frames.extend(s.server_data(resp.repeat(3).as_bytes(), 1400));
+    frames.push(s.client_ack());
+    frames.extend(s.close());
+    let pcap = dir.join("p.pcap");
+    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
+    let rules = dir.join("r.rules");
+    std::fs::write(
+        &rules,
+        "alert http any any -> any any (msg:\"ua\"; http.user_agent; content:\"precinct-pipeline\"; sid:41;)\n",
+    )
+    .expect("rules");
+    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(of_type(&events, "http").len(), 3);
+    let alerts = of_type(&events, "alert");
+    assert_eq!(alerts.len(), 3, "one alert per request: {alerts:?}");
+    let urls: Vec<&Value> = alerts.iter().map(|a| &a["http"]["url"]).collect();
+    assert_eq!(
+        urls,
+        ["/p1", "/p2", "/p3"],
+        "each alert shows its own request"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{eval::DetectStats, sig::Signature, Detector, FlowState, Hit, PacketInfo, RuleSet};
 use crate::{
-    applayer::{Dir, Output},
+    applayer::{Buffer, Dir, Output},
     eve::{
         alert::{
             alert_record, app_object_from_buffers, AlertBytes, AlertObject, AlertParts,
@@ -114,6 +114,9 @@ pub struct Match<'a> {
     bytes: AlertBytes<'a>,
     /// Flowbit names when it matched: a later rule on the same packet may set more.
     traffic: Option<Traffic>,
+    /// The buffers of its transaction, when that is not the last one the packet's data
+    /// completed (pipelined requests): its alert shows this transaction, not the newest.
+    tx_bufs: Option<Vec<(Dir, Buffer, Vec<u8>)>>,
 }
 
 /// The rules in use and the detector's state across flows (thresholds).
@@ -244,6 +247,7 @@ impl Detection {
                     packet: Some(frame),
                 },
                 traffic: traffic.clone(),
+                tx_bufs: None,
             })
             .collect()
     }
@@ -297,8 +301,18 @@ impl Detection {
                     app_proto: Some(app),
                     ..base.clone()
                 };
-                for h in self.detector.app(rules, &info, &mut flow.state, app, &bufs) {
-                    hits.push((h, to_server));
+                // One evaluation per transaction: pipelined requests in one segment are each
+                // inspected, as Suricata inspects each transaction.
+                let segments = split_by_tx(app, &bufs);
+                let last = segments.len().saturating_sub(1);
+                for (i, segment) in segments.into_iter().enumerate() {
+                    for h in self
+                        .detector
+                        .app(rules, &info, &mut flow.state, app, segment)
+                    {
+                        let own = (i < last).then(|| segment.to_vec());
+                        hits.push((h, to_server, own));
+                    }
                 }
             }
         }
@@ -308,7 +322,7 @@ impl Detection {
             .then(|| Traffic::from_flowbits(flow.state.flowbits()))
             .flatten();
         hits.into_iter()
-            .map(|(hit, to_server)| {
+            .map(|(hit, to_server, tx_bufs)| {
                 let same_side = pkt.is_some_and(|(d, _)| (d == Dir::ToServer) == to_server);
                 Match {
                     hit,
@@ -318,6 +332,7 @@ impl Detection {
                         packet: frame,
                     },
                     traffic: traffic.clone(),
+                    tx_bufs,
                 }
             })
             .collect()
@@ -339,10 +354,22 @@ impl Detection {
         stream: bool,
     ) -> Option<AlertRecord<'a>> {
         let sig = self.rules.as_ref()?.signatures().get(m.hit.sig as usize)?;
-        let tx = m.hit.tx_id.and(fd.tx.as_ref());
+        let tx = m
+            .hit
+            .tx_id
+            .and(fd.tx.as_ref())
+            .filter(|_| m.tx_bufs.is_none());
         let app = app_proto.map(|app| {
             let object = match tx {
                 Some((_, o)) => Some(o.clone()),
+                None if m.tx_bufs.is_some() => {
+                    let own = m.tx_bufs.as_deref().unwrap_or_default();
+                    app_object_from_buffers(app, |ts, b| {
+                        own.iter()
+                            .find(|(d, n, _)| (*d == Dir::ToServer) == ts && *n == b)
+                            .map(|(_, _, v)| v.as_slice())
+                    })
+                }
                 None if m.hit.tx_id.is_some() => {
                     app_object_from_buffers(app, |ts, b| fd.state.buffer(ts, b))
                 }
@@ -365,4 +392,23 @@ impl Detection {
             },
         ))
     }
+}
+
+/// `bufs` cut where a new transaction starts (see [`super::state::starts_tx`]).
+fn split_by_tx<'b>(
+    app: &str,
+    bufs: &'b [(Dir, Buffer, Vec<u8>)],
+) -> Vec<&'b [(Dir, Buffer, Vec<u8>)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, (dir, b, _)) in bufs.iter().enumerate() {
+        if i > start && super::state::starts_tx(app, *b, *dir == Dir::ToServer).is_some() {
+            out.push(&bufs[start..i]);
+            start = i;
+        }
+    }
+    if start < bufs.len() {
+        out.push(&bufs[start..]);
+    }
+    out
 }

@@ -28,6 +28,17 @@ pub struct FlowState {
     pub(super) alerted: HashSet<(RuleId, u64, u64)>,
 }
 
+/// Whether buffer `b` of `app` starts a new transaction: `Some(true)` for a request or query
+/// (to server), `Some(false)` for a response; `None` when it belongs to the one in progress.
+pub(super) fn starts_tx(app: &str, b: Buffer, to_server: bool) -> Option<bool> {
+    match (app, b) {
+        ("http", Buffer::HttpMethod) | ("dns", Buffer::DnsQuery) => Some(true),
+        ("http", Buffer::HttpStatCode) => Some(false),
+        ("dns", Buffer::DnsQueriesRrname) if !to_server => Some(false),
+        _ => None,
+    }
+}
+
 impl FlowState {
     /// A buffer of the current transaction, for alert records.
     pub fn buffer(&self, to_server: bool, b: Buffer) -> Option<&[u8]> {
@@ -53,13 +64,7 @@ impl FlowState {
     pub(super) fn absorb(&mut self, app: &str, buffers: &[(Dir, Buffer, Vec<u8>)]) {
         for (dir, b, data) in buffers {
             let to_server = *dir == Dir::ToServer;
-            let new_tx = match (app, *b) {
-                ("http", Buffer::HttpMethod) | ("dns", Buffer::DnsQuery) => Some(true),
-                ("http", Buffer::HttpStatCode) => Some(false),
-                ("dns", Buffer::DnsQueriesRrname) if !to_server => Some(false),
-                _ => None,
-            };
-            if let Some(side) = new_tx {
+            if let Some(side) = starts_tx(app, *b, to_server) {
                 self.bufs.retain(|(ts, _, _)| *ts != side);
                 if side {
                     self.tx_req += 1;
