@@ -41,6 +41,27 @@ fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event_type"] == t).collect()
 }
 
+/// Writes `frames` as `NAME.pcap` in `dir` and `rules` beside it, and replays the capture with
+/// those rules; the replay must succeed. Its EVE records.
+fn replay_with_rules(
+    dir: &std::path::Path,
+    name: &str,
+    frames: &[Vec<u8>],
+    rules: &str,
+) -> Vec<Value> {
+    let pcap = dir.join(format!("{name}.pcap"));
+    write_pcap(&pcap, frames, 1_790_000_000, 1000).expect("write");
+    let path = dir.join(format!("{name}.rules"));
+    std::fs::write(&path, rules).expect("rules");
+    let (out, events) = replay(&pcap, &["--rules", path.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+}
+
 fn http_session() -> Vec<Vec<u8>> {
     let mut s = TcpSession::new(CLIENT, 40000, SERVER, 80);
     let mut frames = s.handshake();
@@ -354,19 +375,11 @@ fn packets_longer_than_64k_are_inspected_whole() {
     frames.extend(s.client_data(&data, data.len()));
     frames.push(s.server_ack());
     frames.extend(s.close());
-    let pcap = dir.join("gro.pcap");
-    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
-    let rules = dir.join("r.rules");
-    std::fs::write(
-        &rules,
+    let events = replay_with_rules(
+        &dir,
+        "gro",
+        &frames,
         "alert tcp any any -> any any (msg:\"tail\"; flow:to_server; content:\"precinct-large-tail\"; sid:7;)\n",
-    )
-    .expect("rules");
-    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let flows = of_type(&events, "flow");
     assert_eq!(flows.len(), 1);
@@ -654,20 +667,12 @@ fn tls_inside_a_connect_tunnel_is_detected_on() {
     frames.extend(s.server_data(&server_flight(&cert, &mut rng), 1400));
     frames.push(s.client_ack());
     frames.extend(s.close());
-    let pcap = dir.join("connect.pcap");
-    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
-    let rules = dir.join("r.rules");
-    std::fs::write(
-        &rules,
+    let events = replay_with_rules(
+        &dir,
+        "connect",
+        &frames,
         "alert tls any any -> any any (msg:\"sni in tunnel\"; tls.sni; content:\"vote.example.gov\"; sid:31;)\n\
          alert http any any -> any any (msg:\"connect\"; http.method; content:\"CONNECT\"; sid:32;)\n",
-    )
-    .expect("rules");
-    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(of_type(&events, "http").len(), 1);
     assert_eq!(of_type(&events, "tls").len(), 1, "{events:?}");
@@ -703,19 +708,11 @@ fn every_pipelined_request_is_inspected() {
     frames.extend(s.server_data(resp.repeat(3).as_bytes(), 1400));
     frames.push(s.client_ack());
     frames.extend(s.close());
-    let pcap = dir.join("p.pcap");
-    write_pcap(&pcap, &frames, 1_790_000_000, 1000).expect("write");
-    let rules = dir.join("r.rules");
-    std::fs::write(
-        &rules,
+    let events = replay_with_rules(
+        &dir,
+        "p",
+        &frames,
         "alert http any any -> any any (msg:\"ua\"; http.user_agent; content:\"precinct-pipeline\"; sid:41;)\n",
-    )
-    .expect("rules");
-    let (out, events) = replay(&pcap, &["--rules", rules.to_str().expect("path")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(of_type(&events, "http").len(), 3);
     let alerts = of_type(&events, "alert");

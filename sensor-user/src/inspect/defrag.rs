@@ -169,7 +169,7 @@ impl Defrag {
         }
         if !self.datagrams.contains_key(&f.key) {
             while self.datagrams.len() >= self.limits.max_datagrams.max(1) {
-                if !self.evict_oldest() {
+                if !self.evict_oldest_but(None) {
                     break;
                 }
             }
@@ -198,7 +198,7 @@ impl Defrag {
         }
         // Room for the bytes: older datagrams give way (never this one).
         while self.held + data.len() > self.limits.memcap {
-            if !self.evict_oldest_but(&f.key) {
+            if !self.evict_oldest_but(Some(&f.key)) {
                 self.refuse(&f.key);
                 return None;
             }
@@ -241,26 +241,15 @@ impl Defrag {
         self.gauges();
     }
 
-    /// Evicts the oldest datagram still held; `false` when none is.
-    fn evict_oldest(&mut self) -> bool {
-        self.evict_oldest_but(&Key {
-            src: [0xff; 16],
-            dst: [0xff; 16],
-            id: u32::MAX,
-            proto: 0xff,
-            family: 0xff,
-        })
-    }
-
     /// Evicts the oldest datagram still held other than `keep`; `false` when there is none.
-    fn evict_oldest_but(&mut self, keep: &Key) -> bool {
+    fn evict_oldest_but(&mut self, keep: Option<&Key>) -> bool {
         let mut skipped = None;
         let mut evicted = false;
         while let Some((ts, seq, key)) = self.order.pop_front() {
             if !self.live(&key, seq) {
                 continue;
             }
-            if key == *keep {
+            if keep == Some(&key) {
                 skipped = Some((ts, seq, key));
                 continue;
             }
