@@ -331,6 +331,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         max_flows: config.inspect.max_flows,
         defrag: config.inspect.defrag_limits(),
         dns_version: config.dns_layout(),
+        encryption: config.inspect.encryption_handling,
         ..InspectConfig::default()
     };
     let live = Live::start(

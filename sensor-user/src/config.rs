@@ -134,6 +134,10 @@ pub struct InspectSection {
     pub defrag_memcap_bytes: usize,
     /// A datagram not complete this many seconds after its first fragment is given up.
     pub defrag_timeout_secs: u64,
+    /// Once a flow is encrypted (TLS application data, SSH after NEWKEYS): `"default"` stops
+    /// payload rules on it, as Suricata's default `encryption-handling` does; `"full"` runs
+    /// them on the ciphertext too.
+    pub encryption_handling: crate::inspect::EncryptionHandling,
 }
 
 impl Config {
@@ -172,6 +176,7 @@ impl Default for InspectSection {
             defrag_fragments: 256,
             defrag_memcap_bytes: 32 << 20,
             defrag_timeout_secs: 60,
+            encryption_handling: crate::inspect::EncryptionHandling::Default,
         }
     }
 }
@@ -434,6 +439,7 @@ defrag_datagrams = 100
 defrag_fragments = 16
 defrag_memcap_bytes = 1048576
 defrag_timeout_secs = 5
+encryption_handling = "full"
 
 [rules]
 files = ["/etc/precinct/rules/local.rules", "et/emerging.rules"]
@@ -454,6 +460,10 @@ PORTAL_PORTS = "[443,8443]"
         assert_eq!(c.eve_path(), None);
         assert_eq!(c.inspect.head_bytes, 8192);
         assert_eq!(c.inspect.sample_one_in, 100);
+        assert_eq!(
+            c.inspect.encryption_handling,
+            crate::inspect::EncryptionHandling::Full
+        );
         assert_eq!(c.inspect.ring_bytes, 1 << 20);
         assert_eq!(c.inspect.queue_depth, 10);
         assert!(!c.inspect.midstream);
@@ -558,5 +568,15 @@ PORTAL_PORTS = "[443,8443]"
         let e = Config::parse("[inspect]\nring_bytes = 100000\n", Path::new("c.toml"))
             .expect_err("ring");
         assert!(format!("{e:#}").contains("inspect.ring_bytes"), "{e:#}");
+        let e = Config::parse(
+            "[inspect]\nencryption_handling = \"bypass\"\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("encryption_handling");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("line 2") && text.contains("default") && text.contains("full"),
+            "{text}"
+        );
     }
 }

@@ -78,6 +78,7 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<()> {
         max_flows: config.inspect.max_flows,
         defrag: config.inspect.defrag_limits(),
         dns_version: config.dns_layout(),
+        encryption: config.inspect.encryption_handling,
         ..InspectConfig::default()
     };
     let mut pipeline = Pipeline::new(cfg, eve);

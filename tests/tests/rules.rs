@@ -48,6 +48,7 @@ fn pkt(payload: &[u8]) -> PacketInfo<'_> {
         established: true,
         app_proto: None,
         flow_id: 1,
+        inspect_payload: true,
     }
 }
 

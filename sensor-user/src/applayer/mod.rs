@@ -99,6 +99,10 @@ pub struct Output {
     /// The protocol whose parser produced this output (set by [`session::Session`]): after a
     /// `CONNECT` or STARTTLS it is not the flow's first protocol, and rules for it apply.
     pub proto: Option<&'static str>,
+    /// The session is encrypted from here on (TLS application data after the ServerHello,
+    /// SSH after both sides' NEWKEYS): what follows is ciphertext, which payload rules are no
+    /// longer run on by default.
+    pub encrypted: bool,
 }
 
 impl Output {

@@ -172,6 +172,12 @@ impl AppParser for SshParser {
         if !self.failed && !self.side(dir).dead {
             self.parse_dir(dir, data, out);
         }
+        // Both sides sent NEWKEYS: the rest of the connection is encrypted.
+        if self.client.progress == ConnState::Finished
+            && self.server.progress == ConnState::Finished
+        {
+            out.encrypted = true;
+        }
         if !self.logged && self.log_condition() {
             self.log(dir, out);
         }
@@ -809,6 +815,13 @@ mod tests {
         assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
         assert_eq!(p.client.stage, Stage::Encrypted);
         assert_eq!(p.client.progress, ConnState::Finished);
+        assert!(!out.encrypted, "the server has not switched keys yet");
+        let mut s = b"SSH-2.0-b\r\n".to_vec();
+        s.extend(kexinit(false));
+        s.extend(newkeys());
+        let mut out = Output::default();
+        p.parse(Dir::ToClient, &s, &mut out);
+        assert!(out.encrypted, "both sides sent NEWKEYS");
     }
 
     #[test]

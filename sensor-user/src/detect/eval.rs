@@ -8,7 +8,8 @@ use std::{
 };
 
 use super::{
-    matcher::match_list,
+    matcher::{lowered, match_list_lowered, Matcher},
+    prefilter::Seen,
     ruleset::RuleSet,
     sig::{Action, FlagMode, Flowbit, PacketCheck, Rate, Signature, Track},
     state::{FlowState, RuleId},
@@ -53,6 +54,9 @@ pub struct PacketInfo<'a> {
     pub app_proto: Option<&'a str>,
     /// A flow id, for `track by_flow`.
     pub flow_id: u64,
+    /// Rules that inspect the payload (contents, `dsize`, …) are evaluated. Off once the
+    /// flow is encrypted (see [`crate::inspect::EncryptionHandling`]); header rules still are.
+    pub inspect_payload: bool,
 }
 
 /// A signature that matched.
@@ -62,6 +66,46 @@ pub struct Hit {
     pub sig: u32,
     /// Transaction id for app-layer matches.
     pub tx_id: Option<u64>,
+}
+
+/// The buffers of one packet or event lowercased, each once, for the case-insensitive
+/// contents of every rule evaluated on them.
+#[derive(Default)]
+struct Lowered {
+    /// (buffer, lowercased for the current packet, bytes): allocations are kept across packets.
+    slots: Vec<(Buffer, bool, Vec<u8>)>,
+}
+
+impl Lowered {
+    /// Forgets the previous packet's buffers.
+    fn reset(&mut self) {
+        for s in &mut self.slots {
+            s.1 = false;
+        }
+    }
+
+    /// `data` (buffer `b` of the current packet) lowercased.
+    fn get(&mut self, b: Buffer, data: &[u8]) -> &[u8] {
+        let i = match self.slots.iter().position(|s| s.0 == b) {
+            Some(i) => i,
+            None => {
+                self.slots.push((b, false, Vec::new()));
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[i];
+        if !slot.1 {
+            slot.2.clear();
+            slot.2.extend(data.iter().map(u8::to_ascii_lowercase));
+            slot.1 = true;
+        }
+        &slot.2
+    }
+}
+
+fn has_nocase(ms: &[Matcher]) -> bool {
+    ms.iter()
+        .any(|m| matches!(m, Matcher::Content(c) if c.nocase))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +121,8 @@ pub struct Detector {
     /// outlives rule-set swaps, see [`FlowState`]), tracking mode and tracked key.
     thresholds: HashMap<(RuleId, Track, Vec<u8>), Window>,
     scratch: Vec<u32>,
+    seen: Seen,
+    lowered: Lowered,
     /// Work done, for reports and tuning.
     pub stats: DetectStats,
 }
@@ -122,19 +168,8 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
             return false;
         }
     }
-    let fwd = s.src.matches(p.src)
-        && s.sport.matches(p.sport)
-        && s.dst.matches(p.dst)
-        && s.dport.matches(p.dport);
-    let fwd = fwd
-        || (s.bidirectional
-            && s.src.matches(p.dst)
-            && s.sport.matches(p.dport)
-            && s.dst.matches(p.src)
-            && s.dport.matches(p.sport));
-    if !fwd {
-        return false;
-    }
+    // The cheap tests first: flow state, then ports, then address expressions (variables
+    // such as $HOME_NET are lists of networks).
     if let Some(ts) = s.flow.to_server {
         if ts != p.to_server {
             return false;
@@ -144,6 +179,19 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
         if est != p.established {
             return false;
         }
+    }
+    let fwd = s.sport.matches(p.sport)
+        && s.dport.matches(p.dport)
+        && s.src.matches(p.src)
+        && s.dst.matches(p.dst);
+    let fwd = fwd
+        || (s.bidirectional
+            && s.sport.matches(p.dport)
+            && s.dport.matches(p.sport)
+            && s.src.matches(p.dst)
+            && s.dst.matches(p.src));
+    if !fwd {
+        return false;
     }
     s.checks.iter().all(|c| match c {
         // `dsize:!N` means "a payload, but not of N bytes" in Suricata.
@@ -221,6 +269,8 @@ impl Detector {
         Detector {
             thresholds: HashMap::new(),
             scratch: Vec::new(),
+            seen: Seen::default(),
+            lowered: Lowered::default(),
             stats: DetectStats::default(),
         }
     }
@@ -273,6 +323,7 @@ impl Detector {
         p: &PacketInfo<'_>,
         bits: &HashSet<String>,
         bufs: &PerBuffer<Option<&[u8]>>,
+        low: &mut Lowered,
     ) -> bool {
         let s = &rules.sigs[idx as usize];
         if !header_matches(s, p) || !flowbits_ok(s, bits) {
@@ -284,13 +335,20 @@ impl Detector {
                 return false;
             };
             let ok = if list.transforms.is_empty() {
-                match_list(&list.matchers, buf, &mut vars)
+                let l = if has_nocase(&list.matchers) {
+                    low.get(list.buffer, buf)
+                } else {
+                    &[]
+                };
+                match_list_lowered(&list.matchers, buf, l, &mut vars)
             } else {
                 let mut data = buf.to_vec();
                 for t in &list.transforms {
                     data = t.apply(&data);
                 }
-                match_list(&list.matchers, &data, &mut vars)
+                let mut l = Vec::new();
+                let l = lowered(&list.matchers, &data, &mut l);
+                match_list_lowered(&list.matchers, &data, l, &mut vars)
             };
             if !ok {
                 return false;
@@ -307,24 +365,31 @@ impl Detector {
         flow: &mut FlowState,
     ) -> Vec<Hit> {
         let mut bufs: PerBuffer<Option<&[u8]>> = PerBuffer::default();
-        if !p.payload.is_empty() {
+        if !p.payload.is_empty() && p.inspect_payload {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
         let mut cands = std::mem::take(&mut self.scratch);
+        let scanned: &[(Buffer, &[u8])] = if p.inspect_payload {
+            &[(Buffer::Pkt, p.payload)]
+        } else {
+            &[]
+        };
         rules.candidates(
-            &[(Buffer::Pkt, p.payload)],
-            Some((p.src, p.dst, p.proto)),
+            scanned,
+            Some((p.src, p.dst, p.proto, p.to_server)),
+            &mut self.seen,
             &mut cands,
         );
         self.stats.packets += 1;
+        self.lowered.reset();
         self.stats.packet_candidates += cands.len() as u64;
         let mut hits = Vec::new();
         for &i in &cands {
             let s = &rules.sigs[i as usize];
-            if s.is_app() {
+            if s.is_app() || (!p.inspect_payload && s.needs_payload()) {
                 continue;
             }
-            if !Self::evaluate(rules, i, p, &flow.bits, &bufs) {
+            if !Self::evaluate(rules, i, p, &flow.bits, &bufs, &mut self.lowered) {
                 continue;
             }
             apply_flowbits(&rules.sigs[i as usize], &mut flow.bits);
@@ -389,19 +454,20 @@ impl Detector {
                 bufs[*b] = Some(data.as_slice());
             }
         }
-        if !p.payload.is_empty() {
+        if !p.payload.is_empty() && p.inspect_payload {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
         let list: Vec<(Buffer, &[u8])> =
             bufs.iter().filter_map(|(b, v)| v.map(|v| (b, v))).collect();
         let mut cands = std::mem::take(&mut self.scratch);
-        rules.candidates(&list, None, &mut cands);
+        rules.candidates(&list, None, &mut self.seen, &mut cands);
         self.stats.app_events += 1;
+        self.lowered.reset();
         self.stats.app_candidates += cands.len() as u64;
         let mut hits = Vec::new();
         for &i in &cands {
             let s = &rules.sigs[i as usize];
-            if !s.is_app() {
+            if !s.is_app() || (!p.inspect_payload && s.needs_payload()) {
                 continue;
             }
             let uses_req = s.lists.iter().any(|l| l.buffer.side() == Side::Request);
@@ -414,7 +480,7 @@ impl Detector {
             if alerted.contains(&key) {
                 continue;
             }
-            if !Self::evaluate(rules, i, p, bits, &bufs) {
+            if !Self::evaluate(rules, i, p, bits, &bufs, &mut self.lowered) {
                 continue;
             }
             alerted.insert(key);
@@ -468,6 +534,7 @@ mod tests {
             established: true,
             app_proto: Some("http"),
             flow_id: 1,
+            inspect_payload: true,
         }
     }
 
@@ -535,6 +602,45 @@ alert udp any any -> any any (msg:"udp"; content:"x"; sid:4;)
             ..to_server.clone()
         };
         assert!(sids(&mut d, &mut f, &not_established).is_empty());
+    }
+
+    #[test]
+    fn flag_modifiers_come_before_or_after_the_flags() {
+        let s = set(r#"
+alert tcp any any -> any any (msg:"ack and more, after"; flags:A+; sid:1;)
+alert tcp any any -> any any (msg:"ack and more, before"; flags:+A; sid:2;)
+alert tcp any any -> any any (msg:"any of"; flags:RSF*; sid:3;)
+alert tcp any any -> any any (msg:"not"; flags:!R; sid:4;)
+alert tcp any any -> any any (msg:"exact, CWR and ECE ignored"; flags:S,12; sid:5;)
+"#);
+        let sids = |flags: u8| {
+            let (mut d, mut f) = (Detector::new(), FlowState::default());
+            let p = PacketInfo {
+                tcp_flags: flags,
+                ..pkt(0, b"")
+            };
+            let mut v: Vec<u32> = d
+                .packet(&s, &p, &mut f)
+                .iter()
+                .map(|h| s.sigs[h.sig as usize].sid)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(sids(0x10), vec![1, 2, 4], "ACK");
+        assert_eq!(sids(0x18), vec![1, 2, 4], "PSH ACK");
+        assert_eq!(sids(0x02), vec![3, 4, 5], "SYN");
+        assert_eq!(sids(0x02 | 0xc0), vec![3, 4, 5], "SYN with ECN bits");
+        assert_eq!(sids(0x14), vec![1, 2, 3], "RST ACK");
+        let bad = RuleSet::from_texts(
+            &[(
+                "t.rules".into(),
+                r#"alert tcp any any -> any any (msg:"two"; flags:+A*; sid:9;)"#.into(),
+            )],
+            &default_vars(),
+            &Classifications::builtin(),
+        );
+        assert_eq!(bad.report.skipped.len(), 1, "two modifiers are refused");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct FlowDetect {
     pub alerted: bool,
     /// The app-layer transaction in progress (id, EVE object), for alert records.
     pub tx: Option<(u64, Value)>,
+    /// The flow's session is encrypted and its payload is no longer inspected (set by the
+    /// pipeline, see [`crate::inspect::EncryptionHandling`]).
+    pub payload_off: bool,
 }
 
 /// The `alert` object of signature `s`.
@@ -85,6 +88,7 @@ impl FlowFacts<'_> {
             established: self.established,
             app_proto: self.app_proto,
             flow_id: self.id,
+            inspect_payload: true,
         }
     }
 }
@@ -194,6 +198,7 @@ impl Detection {
             established: facts.established,
             app_proto: facts.app_proto,
             flow_id: facts.id,
+            inspect_payload: !flow.payload_off,
         };
         let mut matches = self.packet(flow, &info, pkt.frame);
         let pkt_dir = if to_server {
@@ -201,12 +206,20 @@ impl Detection {
         } else {
             Dir::ToClient
         };
-        let base = facts.app_context(pkt.ts_ns);
+        let base = PacketInfo {
+            inspect_payload: !flow.payload_off,
+            ..facts.app_context(pkt.ts_ns)
+        };
+        let inspected = if flow.payload_off {
+            &[][..]
+        } else {
+            pkt.inspected
+        };
         matches.extend(self.app(
             flow,
             &base,
             outputs,
-            Some((pkt_dir, pkt.inspected)),
+            Some((pkt_dir, inspected)),
             Some(pkt.frame),
         ));
         matches

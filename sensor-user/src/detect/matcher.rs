@@ -106,6 +106,29 @@ pub struct Content {
     pub fast_pattern: bool,
     /// `fast_pattern:offset,length`.
     pub fast_slice: Option<(usize, usize)>,
+    /// The substring searcher, built on first use (after every modifier, `nocase` among them,
+    /// has been applied).
+    pub finder: Searcher,
+}
+
+/// A lazily built [`memchr::memmem::Finder`]; equal to every other, as it only caches what
+/// the pattern and `nocase` already say.
+#[derive(Clone, Debug, Default)]
+pub struct Searcher(std::sync::OnceLock<Box<memchr::memmem::Finder<'static>>>);
+
+impl PartialEq for Searcher {
+    fn eq(&self, _: &Searcher) -> bool {
+        true
+    }
+}
+
+impl Eq for Searcher {}
+
+impl std::ops::Deref for Searcher {
+    type Target = std::sync::OnceLock<Box<memchr::memmem::Finder<'static>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Content {
@@ -123,6 +146,7 @@ impl Content {
             endswith: false,
             fast_pattern: false,
             fast_slice: None,
+            finder: Searcher::default(),
         }
     }
 
@@ -412,21 +436,61 @@ fn apply_mask(v: u64, mask: Option<u64>) -> u64 {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8], nocase: bool) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
+/// Where `c` next occurs in `window` (of the raw buffer) and `low` (the same window of the
+/// lowercased buffer): a case-insensitive content is searched exactly in the lowercased bytes,
+/// which has the same positions, so both cases run a SIMD substring search instead of
+/// comparing every window.
+fn find(c: &Content, window: &[u8], low: &[u8]) -> Option<usize> {
+    if c.pattern.is_empty() || c.pattern.len() > window.len() {
         return None;
     }
-    if nocase {
-        hay.windows(needle.len())
-            .position(|w| w.eq_ignore_ascii_case(needle))
-    } else {
-        memchr::memmem::find(hay, needle)
+    if c.nocase && low.len() != window.len() {
+        // A caller that did not lowercase the buffer: compare window by window.
+        debug_assert!(false, "nocase content without a lowercased buffer");
+        return window
+            .windows(c.pattern.len())
+            .position(|w| w.eq_ignore_ascii_case(&c.pattern));
     }
+    let f = c.finder.get_or_init(|| {
+        let p = if c.nocase {
+            c.pattern.to_ascii_lowercase()
+        } else {
+            c.pattern.clone()
+        };
+        Box::new(memchr::memmem::Finder::new(&p).into_owned())
+    });
+    f.find(if c.nocase { low } else { window })
+}
+
+/// `buf` lowercased into `out` when a case-insensitive content of `ms` will need it.
+pub fn lowered<'a>(ms: &[Matcher], buf: &[u8], out: &'a mut Vec<u8>) -> &'a [u8] {
+    out.clear();
+    if ms
+        .iter()
+        .any(|m| matches!(m, Matcher::Content(c) if c.nocase))
+    {
+        out.extend(buf.iter().map(u8::to_ascii_lowercase));
+    }
+    out
 }
 
 /// Whether `buf` satisfies `ms`. `vars` receives `byte_extract` values.
 pub fn match_list(ms: &[Matcher], buf: &[u8], vars: &mut HashMap<String, i64>) -> bool {
-    step(ms, buf, 0, 0, vars, 0)
+    let mut low = Vec::new();
+    let low = lowered(ms, buf, &mut low);
+    match_list_lowered(ms, buf, low, vars)
+}
+
+/// [`match_list`] with `buf` already lowercased in `low` (as [`lowered`] does; it may be
+/// empty when no content of `ms` is case-insensitive), so several lists and rules on the same
+/// buffer lowercase it once.
+pub fn match_list_lowered(
+    ms: &[Matcher],
+    buf: &[u8],
+    low: &[u8],
+    vars: &mut HashMap<String, i64>,
+) -> bool {
+    step(ms, buf, low, 0, 0, vars, 0)
 }
 
 /// Bound on backtracking work for one list.
@@ -435,6 +499,7 @@ const MAX_STEPS: usize = 4096;
 fn step(
     ms: &[Matcher],
     buf: &[u8],
+    low: &[u8],
     idx: usize,
     prev: usize,
     vars: &mut HashMap<String, i64>,
@@ -470,10 +535,10 @@ fn step(
                 };
                 (o, e)
             };
-            let window = if start <= end && start <= buf.len() {
-                &buf[start..end]
+            let (window, low_window) = if start <= end && start <= buf.len() {
+                (&buf[start..end], low.get(start..end).unwrap_or_default())
             } else {
-                &[][..]
+                (&[][..], &[][..])
             };
             if c.negated {
                 let found = if c.endswith {
@@ -486,20 +551,24 @@ fn step(
                         }
                     }
                 } else {
-                    find(window, &c.pattern, c.nocase).is_some()
+                    find(c, window, low_window).is_some()
                 };
-                return !found && step(ms, buf, idx + 1, prev, vars, depth + 1);
+                return !found && step(ms, buf, low, idx + 1, prev, vars, depth + 1);
             }
             let next_relative = ms.get(idx + 1).is_some_and(is_relative);
             let mut from = 0usize;
-            while let Some(p) = find(&window[from.min(window.len())..], &c.pattern, c.nocase) {
+            while let Some(p) = find(
+                c,
+                &window[from.min(window.len())..],
+                low_window.get(from..).unwrap_or_default(),
+            ) {
                 let at = start + from + p;
                 let mend = at + len;
                 from += p + 1;
                 if c.endswith && mend != buf.len() {
                     continue;
                 }
-                if step(ms, buf, idx + 1, mend, vars, depth + 1) {
+                if step(ms, buf, low, idx + 1, mend, vars, depth + 1) {
                     return true;
                 }
                 if !next_relative {
@@ -512,8 +581,8 @@ fn step(
         Matcher::Pcre(p) => {
             let start = if p.relative { prev } else { 0 };
             match p.find_from(buf, start) {
-                Some((_, e)) if !p.negated => step(ms, buf, idx + 1, e, vars, depth + 1),
-                None if p.negated => step(ms, buf, idx + 1, prev, vars, depth + 1),
+                Some((_, e)) if !p.negated => step(ms, buf, low, idx + 1, e, vars, depth + 1),
+                None if p.negated => step(ms, buf, low, idx + 1, prev, vars, depth + 1),
                 _ => false,
             }
         }
@@ -558,7 +627,7 @@ fn step(
                 b'^' => v ^ want != 0,
                 _ => false,
             };
-            ok != t.not && step(ms, buf, idx + 1, prev, vars, depth + 1)
+            ok != t.not && step(ms, buf, low, idx + 1, prev, vars, depth + 1)
         }
         Matcher::ByteJump(j) => {
             let Some(at) = j
@@ -585,7 +654,7 @@ fn step(
             if pos < 0 || pos as usize > buf.len() {
                 return false;
             }
-            step(ms, buf, idx + 1, pos as usize, vars, depth + 1)
+            step(ms, buf, low, idx + 1, pos as usize, vars, depth + 1)
         }
         Matcher::ByteExtract(e) => {
             let Some(at) = read_at(e.relative, prev, e.offset) else {
@@ -599,16 +668,24 @@ fn step(
                 v += e.align - v % e.align;
             }
             vars.insert(e.var.clone(), v);
-            step(ms, buf, idx + 1, at + usize::from(e.bytes), vars, depth + 1)
+            step(
+                ms,
+                buf,
+                low,
+                idx + 1,
+                at + usize::from(e.bytes),
+                vars,
+                depth + 1,
+            )
         }
         Matcher::IsDataAt(d) => {
             let Some(n) = d.n.get(vars) else { return false };
             let pos = if d.relative { prev as i64 + n } else { n };
             let has = pos >= 0 && (pos as usize) < buf.len();
-            has != d.negated && step(ms, buf, idx + 1, prev, vars, depth + 1)
+            has != d.negated && step(ms, buf, low, idx + 1, prev, vars, depth + 1)
         }
         Matcher::Bsize(r) => {
-            r.test(buf.len() as i64) && step(ms, buf, idx + 1, prev, vars, depth + 1)
+            r.test(buf.len() as i64) && step(ms, buf, low, idx + 1, prev, vars, depth + 1)
         }
     }
 }

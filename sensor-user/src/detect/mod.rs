@@ -1,5 +1,6 @@
 //! The signature engine: Suricata's rule language ([`parse`], [`addr`], [`sig`]), payload
-//! matching ([`matcher`]), the rule set and its prefilter ([`ruleset`]), evaluation
+//! matching ([`matcher`]), the rule set ([`ruleset`]) and its multi-pattern prefilter
+//! ([`prefilter`]), evaluation
 //! ([`eval`]) with the per-flow state it keeps ([`state`]), and detection on the flows of the
 //! inspection pipeline with the alert records of what matched ([`flow`]).
 
@@ -9,6 +10,7 @@ pub mod eval;
 pub mod flow;
 pub mod matcher;
 pub mod parse;
+pub mod prefilter;
 pub mod ruleset;
 pub mod sig;
 pub mod state;

@@ -5,11 +5,10 @@
 
 use std::{collections::HashMap, net::IpAddr, path::Path};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
 use super::{
     classification::Classifications,
     parse::{parse_rule, split_rules},
+    prefilter::{Prefilter, Seen},
     sig::{compile, Action, CompileEnv, Flowbit, Refusal, Signature},
 };
 use crate::applayer::{buffer::PerBuffer, Buffer};
@@ -47,11 +46,8 @@ impl LoadReport {
     }
 }
 
-struct Prefilter {
-    automaton: AhoCorasick,
-    /// Pattern index to the signatures that use it.
-    sigs: Vec<Vec<u32>>,
-}
+/// Masked address to the signatures listing that network.
+type NetMap = HashMap<u128, Vec<u32>, ahash::RandomState>;
 
 /// Signatures found by address: for rules without a pattern whose source or destination is
 /// a list of networks (the IP reputation rules of public rule sets, by the thousand), one
@@ -59,7 +55,7 @@ struct Prefilter {
 #[derive(Default)]
 struct AddrIndex {
     /// (prefix length over the 128-bit mapped address, masked address → signatures).
-    by_len: Vec<(u8, HashMap<u128, Vec<u32>>)>,
+    by_len: Vec<(u8, NetMap)>,
 }
 
 fn mapped(ip: IpAddr) -> u128 {
@@ -88,7 +84,8 @@ impl AddrIndex {
         let slot = match self.by_len.iter().position(|(l, _)| *l == len) {
             Some(i) => i,
             None => {
-                self.by_len.push((len, HashMap::new()));
+                self.by_len
+                    .push((len, HashMap::with_hasher(ahash::RandomState::new())));
                 self.by_len.len() - 1
             }
         };
@@ -118,23 +115,46 @@ fn listed_networks(e: &super::addr::AddrExpr, out: &mut Vec<(IpAddr, u8)>) -> bo
     }
 }
 
-/// Slot of a transport in the per-transport candidate lists.
-fn proto_slot(l4: Option<u8>) -> usize {
-    match l4 {
-        Some(6) => 1,
-        Some(17) => 2,
-        Some(1) => 3,
-        _ => 0,
-    }
+/// Packet-payload prefilters, one per transport and direction a packet can have: a rule is in
+/// those its protocol and `flow` direction allow, so a packet's search runs over the patterns
+/// of the rules that could match it (a server's reply over far fewer than the requests).
+const PKT_SLOTS: usize = 6;
+
+/// The packet prefilter of a transport (TCP, UDP, anything else) and direction.
+fn pkt_slot(proto: u8, to_server: bool) -> usize {
+    let t = match proto {
+        6 => 0,
+        17 => 1,
+        _ => 2,
+    };
+    t * 2 + usize::from(!to_server)
+}
+
+/// The packet prefilters a signature belongs in.
+fn pkt_slots(s: &Signature) -> impl Iterator<Item = usize> + '_ {
+    (0..PKT_SLOTS).filter(move |&slot| {
+        let (t, to_server) = (slot / 2, slot % 2 == 0);
+        let proto_ok = match s.proto.l4 {
+            None => true,
+            Some(6) => t == 0,
+            Some(17) => t == 1,
+            Some(_) => t == 2,
+        };
+        proto_ok && s.flow.to_server.is_none_or(|d| d == to_server)
+    })
 }
 
 /// Compiled rules, ready to evaluate.
 pub struct RuleSet {
     pub(super) sigs: Vec<Signature>,
+    /// App-layer buffers' prefilters (and, at [`Buffer::Pkt`], the payload patterns of
+    /// app-layer rules without a sticky buffer).
     prefilters: PerBuffer<Option<Prefilter>>,
-    /// Signatures without a fast pattern or an address list: always candidates, by the
-    /// transport they ask for (index 0: any; 1: TCP; 2: UDP; 3: ICMP).
-    always_pkt: [Vec<u32>; 4],
+    /// Packet rules' payload prefilters, by [`pkt_slot`].
+    pkt_prefilters: [Option<Prefilter>; PKT_SLOTS],
+    /// Signatures without a fast pattern or an address list: always candidates of the
+    /// packets of their transport and direction, by [`pkt_slot`].
+    always_pkt: [Vec<u32>; PKT_SLOTS],
     always_app: Vec<u32>,
     /// Pattern-less packet rules found by the addresses they list.
     by_addr: AddrIndex,
@@ -224,20 +244,31 @@ impl RuleSet {
         // Per buffer: the distinct patterns, and the signatures using each.
         type Patterns = (Vec<Vec<u8>>, Vec<Vec<u32>>);
         let mut patterns: HashMap<Buffer, Patterns> = HashMap::new();
-        let mut always_pkt: [Vec<u32>; 4] = Default::default();
+        let mut pkt_patterns: [Patterns; PKT_SLOTS] = Default::default();
+        let add = |entry: &mut Patterns, lower: &[u8], i: usize| match entry
+            .0
+            .iter()
+            .position(|p| p == lower)
+        {
+            Some(j) => entry.1[j].push(i as u32),
+            None => {
+                entry.0.push(lower.to_vec());
+                entry.1.push(vec![i as u32]);
+            }
+        };
+        let mut always_pkt: [Vec<u32>; PKT_SLOTS] = Default::default();
         let mut by_addr = AddrIndex::default();
         let mut always_app = Vec::new();
         for (i, s) in sigs.iter().enumerate() {
             match &s.fast_pattern {
                 Some((buf, pat, _nocase)) => {
-                    let entry = patterns.entry(*buf).or_default();
                     let lower = pat.to_ascii_lowercase();
-                    match entry.0.iter().position(|p| *p == lower) {
-                        Some(j) => entry.1[j].push(i as u32),
-                        None => {
-                            entry.0.push(lower);
-                            entry.1.push(vec![i as u32]);
+                    if *buf == Buffer::Pkt && !s.is_app() {
+                        for slot in pkt_slots(s) {
+                            add(&mut pkt_patterns[slot], &lower, i);
                         }
+                    } else {
+                        add(patterns.entry(*buf).or_default(), &lower, i);
                     }
                 }
                 None if s.is_app() => always_app.push(i as u32),
@@ -251,30 +282,23 @@ impl RuleSet {
                             by_addr.insert(ip, len, i as u32);
                         }
                     } else {
-                        always_pkt[proto_slot(s.proto.l4)].push(i as u32);
+                        for slot in pkt_slots(s) {
+                            always_pkt[slot].push(i as u32);
+                        }
                     }
                 }
             }
         }
         let mut prefilters: PerBuffer<Option<Prefilter>> = PerBuffer::default();
         for (buf, (pats, ids)) in patterns {
-            // Case-insensitive prefilter: a case-sensitive pattern is verified exactly by the
-            // full match afterwards.
-            let Ok(automaton) = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&pats)
-            else {
-                continue;
-            };
-            prefilters[buf] = Some(Prefilter {
-                automaton,
-                sigs: ids,
-            });
+            prefilters[buf] = Prefilter::build(pats.into_iter().zip(ids).collect());
         }
+        let pkt_prefilters =
+            pkt_patterns.map(|(pats, ids)| Prefilter::build(pats.into_iter().zip(ids).collect()));
         RuleSet {
             sigs,
             prefilters,
+            pkt_prefilters,
             always_pkt,
             always_app,
             by_addr,
@@ -287,32 +311,34 @@ impl RuleSet {
         &self.sigs
     }
 
+    /// The signatures worth evaluating in full on `buffers`: for a packet (`packet` gives its
+    /// addresses, protocol and direction) the packet rules, otherwise the app-layer rules.
     pub(super) fn candidates(
         &self,
         buffers: &[(Buffer, &[u8])],
-        addrs: Option<(IpAddr, IpAddr, u8)>,
+        packet: Option<(IpAddr, IpAddr, u8, bool)>,
+        seen: &mut Seen,
         out: &mut Vec<u32>,
     ) {
         out.clear();
-        match addrs {
+        match packet {
             None => out.extend_from_slice(&self.always_app),
-            Some((a, b, proto)) => {
-                out.extend_from_slice(&self.always_pkt[0]);
-                let slot = proto_slot(Some(if proto == 58 { 1 } else { proto }));
-                if slot != 0 {
-                    out.extend_from_slice(&self.always_pkt[slot]);
-                }
+            Some((a, b, proto, to_server)) => {
+                out.extend_from_slice(&self.always_pkt[pkt_slot(proto, to_server)]);
                 // Either address may be the one a rule lists (and `<>` rules swap them).
                 self.by_addr.lookup(a, out);
                 self.by_addr.lookup(b, out);
             }
         }
         for (name, data) in buffers {
-            let Some(p) = &self.prefilters[*name] else {
-                continue;
+            let p = match packet {
+                Some((_, _, proto, to_server)) if *name == Buffer::Pkt => {
+                    &self.pkt_prefilters[pkt_slot(proto, to_server)]
+                }
+                _ => &self.prefilters[*name],
             };
-            for m in p.automaton.find_overlapping_iter(*data) {
-                out.extend_from_slice(&p.sigs[m.pattern().as_usize()]);
+            if let Some(p) = p {
+                p.scan(data, seen, out);
             }
         }
         out.sort_unstable();
@@ -352,12 +378,19 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
 "#);
         assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
         let mut out = Vec::new();
+        let seen = &mut Seen::default();
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        s.candidates(&[(Buffer::Pkt, b"xx evil xx")], Some((a, b, 6)), &mut out);
+        s.candidates(
+            &[(Buffer::Pkt, b"xx evil xx")],
+            Some((a, b, 6, true)),
+            seen,
+            &mut out,
+        );
         assert_eq!(sids(&s, &out), vec![1], "case-insensitive prefilter");
         s.candidates(
             &[(Buffer::Pkt, b"a longer pattern")],
-            Some((a, b, 6)),
+            Some((a, b, 6, true)),
+            seen,
             &mut out,
         );
         assert_eq!(
@@ -365,13 +398,51 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
             vec![2],
             "the longest content is the fast pattern"
         );
-        s.candidates(&[(Buffer::Pkt, b"/admin")], Some((a, b, 6)), &mut out);
+        s.candidates(
+            &[(Buffer::Pkt, b"/admin")],
+            Some((a, b, 6, true)),
+            seen,
+            &mut out,
+        );
         assert!(
             out.is_empty(),
             "a URI pattern is not looked for in the payload"
         );
-        s.candidates(&[(Buffer::HttpUri, b"/admin/x")], None, &mut out);
+        s.candidates(&[(Buffer::HttpUri, b"/admin/x")], None, seen, &mut out);
         assert_eq!(sids(&s, &out), vec![3]);
+    }
+
+    #[test]
+    fn packet_patterns_are_searched_for_the_packets_transport_and_direction() {
+        let s = set(r#"
+alert tcp any any -> any any (msg:"requests"; flow:to_server; content:"evil"; sid:1;)
+alert tcp any any -> any any (msg:"replies"; flow:to_client; content:"evil"; sid:2;)
+alert tcp any any -> any any (msg:"both ways"; content:"evil"; sid:3;)
+alert udp any any -> any any (msg:"udp"; content:"evil"; sid:4;)
+alert ip any any -> any any (msg:"any ip"; content:"evil"; sid:5;)
+alert icmp any any -> any any (msg:"icmp"; content:"evil"; sid:6;)
+alert icmp any any -> any any (msg:"icmp, no pattern"; itype:8; sid:7;)
+alert tcp any any -> any any (msg:"replies, no pattern"; flow:to_client; dsize:>10; sid:8;)
+"#);
+        assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
+        let mut out = Vec::new();
+        let seen = &mut Seen::default();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let evil: &[(Buffer, &[u8])] = &[(Buffer::Pkt, b"an evil payload")];
+        s.candidates(evil, Some((a, b, 6, true)), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![1, 3, 5], "TCP to the server");
+        s.candidates(evil, Some((a, b, 6, false)), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![2, 3, 5, 8], "TCP to the client");
+        s.candidates(evil, Some((a, b, 17, true)), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![4, 5]);
+        s.candidates(evil, Some((a, b, 58, false)), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![5, 6, 7], "ICMPv6 takes the ICMP rules");
+        s.candidates(evil, Some((a, b, 47, true)), seen, &mut out);
+        assert_eq!(
+            sids(&s, &out),
+            vec![5, 6, 7],
+            "another transport: any-IP rules (and ICMP ones, which the header check refuses)"
+        );
     }
 
     #[test]
@@ -385,22 +456,23 @@ alert http any any -> any any (msg:"app, no pattern"; urilen:>500; sid:14;)
 "#);
         assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
         let mut out = Vec::new();
+        let seen = &mut Seen::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        s.candidates(&[], Some((a, b, 1)), &mut out);
+        s.candidates(&[], Some((a, b, 1, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13]);
-        s.candidates(&[], Some((a, b, 58)), &mut out);
+        s.candidates(&[], Some((a, b, 58, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13], "ICMPv6 takes the ICMP rules");
-        s.candidates(&[], Some((a, b, 17)), &mut out);
+        s.candidates(&[], Some((a, b, 17, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![11, 13]);
         // Either side of the packet may be the listed one.
-        s.candidates(&[], Some((a, ip("198.51.100.9"), 6)), &mut out);
+        s.candidates(&[], Some((a, ip("198.51.100.9"), 6, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(&[], Some((ip("203.0.113.7"), b, 6)), &mut out);
+        s.candidates(&[], Some((ip("203.0.113.7"), b, 6, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(&[], Some((ip("203.0.113.8"), b, 6)), &mut out);
+        s.candidates(&[], Some((ip("203.0.113.8"), b, 6, true)), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![13]);
         // App-layer evaluation sees only app rules.
-        s.candidates(&[], None, &mut out);
+        s.candidates(&[], None, seen, &mut out);
         assert_eq!(sids(&s, &out), vec![14]);
     }
 

@@ -23,7 +23,7 @@ use sensor_common::{
 };
 
 pub use decode::decode;
-pub use settings::{InspectConfig, InspectStats};
+pub use settings::{EncryptionHandling, InspectConfig, InspectStats};
 
 use crate::{
     applayer::{
@@ -292,6 +292,11 @@ impl Pipeline {
             dsize: payload.len(),
             ts_ns,
         };
+        if self.cfg.encryption == EncryptionHandling::Default
+            && outputs.iter().any(|(_, o)| o.encrypted)
+        {
+            flow.detect.payload_off = true;
+        }
         let matches = self
             .detection
             .on_packet(&mut flow.detect, &facts, &packet, &outputs);

@@ -29,6 +29,21 @@ pub struct InspectConfig {
     pub defrag: super::defrag::DefragLimits,
     /// Layout of `dns` records.
     pub dns_version: crate::applayer::dns::DnsVersion,
+    /// What becomes of payload rules once a flow is encrypted.
+    pub encryption: EncryptionHandling,
+}
+
+/// What payload rules do on a flow once its session is encrypted (TLS application data after
+/// the ServerHello, SSH after both sides' NEWKEYS): Suricata's `encryption-handling`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionHandling {
+    /// Suricata's default: the flow's payload is no longer inspected (contents, `dsize`);
+    /// header rules, protocol parsing, app-layer rules and records go on.
+    #[default]
+    Default,
+    /// Payload rules see the encrypted bytes too.
+    Full,
 }
 
 impl Default for InspectConfig {
@@ -44,6 +59,7 @@ impl Default for InspectConfig {
             alerts: crate::eve::alert::AlertsSection::default(),
             defrag: super::defrag::DefragLimits::default(),
             dns_version: crate::applayer::dns::DnsVersion::default(),
+            encryption: EncryptionHandling::default(),
         }
     }
 }

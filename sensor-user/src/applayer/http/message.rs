@@ -20,14 +20,64 @@ pub(super) enum ChunkState {
     Trailer,
 }
 
-/// Takes one line (without its CR LF / LF) off the front of `buf`.
-pub(super) fn take_line(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let nl = buf.iter().position(|&b| b == b'\n')?;
-    let mut line: Vec<u8> = buf.drain(..=nl).collect();
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
+/// Bytes of one direction received and not parsed yet. Taking bytes off the front moves an
+/// offset instead of the bytes behind them, so a segment of many lines (pipelined requests,
+/// a long header block) is parsed in time linear in its length; the room is reclaimed when
+/// the next bytes arrive.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Pending {
+    /// Appends received bytes.
+    pub(super) fn extend_from_slice(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+        self.bytes.extend_from_slice(data);
     }
+
+    /// Drops the first `n` bytes (all of them when fewer are held).
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.bytes.len());
+        if self.start == self.bytes.len() {
+            self.clear();
+        }
+    }
+
+    /// Drops everything.
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+        self.start = 0;
+    }
+
+    /// Everything held, leaving nothing.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.bytes);
+        v.drain(..std::mem::take(&mut self.start));
+        v
+    }
+}
+
+impl std::ops::Deref for Pending {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+/// Takes one line (without its CR LF / LF) off the front of `buf`.
+pub(super) fn take_line(buf: &mut Pending) -> Option<Vec<u8>> {
+    let nl = memchr::memchr(b'\n', buf)?;
+    let mut end = nl;
+    if end > 0 && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let line = buf[..end].to_vec();
+    buf.consume(nl + 1);
     Some(line)
 }
 
@@ -66,7 +116,7 @@ pub(super) fn body_of(headers: &[(Vec<u8>, Vec<u8>)], is_response: bool) -> Body
 }
 
 /// Consumes body bytes from `buf`; returns (bytes of entity data, whether the body ended).
-pub(super) fn read_body(body: &mut Body, buf: &mut Vec<u8>, sink: &mut dyn FnMut(&[u8])) -> bool {
+pub(super) fn read_body(body: &mut Body, buf: &mut Pending, sink: &mut dyn FnMut(&[u8])) -> bool {
     loop {
         match body {
             Body::None => return true,
@@ -78,7 +128,7 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Vec<u8>, sink: &mut dyn FnMut
             Body::Length(left) => {
                 let n = (*left).min(buf.len() as u64) as usize;
                 sink(&buf[..n]);
-                buf.drain(..n);
+                buf.consume(n);
                 *left -= n as u64;
                 return *left == 0;
             }
@@ -105,7 +155,7 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Vec<u8>, sink: &mut dyn FnMut
                     }
                     let n = left.min(buf.len() as u64) as usize;
                     sink(&buf[..n]);
-                    buf.drain(..n);
+                    buf.consume(n);
                     *state = if left == n as u64 {
                         ChunkState::DataEnd
                     } else {
@@ -175,5 +225,35 @@ pub(super) fn skip_body(body: &mut Body, gap: u64) -> Skipped {
             len: gap,
         },
         _ => Skipped::Lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_bytes_are_taken_from_the_front_and_appended_at_the_back() {
+        let mut p = Pending::default();
+        p.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\nrest");
+        assert_eq!(take_line(&mut p).as_deref(), Some(&b"GET / HTTP/1.1"[..]));
+        assert_eq!(
+            take_line(&mut p).as_deref(),
+            Some(&b"Host: a"[..]),
+            "a bare LF"
+        );
+        assert_eq!(take_line(&mut p), None, "no line end yet");
+        assert_eq!(&p[..], b"rest");
+        p.extend_from_slice(b"\r\n\r\nbody");
+        assert_eq!(take_line(&mut p).as_deref(), Some(&b"rest"[..]));
+        assert_eq!(take_line(&mut p).as_deref(), Some(&b""[..]));
+        p.consume(2);
+        assert_eq!(&p[..], b"dy");
+        p.consume(10);
+        assert!(p.is_empty(), "consuming more than is held empties it");
+        p.extend_from_slice(b"abc");
+        p.consume(1);
+        assert_eq!(p.take(), b"bc");
+        assert!(p.is_empty());
     }
 }

@@ -67,14 +67,14 @@ enum Phase {
 
 #[derive(Debug)]
 struct Side {
-    buf: Vec<u8>,
+    buf: Pending,
     phase: Phase,
 }
 
 impl Default for Side {
     fn default() -> Self {
         Side {
-            buf: Vec::new(),
+            buf: Pending::default(),
             phase: Phase::Line,
         }
     }
@@ -222,10 +222,10 @@ impl HttpParser {
                     let Some(at) = status_line_start(&self.resp.buf) else {
                         // Keep a tail that may be the start of a split "HTTP/".
                         let keep = self.resp.buf.len().min(4);
-                        self.resp.buf.drain(..self.resp.buf.len() - keep);
+                        self.resp.buf.consume(self.resp.buf.len() - keep);
                         return;
                     };
-                    self.resp.buf.drain(..at);
+                    self.resp.buf.consume(at);
                     self.resp.phase = Phase::Line;
                 }
                 Phase::Line => {
@@ -405,8 +405,8 @@ impl HttpParser {
         self.req.phase = Phase::Stopped;
         self.resp.phase = Phase::Stopped;
         out.switch_protocol = Some(Leftover {
-            to_server: std::mem::take(&mut self.req.buf),
-            to_client: std::mem::take(&mut self.resp.buf),
+            to_server: self.req.buf.take(),
+            to_client: self.resp.buf.take(),
         });
     }
 }

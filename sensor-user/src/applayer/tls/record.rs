@@ -135,6 +135,12 @@ impl TlsParser {
         if ct == CT_APPLICATION_DATA {
             conn.skip = rec_len;
             conn.appdata_mark = true;
+            // Application data once the server has answered is the encrypted session (before
+            // the ServerHello it may be TLS 1.3 early data, and the handshake goes on):
+            // Suricata stops inspecting the flow's payload here.
+            if self.flags.server_hello {
+                out.encrypted = true;
+            }
             return Step::Consumed(RECORD_HDR_LEN);
         }
         let Some(body) = buf.get(RECORD_HDR_LEN..RECORD_HDR_LEN + rec_len) else {

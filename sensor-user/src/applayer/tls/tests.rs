@@ -536,7 +536,29 @@ fn tls12_handshake_logs_at_certificate() {
         &mut out,
     );
     p.finish(&mut out);
-    assert_eq!(out, Output::default());
+    assert_eq!(
+        out,
+        Output {
+            encrypted: true,
+            ..Output::default()
+        },
+        "application data after the ServerHello: the session is encrypted, nothing else"
+    );
+}
+
+#[test]
+fn application_data_before_the_server_hello_is_not_the_encrypted_session() {
+    // TLS 1.3 early data follows the ClientHello before the server answers: the handshake
+    // (and its inspection) goes on.
+    let mut p = TlsParser::new();
+    let mut out = Output::default();
+    p.parse(Dir::ToServer, &chrome_client_hello(), &mut out);
+    p.parse(
+        Dir::ToServer,
+        &record(CT_APPLICATION_DATA, TLS_VERSION_12, &[7; 30]),
+        &mut out,
+    );
+    assert!(!out.encrypted);
 }
 
 #[test]

@@ -215,13 +215,28 @@ fn flags(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
         ),
         None => (spec, 0),
     };
-    let (mode, bits) = match main.chars().next() {
-        Some('+') => (FlagMode::All, &main[1..]),
-        Some('*') => (FlagMode::Any, &main[1..]),
-        Some('!') => (FlagMode::Not, &main[1..]),
-        _ => (FlagMode::Exact, main),
-    };
-    let bits = flag_bits(bits).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    // The modifier may come before or after the flags (`+A`, `A+`, `RSF*`), as Suricata
+    // reads them; one modifier at most.
+    let mut mode = FlagMode::Exact;
+    let mut letters = String::new();
+    for ch in main.chars() {
+        let m = match ch {
+            '+' => FlagMode::All,
+            '*' => FlagMode::Any,
+            '!' => FlagMode::Not,
+            c => {
+                letters.push(c);
+                continue;
+            }
+        };
+        if mode != FlagMode::Exact {
+            return Err(Refusal::Invalid(format!(
+                "flags {main:?}: more than one of the modifiers +, * and !"
+            )));
+        }
+        mode = m;
+    }
+    let bits = flag_bits(letters.trim()).map_err(|e| Refusal::Invalid(e.to_string()))?;
     c.sig.checks.push(PacketCheck::Flags { bits, mode, ignore });
     Ok(())
 }

@@ -314,6 +314,17 @@ impl Signature {
     pub fn is_app(&self) -> bool {
         self.lists.iter().any(|l| l.buffer != Buffer::Pkt)
     }
+
+    /// Whether the rule inspects the packet's payload (a content or other payload keyword
+    /// without a sticky buffer, or `dsize`): Suricata's payload rules, which it stops
+    /// evaluating on a flow once the flow is encrypted.
+    pub fn needs_payload(&self) -> bool {
+        self.lists.iter().any(|l| l.buffer == Buffer::Pkt)
+            || self
+                .checks
+                .iter()
+                .any(|c| matches!(c, PacketCheck::Dsize(_)))
+    }
 }
 
 /// Everything compiling a rule needs from outside it.
