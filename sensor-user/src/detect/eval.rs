@@ -442,6 +442,7 @@ impl Detector {
         let FlowState {
             bits,
             bufs: held,
+            scanned,
             tx_req,
             tx_resp,
             alerted,
@@ -449,18 +450,42 @@ impl Detector {
         // A buffer both sides have (`ssh.proto`, `http.header`, …) means the side being
         // evaluated; the other side's value fills in buffers only it has.
         let mut bufs: PerBuffer<Option<&[u8]>> = PerBuffer::default();
+        let mut chosen: Vec<(bool, Buffer, &[u8])> = Vec::new();
         for (to_server, b, data) in held.iter() {
             if *to_server == p.to_server || bufs[*b].is_none() {
                 bufs[*b] = Some(data.as_slice());
+                chosen.retain(|c| c.1 != *b);
+                chosen.push((*to_server, *b, data.as_slice()));
             }
         }
         if !p.payload.is_empty() && p.inspect_payload {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
-        let list: Vec<(Buffer, &[u8])> =
-            bufs.iter().filter_map(|(b, v)| v.map(|v| (b, v))).collect();
         let mut cands = std::mem::take(&mut self.scratch);
-        rules.candidates(&list, None, &mut self.seen, &mut cands);
+        cands.clear();
+        cands.extend_from_slice(rules.always_app());
+        // A transaction's buffers stay while its later parts arrive: each is searched once
+        // per value and rule set, and its candidates remembered with the flow.
+        for (to_server, b, data) in chosen {
+            match scanned
+                .iter()
+                .find(|s| s.0 == to_server && s.1 == b && s.2 == rules.id())
+            {
+                Some(s) => cands.extend_from_slice(&s.3),
+                None => {
+                    let mut found = Vec::new();
+                    rules.scan(b, data, &mut self.seen, &mut found);
+                    cands.extend_from_slice(&found);
+                    scanned.retain(|s| !(s.0 == to_server && s.1 == b));
+                    scanned.push((to_server, b, rules.id(), found));
+                }
+            }
+        }
+        if let Some(payload) = bufs[Buffer::Pkt] {
+            rules.scan(Buffer::Pkt, payload, &mut self.seen, &mut cands);
+        }
+        cands.sort_unstable();
+        cands.dedup();
         self.stats.app_events += 1;
         self.lowered.reset();
         self.stats.app_candidates += cands.len() as u64;
@@ -672,5 +697,37 @@ alert tcp any any -> any any (msg:"exact, CWR and ECE ignored"; flags:S,12; sid:
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].tx_id, Some(1));
         assert_eq!(d.stats.app_events, 3);
+    }
+
+    #[test]
+    fn remembered_candidates_follow_the_buffer_value_and_the_rule_set() {
+        let a = set(
+            r#"alert http any any -> any any (msg:"ua"; flow:to_server; http.user_agent; content:"evil"; sid:1;)"#,
+        );
+        let b = set(
+            r#"alert http any any -> any any (msg:"ua2"; flow:to_server; http.user_agent; content:"bot"; sid:2;)"#,
+        );
+        let (mut d, mut f) = (Detector::new(), FlowState::default());
+        let p = pkt(0, b"");
+        let ua = |v: &[u8]| vec![(Dir::ToServer, Buffer::HttpUserAgent, v.to_vec())];
+        // A request whose user agent is first seen clean, then (a later header block of the
+        // same transaction) replaced: the new value is searched, not the remembered result.
+        d.absorb(
+            &mut f,
+            "http",
+            &[(Dir::ToServer, Buffer::HttpMethod, b"GET".to_vec())],
+        );
+        assert!(d.app(&a, &p, &mut f, "http", &ua(b"curl bot")).is_empty());
+        let sids = |s: &RuleSet, hits: &[Hit]| -> Vec<u32> {
+            hits.iter()
+                .map(|h| s.signatures()[h.sig as usize].sid)
+                .collect()
+        };
+        let hits = d.app(&a, &p, &mut f, "http", &ua(b"evil bot"));
+        assert_eq!(sids(&a, &hits), [1]);
+        // Another rule set (a reload) on the same flow and value: searched again with its own
+        // patterns, although the value did not change.
+        let hits = d.evaluate_app(&b, &p, &mut f);
+        assert_eq!(sids(&b, &hits), [2]);
     }
 }

@@ -160,6 +160,9 @@ pub struct RuleSet {
     by_addr: AddrIndex,
     /// The load report.
     pub report: LoadReport,
+    /// Distinguishes this set from every other one of the process (per-flow caches of
+    /// prefilter results are only valid for the set that made them).
+    id: u64,
 }
 
 impl RuleSet {
@@ -303,12 +306,33 @@ impl RuleSet {
             always_app,
             by_addr,
             report,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 
     /// The signatures, in evaluation order.
     pub fn signatures(&self) -> &[Signature] {
         &self.sigs
+    }
+
+    /// This set's identity within the process.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// App-layer rules without a fast pattern: candidates of every app-layer evaluation.
+    pub(super) fn always_app(&self) -> &[u32] {
+        &self.always_app
+    }
+
+    /// Adds to `out` the app-layer rules whose fast pattern is in `data`, app buffer `b`.
+    pub(super) fn scan(&self, b: Buffer, data: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
+        if let Some(p) = &self.prefilters[b] {
+            p.scan(data, seen, out);
+        }
     }
 
     /// The signatures worth evaluating in full on `buffers`: for a packet (`packet` gives its

@@ -15,6 +15,10 @@ pub struct FlowState {
     /// Buffers of the current request (to server) and response (to client). A transaction
     /// holds a few dozen at most, so a list searched in place costs less than a map per flow.
     pub(super) bufs: Vec<(bool, Buffer, Vec<u8>)>,
+    /// The prefilter's candidates of each held buffer's current value: (to server, buffer,
+    /// the rule set's [`super::RuleSet::id`], signature indexes). Forgotten when the value
+    /// changes.
+    pub(super) scanned: Vec<(bool, Buffer, u64, Vec<u32>)>,
     pub(super) tx_req: u64,
     pub(super) tx_resp: u64,
     /// App-layer signatures that already matched a transaction: (gid, sid), request and
@@ -66,12 +70,14 @@ impl FlowState {
             let to_server = *dir == Dir::ToServer;
             if let Some(side) = starts_tx(app, *b, to_server) {
                 self.bufs.retain(|(ts, _, _)| *ts != side);
+                self.scanned.retain(|s| s.0 != side);
                 if side {
                     self.tx_req += 1;
                 } else {
                     self.tx_resp += 1;
                 }
             }
+            self.scanned.retain(|s| !(s.0 == to_server && s.1 == *b));
             match self
                 .bufs
                 .iter_mut()
