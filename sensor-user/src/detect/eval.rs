@@ -369,14 +369,9 @@ impl Detector {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
         let mut cands = std::mem::take(&mut self.scratch);
-        let scanned: &[(Buffer, &[u8])] = if p.inspect_payload {
-            &[(Buffer::Pkt, p.payload)]
-        } else {
-            &[]
-        };
         rules.candidates(
-            scanned,
-            Some((p.src, p.dst, p.proto, p.to_server)),
+            p.inspect_payload.then_some(p.payload),
+            (p.src, p.dst, p.proto, p.to_server),
             &mut self.seen,
             &mut cands,
         );

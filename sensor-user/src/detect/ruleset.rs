@@ -335,35 +335,23 @@ impl RuleSet {
         }
     }
 
-    /// The signatures worth evaluating in full on `buffers`: for a packet (`packet` gives its
-    /// addresses, protocol and direction) the packet rules, otherwise the app-layer rules.
+    /// The packet rules worth evaluating in full on a packet from `a` to `b` of transport
+    /// `proto` (`to_server`: its direction) whose payload, when inspected, is `payload`.
     pub(super) fn candidates(
         &self,
-        buffers: &[(Buffer, &[u8])],
-        packet: Option<(IpAddr, IpAddr, u8, bool)>,
+        payload: Option<&[u8]>,
+        (a, b, proto, to_server): (IpAddr, IpAddr, u8, bool),
         seen: &mut Seen,
         out: &mut Vec<u32>,
     ) {
         out.clear();
-        match packet {
-            None => out.extend_from_slice(&self.always_app),
-            Some((a, b, proto, to_server)) => {
-                out.extend_from_slice(&self.always_pkt[pkt_slot(proto, to_server)]);
-                // Either address may be the one a rule lists (and `<>` rules swap them).
-                self.by_addr.lookup(a, out);
-                self.by_addr.lookup(b, out);
-            }
-        }
-        for (name, data) in buffers {
-            let p = match packet {
-                Some((_, _, proto, to_server)) if *name == Buffer::Pkt => {
-                    &self.pkt_prefilters[pkt_slot(proto, to_server)]
-                }
-                _ => &self.prefilters[*name],
-            };
-            if let Some(p) = p {
-                p.scan(data, seen, out);
-            }
+        let slot = pkt_slot(proto, to_server);
+        out.extend_from_slice(&self.always_pkt[slot]);
+        // Either address may be the one a rule lists (and `<>` rules swap them).
+        self.by_addr.lookup(a, out);
+        self.by_addr.lookup(b, out);
+        if let (Some(data), Some(p)) = (payload, &self.pkt_prefilters[slot]) {
+            p.scan(data, seen, out);
         }
         out.sort_unstable();
         out.dedup();
@@ -404,16 +392,11 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        s.candidates(
-            &[(Buffer::Pkt, b"xx evil xx")],
-            Some((a, b, 6, true)),
-            seen,
-            &mut out,
-        );
+        s.candidates(Some(&b"xx evil xx"[..]), (a, b, 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![1], "case-insensitive prefilter");
         s.candidates(
-            &[(Buffer::Pkt, b"a longer pattern")],
-            Some((a, b, 6, true)),
+            Some(&b"a longer pattern"[..]),
+            (a, b, 6, true),
             seen,
             &mut out,
         );
@@ -422,17 +405,13 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
             vec![2],
             "the longest content is the fast pattern"
         );
-        s.candidates(
-            &[(Buffer::Pkt, b"/admin")],
-            Some((a, b, 6, true)),
-            seen,
-            &mut out,
-        );
+        s.candidates(Some(&b"/admin"[..]), (a, b, 6, true), seen, &mut out);
         assert!(
             out.is_empty(),
             "a URI pattern is not looked for in the payload"
         );
-        s.candidates(&[(Buffer::HttpUri, b"/admin/x")], None, seen, &mut out);
+        out.clear();
+        s.scan(Buffer::HttpUri, b"/admin/x", seen, &mut out);
         assert_eq!(sids(&s, &out), vec![3]);
     }
 
@@ -452,16 +431,16 @@ alert tcp any any -> any any (msg:"replies, no pattern"; flow:to_client; dsize:>
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        let evil: &[(Buffer, &[u8])] = &[(Buffer::Pkt, b"an evil payload")];
-        s.candidates(evil, Some((a, b, 6, true)), seen, &mut out);
+        let evil: &[u8] = b"an evil payload";
+        s.candidates(Some(evil), (a, b, 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![1, 3, 5], "TCP to the server");
-        s.candidates(evil, Some((a, b, 6, false)), seen, &mut out);
+        s.candidates(Some(evil), (a, b, 6, false), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![2, 3, 5, 8], "TCP to the client");
-        s.candidates(evil, Some((a, b, 17, true)), seen, &mut out);
+        s.candidates(Some(evil), (a, b, 17, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![4, 5]);
-        s.candidates(evil, Some((a, b, 58, false)), seen, &mut out);
+        s.candidates(Some(evil), (a, b, 58, false), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![5, 6, 7], "ICMPv6 takes the ICMP rules");
-        s.candidates(evil, Some((a, b, 47, true)), seen, &mut out);
+        s.candidates(Some(evil), (a, b, 47, true), seen, &mut out);
         assert_eq!(
             sids(&s, &out),
             vec![5, 6, 7],
@@ -482,22 +461,21 @@ alert http any any -> any any (msg:"app, no pattern"; urilen:>500; sid:14;)
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        s.candidates(&[], Some((a, b, 1, true)), seen, &mut out);
+        s.candidates(None, (a, b, 1, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13]);
-        s.candidates(&[], Some((a, b, 58, true)), seen, &mut out);
+        s.candidates(None, (a, b, 58, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13], "ICMPv6 takes the ICMP rules");
-        s.candidates(&[], Some((a, b, 17, true)), seen, &mut out);
+        s.candidates(None, (a, b, 17, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![11, 13]);
         // Either side of the packet may be the listed one.
-        s.candidates(&[], Some((a, ip("198.51.100.9"), 6, true)), seen, &mut out);
+        s.candidates(None, (a, ip("198.51.100.9"), 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(&[], Some((ip("203.0.113.7"), b, 6, true)), seen, &mut out);
+        s.candidates(None, (ip("203.0.113.7"), b, 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(&[], Some((ip("203.0.113.8"), b, 6, true)), seen, &mut out);
+        s.candidates(None, (ip("203.0.113.8"), b, 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![13]);
         // App-layer evaluation sees only app rules.
-        s.candidates(&[], None, seen, &mut out);
-        assert_eq!(sids(&s, &out), vec![14]);
+        assert_eq!(sids(&s, s.always_app()), vec![14]);
     }
 
     #[test]
