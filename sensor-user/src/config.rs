@@ -193,6 +193,10 @@ pub struct RulesSection {
     /// Address and port variables (`HOME_NET = "[10.0.0.0/8]"`), merged over Suricata's
     /// defaults ([`default_vars`]).
     pub vars: BTreeMap<String, String>,
+    /// The multi-pattern matcher of the rule prefilters: `"auto"` (Hyperscan where the host
+    /// has `libhs.so.5`, Aho-Corasick otherwise), `"hyperscan"` (loading rules fails
+    /// without it) or `"aho-corasick"`.
+    pub matcher: crate::detect::Matcher,
 }
 
 impl RulesSection {
@@ -444,6 +448,7 @@ encryption_handling = "full"
 [rules]
 files = ["/etc/precinct/rules/local.rules", "et/emerging.rules"]
 classification = "classification.config"
+matcher = "aho-corasick"
 
 [rules.vars]
 HOME_NET = "[10.0.0.0/8]"

@@ -9,7 +9,7 @@ use log::{info, warn};
 
 use crate::{
     config::RulesSection,
-    detect::{classification::Classifications, sig::Refusal, LoadReport, RuleSet},
+    detect::{classification::Classifications, sig::Refusal, LoadReport, Matcher, RuleSet},
 };
 
 /// Invalid rules named one by one in the log; the rest are only counted.
@@ -49,7 +49,30 @@ impl RuleSources {
     pub fn load(&self) -> anyhow::Result<RuleSet> {
         let classes = classifications(self.section.classification.as_deref())?;
         let paths: Vec<&Path> = self.files.iter().map(PathBuf::as_path).collect();
-        RuleSet::load(&paths, &self.section.merged_vars(), &classes)
+        let matcher = self.section.matcher;
+        matcher_usable(matcher, crate::detect::hyperscan::available())?;
+        let set = RuleSet::load(&paths, &self.section.merged_vars(), &classes, matcher)?;
+        let r = &set.report;
+        info!(
+            "rule prefilters: {} of {} on {} ({} KiB of Hyperscan databases)",
+            r.prefilters_hyperscan,
+            r.prefilters,
+            matcher.describe(),
+            r.hyperscan_bytes / 1024
+        );
+        Ok(set)
+    }
+}
+
+/// Refuses `rules.matcher = "hyperscan"` on a host without it (`hyperscan`: its version, or
+/// why it cannot be loaded); the other choices always work.
+fn matcher_usable(matcher: Matcher, hyperscan: Result<&str, &str>) -> anyhow::Result<()> {
+    match (matcher, hyperscan) {
+        (Matcher::Hyperscan, Err(why)) => anyhow::bail!(
+            "rules.matcher = \"hyperscan\", but {why}; or set rules.matcher = \"auto\" to fall \
+             back to Aho-Corasick"
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -114,6 +137,20 @@ mod tests {
         let names: Vec<&str> = s.files.iter().map(|p| p.to_str().expect("utf-8")).collect();
         assert_eq!(names, ["a.rules", "b.rules", "c.rules"]);
         assert!(RuleSources::new(&RulesSection::default(), &[]).is_empty());
+    }
+
+    #[test]
+    fn hyperscan_is_refused_only_when_asked_for_and_missing() {
+        let missing = Err("Hyperscan is not installed (libhs.so.5: not found)");
+        let e = matcher_usable(Matcher::Hyperscan, missing).expect_err("refused");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("libhs.so.5") && text.contains("\"auto\""),
+            "{text}"
+        );
+        matcher_usable(Matcher::Auto, missing).expect("falls back");
+        matcher_usable(Matcher::AhoCorasick, missing).expect("not needed");
+        matcher_usable(Matcher::Hyperscan, Ok("5.4.0")).expect("there");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use serde_json::json;
 
-use crate::detect::{addr::default_vars, RuleSet};
+use crate::detect::{addr::default_vars, Matcher, RuleSet};
 
 /// Loads `files` and prints the report. Only an unreadable file is an error.
 pub fn run(
@@ -16,7 +16,7 @@ pub fn run(
     let classes = crate::rules::classifications(classification)?;
     let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let started = Instant::now();
-    let set = RuleSet::load(&paths, &default_vars(), &classes)?;
+    let set = RuleSet::load(&paths, &default_vars(), &classes, Matcher::Auto)?;
     let took = started.elapsed();
     let r = &set.report;
     if as_json {
@@ -35,6 +35,7 @@ pub fn run(
             "skipped_by_reason": reasons,
             "skipped_rules": skipped,
             "load_seconds": took.as_secs_f64(),
+            "matcher": Matcher::Auto.describe(),
         });
         println!("{out}");
         return Ok(());

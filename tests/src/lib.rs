@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod collectors;
+pub mod corpus;
 pub mod lab;
 pub mod mixed;
 pub mod model;

@@ -133,3 +133,71 @@ fn every_corpus_capture_replays() {
     );
     assert!(records > 5_000, "the corpus gives records: {records}");
 }
+
+/// `rules.matcher` changes how the rule prefilters search, never what matches: with ET Open
+/// on the whole corpus (once over), Hyperscan and Aho-Corasick must give byte-identical EVE,
+/// and enough alerts for that to mean something. Hyperscan must be there (`cargo xtask setup`
+/// installs libhyperscan5): a missing one fails the load, not the comparison.
+#[test]
+#[cfg_attr(
+    not(shared),
+    ignore = "needs ../shared/corpus and ../shared/rules beside the checkout"
+)]
+fn both_matchers_give_the_same_records_on_the_corpus_with_et_open() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let scratch = std::env::temp_dir().join(format!("precinct-matchers-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let merged = scratch.join("corpus.pcap");
+    let (packets, _) = tests::corpus::merge_corpus(&shared.join("corpus"), &merged, 1);
+    assert!(packets > 100_000, "{packets} packets merged");
+    let mut rule_files: Vec<PathBuf> = std::fs::read_dir(shared.join("rules/et-open"))
+        .expect("et-open")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+        .collect();
+    rule_files.sort();
+    let mut outputs = Vec::new();
+    for matcher in ["aho-corasick", "hyperscan"] {
+        let config = scratch.join(format!("{matcher}.toml"));
+        std::fs::write(&config, format!("[rules]\nmatcher = \"{matcher}\"\n")).expect("config");
+        let eve = scratch.join(format!("{matcher}.json"));
+        let mut cmd = Command::new(precinct_bin());
+        cmd.args(["replay", "--pcap"])
+            .arg(&merged)
+            .arg("--config")
+            .arg(&config)
+            .arg("--eve")
+            .arg(&eve);
+        for f in &rule_files {
+            cmd.arg("--rules").arg(f);
+        }
+        let out = cmd.output().expect("precinct replay");
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{matcher}: {log}");
+        let on = if matcher == "hyperscan" {
+            "on hyperscan"
+        } else {
+            "on aho-corasick"
+        };
+        assert!(log.contains(on), "{matcher} was not the one used: {log}");
+        outputs.push(std::fs::read_to_string(&eve).expect("eve"));
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    let alerts = outputs[0]
+        .lines()
+        .filter(|l| l.contains("\"event_type\":\"alert\""))
+        .count();
+    assert!(alerts >= 50, "ET Open alerts on the corpus: {alerts}");
+    let (ac, hs): (Vec<&str>, Vec<&str>) =
+        (outputs[0].lines().collect(), outputs[1].lines().collect());
+    let first = ac.iter().zip(&hs).position(|(a, h)| a != h);
+    assert!(
+        ac.len() == hs.len() && first.is_none(),
+        "{} records with aho-corasick, {} with hyperscan; first difference at {first:?}:\n{:.400}\n{:.400}",
+        ac.len(),
+        hs.len(),
+        first.map_or("", |i| ac[i]),
+        first.map_or("", |i| hs[i]),
+    );
+}

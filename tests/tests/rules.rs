@@ -384,7 +384,13 @@ fn et_open_loads() {
     };
     files.sort();
     let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-    let set = RuleSet::load(&refs, &default_vars(), &Classifications::builtin()).expect("readable");
+    let set = RuleSet::load(
+        &refs,
+        &default_vars(),
+        &Classifications::builtin(),
+        precinct::detect::Matcher::Auto,
+    )
+    .expect("readable");
     let r = &set.report;
     assert!(
         r.loaded >= 24_500,

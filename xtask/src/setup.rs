@@ -28,6 +28,7 @@ const PACKAGES: &[&str] = &[
     "prometheus",     // promtool, and a real server scraping the agent in the metrics lab
     "redis-server",   // redis-server and redis-cli, started on loopback by the output tests
     "rsyslog",        // rsyslogd, started on loopback by the output tests
+    "libhyperscan5",  // Hyperscan, the rule prefilters' matcher (loaded at run time, as deployed)
 ];
 
 const LLVM_PACKAGES: &[&str] = &[

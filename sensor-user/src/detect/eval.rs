@@ -369,9 +369,25 @@ impl Detector {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
         let mut cands = std::mem::take(&mut self.scratch);
-        rules.candidates(
+        let ends = {
+            let (x, y) = ((p.src, p.sport), (p.dst, p.dport));
+            if x <= y {
+                (x, y)
+            } else {
+                (y, x)
+            }
+        };
+        let fresh = |c: &(u64, _, _)| c.0 == rules.id() && c.1 == ends;
+        if !flow.indexed.as_ref().is_some_and(fresh) {
+            let mut sigs = flow.indexed.take().map(|c| c.2).unwrap_or_default();
+            rules.indexed(ends, &mut sigs);
+            flow.indexed = Some((rules.id(), ends, sigs));
+        }
+        let indexed = flow.indexed.as_ref().map_or(&[][..], |c| &c.2[..]);
+        rules.candidates_with(
             p.inspect_payload.then_some(p.payload),
-            (p.src, p.dst, p.proto, p.to_server),
+            (p.proto, p.to_server),
+            indexed,
             &mut self.seen,
             &mut cands,
         );
@@ -441,6 +457,7 @@ impl Detector {
             tx_req,
             tx_resp,
             alerted,
+            indexed: _,
         } = flow;
         // A buffer both sides have (`ssh.proto`, `http.header`, …) means the side being
         // evaluated; the other side's value fills in buffers only it has.

@@ -8,6 +8,7 @@ pub mod addr;
 pub mod classification;
 pub mod eval;
 pub mod flow;
+pub mod hyperscan;
 pub mod matcher;
 pub mod parse;
 pub mod prefilter;
@@ -17,5 +18,6 @@ pub mod state;
 
 pub use crate::applayer::Buffer;
 pub use eval::{DetectStats, Detector, Hit, PacketInfo};
+pub use prefilter::Matcher;
 pub use ruleset::{LoadReport, RuleSet, Skipped};
 pub use state::FlowState;

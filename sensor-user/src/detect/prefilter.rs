@@ -8,14 +8,68 @@
 //! therefore not in the automaton: for each byte, the shortest run is looked for with
 //! `memchr`, and longer ones only when it is there. The automaton's own reports are
 //! deduplicated per pattern, so a pattern's rules are added once per buffer.
+//!
+//! Where the host has Hyperscan ([`super::hyperscan`]), the patterns are compiled into a
+//! Hyperscan database instead (`rules.matcher`): on the merged real-traffic corpus with ET
+//! Open it searches packet payloads several times faster than the automaton, as it does in
+//! Suricata, and reports each pattern once by construction.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde::Deserialize;
+
+use super::hyperscan::{self, Database, Scratch};
+
+/// The multi-pattern matcher the prefilters are built with (`rules.matcher`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Matcher {
+    /// Hyperscan where the host has it, Aho-Corasick otherwise.
+    #[default]
+    Auto,
+    /// Hyperscan; loading rules fails where the host does not have it.
+    Hyperscan,
+    /// The `aho-corasick` crate's automaton, whatever the host has.
+    AhoCorasick,
+}
+
+impl Matcher {
+    /// Whether prefilters should be compiled with Hyperscan.
+    fn hyperscan(self) -> bool {
+        self != Matcher::AhoCorasick && hyperscan::available().is_ok()
+    }
+
+    /// What prefilters built with this choice run on, for the load log and the doctor.
+    pub fn describe(self) -> String {
+        match (self, hyperscan::available()) {
+            (Matcher::AhoCorasick, _) => "aho-corasick (rules.matcher)".into(),
+            (_, Ok(v)) => format!("hyperscan {v}"),
+            (_, Err(why)) => format!("aho-corasick ({why})"),
+        }
+    }
+}
 
 /// The rules of one run length of one byte.
 type RunLen = (usize, Vec<u32>);
 
 /// One buffer's fast patterns, compiled.
-pub(super) struct Prefilter {
+pub(super) enum Prefilter {
+    /// An Aho-Corasick automaton and one-byte runs.
+    Ac(AcFilter),
+    /// A Hyperscan database.
+    Hs(HsFilter),
+}
+
+/// The patterns in a Hyperscan database.
+pub(super) struct HsFilter {
+    db: Database,
+    /// Pattern index to the signatures that use it.
+    sigs: Vec<Vec<u32>>,
+    /// Every signature of the prefilter: the candidates when a scan fails.
+    all: Vec<u32>,
+}
+
+/// The patterns in an Aho-Corasick automaton, one-byte runs apart.
+pub(super) struct AcFilter {
     /// Every pattern that is not a run of one byte (case-insensitive).
     automaton: Option<AhoCorasick>,
     /// Automaton pattern index to the signatures that use it.
@@ -24,11 +78,15 @@ pub(super) struct Prefilter {
     runs: Vec<(u8, Vec<RunLen>)>,
 }
 
-/// Per-scan marks of the patterns already reported, reused across buffers and packets.
+/// Per-scan marks of the patterns already reported and the Hyperscan scratch space, reused
+/// across buffers and packets (one per [`super::Detector`]).
 #[derive(Debug, Default)]
 pub struct Seen {
     stamp: u32,
     marks: Vec<u32>,
+    scratch: Scratch,
+    /// The rule set whose databases `scratch` was last fitted to.
+    pub(super) fitted: u64,
 }
 
 impl Seen {
@@ -86,9 +144,80 @@ fn has_run(hay: &[u8], b: u8, k: usize) -> bool {
 }
 
 impl Prefilter {
-    /// Compiles `(lowercased pattern, its signatures)` pairs; `None` when the automaton
-    /// cannot be built (it then finds nothing, as a missing prefilter does).
-    pub(super) fn build(patterns: Vec<(Vec<u8>, Vec<u32>)>) -> Option<Prefilter> {
+    /// Compiles `(lowercased pattern, its signatures)` pairs with `matcher`; `None` when
+    /// there are none or no matcher can be built (it then finds nothing, as a missing
+    /// prefilter does).
+    pub(super) fn build(patterns: Vec<(Vec<u8>, Vec<u32>)>, matcher: Matcher) -> Option<Prefilter> {
+        if patterns.is_empty() {
+            return None;
+        }
+        if matcher.hyperscan() {
+            let pats: Vec<Vec<u8>> = patterns.iter().map(|p| p.0.clone()).collect();
+            match Database::literals(&pats) {
+                Ok(db) => {
+                    let sigs: Vec<Vec<u32>> = patterns.into_iter().map(|p| p.1).collect();
+                    let mut all: Vec<u32> = sigs.iter().flatten().copied().collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    return Some(Prefilter::Hs(HsFilter { db, sigs, all }));
+                }
+                Err(why) => log::warn!(
+                    "Hyperscan could not compile {} patterns ({why}); using Aho-Corasick for them",
+                    pats.len()
+                ),
+            }
+        }
+        AcFilter::build(patterns).map(Prefilter::Ac)
+    }
+
+    /// Makes `scratch` fit for this prefilter's scans.
+    pub(super) fn fit(&self, seen: &mut Seen) {
+        if let Prefilter::Hs(h) = self {
+            if let Err(why) = seen.scratch.fit(&h.db) {
+                log::warn!("Hyperscan scratch space: {why}; its rules are evaluated in full");
+            }
+        }
+    }
+
+    /// Bytes the compiled patterns take (Hyperscan's database; 0 for the automaton).
+    pub(super) fn bytes(&self) -> usize {
+        match self {
+            Prefilter::Hs(h) => h.db.bytes(),
+            Prefilter::Ac(_) => 0,
+        }
+    }
+
+    /// Whether this prefilter runs on Hyperscan.
+    pub(super) fn is_hyperscan(&self) -> bool {
+        matches!(self, Prefilter::Hs(_))
+    }
+
+    /// Adds to `out` the signatures whose pattern occurs in `hay` (possibly with duplicates
+    /// across patterns; each pattern's once).
+    pub(super) fn scan(&self, hay: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
+        match self {
+            Prefilter::Ac(a) => a.scan(hay, seen, out),
+            Prefilter::Hs(h) => {
+                let sigs = &h.sigs;
+                let res = h.db.scan(hay, &mut seen.scratch, &mut |i| {
+                    out.extend_from_slice(&sigs[i as usize]);
+                });
+                if let Err(why) = res {
+                    // Nothing is known about the buffer: every rule is a candidate, so no
+                    // alert is lost, only time.
+                    static ONCE: std::sync::Once = std::sync::Once::new();
+                    ONCE.call_once(|| {
+                        log::warn!("Hyperscan scan failed ({why}); rules evaluated in full")
+                    });
+                    out.extend_from_slice(&h.all);
+                }
+            }
+        }
+    }
+}
+
+impl AcFilter {
+    fn build(patterns: Vec<(Vec<u8>, Vec<u32>)>) -> Option<AcFilter> {
         let mut pats = Vec::new();
         let mut sigs = Vec::new();
         let mut runs: Vec<(u8, Vec<RunLen>)> = Vec::new();
@@ -126,16 +255,14 @@ impl Prefilter {
                     .ok()?,
             )
         };
-        Some(Prefilter {
+        Some(AcFilter {
             automaton,
             sigs,
             runs,
         })
     }
 
-    /// Adds to `out` the signatures whose pattern occurs in `hay` (possibly with duplicates
-    /// across patterns; each pattern's once).
-    pub(super) fn scan(&self, hay: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
+    fn scan(&self, hay: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
         if let Some(a) = &self.automaton {
             seen.start(self.sigs.len());
             for m in a.find_overlapping_iter(hay) {
@@ -162,30 +289,70 @@ mod tests {
     use super::*;
 
     fn filter(pats: &[(&[u8], u32)]) -> Prefilter {
+        filter_with(pats, Matcher::AhoCorasick)
+    }
+
+    fn filter_with(pats: &[(&[u8], u32)], m: Matcher) -> Prefilter {
         Prefilter::build(
             pats.iter()
                 .map(|(p, s)| (p.to_ascii_lowercase(), vec![*s]))
                 .collect(),
+            m,
         )
         .expect("builds")
     }
 
     fn found(f: &Prefilter, hay: &[u8]) -> Vec<u32> {
+        let mut seen = Seen::default();
+        f.fit(&mut seen);
         let mut out = Vec::new();
-        f.scan(hay, &mut Seen::default(), &mut out);
+        f.scan(hay, &mut seen, &mut out);
         out.sort_unstable();
         out
     }
 
+    /// Both matchers (Hyperscan must be there: `cargo xtask setup` installs it).
+    const BOTH: [Matcher; 2] = [Matcher::AhoCorasick, Matcher::Hyperscan];
+
+    #[test]
+    fn each_matcher_is_what_was_asked_for() {
+        hyperscan::available().expect("Hyperscan (`cargo xtask setup` installs libhyperscan5)");
+        for m in BOTH {
+            let f = filter_with(&[(b"ab", 1)], m);
+            assert_eq!(f.is_hyperscan(), m == Matcher::Hyperscan, "{m:?}");
+        }
+        assert!(filter_with(&[(b"ab", 1)], Matcher::Auto).is_hyperscan());
+        assert!(Prefilter::build(Vec::new(), Matcher::Auto).is_none());
+    }
+
+    #[test]
+    fn a_failed_scan_makes_every_rule_a_candidate() {
+        let f = filter_with(&[(b"ab", 1), (b"cd", 2), (b"ef", 2)], Matcher::Hyperscan);
+        // A scratch never fitted to the database: the scan cannot run.
+        let mut out = Vec::new();
+        f.scan(b"nothing here", &mut Seen::default(), &mut out);
+        assert_eq!(out, vec![1, 2]);
+        assert_eq!(found(&f, b"nothing here"), Vec::<u32>::new());
+    }
+
     #[test]
     fn runs_of_one_byte_are_found_by_length_and_case() {
-        let f = filter(&[
-            (b"\0\0\0", 1),
-            (b"\0\0\0\0\0", 2),
-            (b"\x03", 3),
-            (b"AAAA", 4),
-            (b"evil", 5),
-        ]);
+        for m in BOTH {
+            runs_of_one_byte(m);
+        }
+    }
+
+    fn runs_of_one_byte(m: Matcher) {
+        let f = filter_with(
+            &[
+                (b"\0\0\0", 1),
+                (b"\0\0\0\0\0", 2),
+                (b"\x03", 3),
+                (b"AAAA", 4),
+                (b"evil", 5),
+            ],
+            m,
+        );
         assert_eq!(
             found(&f, b"x\0\0y\0\0\0z"),
             vec![1],
@@ -206,8 +373,15 @@ mod tests {
 
     #[test]
     fn each_pattern_reports_its_rules_once_per_buffer() {
-        let f = filter(&[(b"ab", 1), (b"bc", 2), (b"abc", 3)]);
+        for m in BOTH {
+            each_pattern_once(m);
+        }
+    }
+
+    fn each_pattern_once(m: Matcher) {
+        let f = filter_with(&[(b"ab", 1), (b"bc", 2), (b"abc", 3)], m);
         let mut seen = Seen::default();
+        f.fit(&mut seen);
         let mut out = Vec::new();
         f.scan(b"abcabcabcab", &mut seen, &mut out);
         out.sort_unstable();
@@ -223,7 +397,7 @@ mod tests {
         let f = filter(&[(b"ab", 1)]);
         let mut seen = Seen {
             stamp: u32::MAX - 1,
-            marks: Vec::new(),
+            ..Seen::default()
         };
         for _ in 0..4 {
             let mut out = Vec::new();

@@ -8,7 +8,7 @@ use std::{collections::HashMap, net::IpAddr, path::Path};
 use super::{
     classification::Classifications,
     parse::{parse_rule, split_rules},
-    prefilter::{Prefilter, Seen},
+    prefilter::{Matcher, Prefilter, Seen},
     sig::{compile, Action, CompileEnv, Flowbit, Refusal, Signature},
 };
 use crate::applayer::{buffer::PerBuffer, Buffer};
@@ -31,6 +31,12 @@ pub struct LoadReport {
     pub loaded: usize,
     /// Rules refused.
     pub skipped: Vec<Skipped>,
+    /// Prefilters compiled with Hyperscan, and in all.
+    pub prefilters_hyperscan: usize,
+    /// Prefilters in all.
+    pub prefilters: usize,
+    /// Bytes of the Hyperscan databases.
+    pub hyperscan_bytes: usize,
 }
 
 impl LoadReport {
@@ -102,6 +108,65 @@ impl AddrIndex {
     }
 }
 
+/// Signatures found by port: for rules without a pattern whose destination (or else source)
+/// port is a short list (the port-scan and service-access rules of public rule sets, which
+/// name `$HOME_NET` as the address and so gain nothing from the address index).
+#[derive(Default)]
+struct PortIndex {
+    by_port: HashMap<u16, Vec<u32>, ahash::RandomState>,
+}
+
+/// Ports a rule may list to be found by [`PortIndex`]; a longer list (`1024:`) is no index.
+const MAX_INDEXED_PORTS: usize = 256;
+
+impl PortIndex {
+    fn insert(&mut self, ranges: &[(u16, u16)], sig: u32) {
+        for &(lo, hi) in ranges {
+            for port in lo..=hi {
+                self.by_port.entry(port).or_default().push(sig);
+            }
+        }
+    }
+
+    fn lookup(&self, port: u16, out: &mut Vec<u32>) {
+        if let Some(sigs) = self.by_port.get(&port) {
+            out.extend_from_slice(sigs);
+        }
+    }
+}
+
+/// The ranges of a port expression that lists at most [`MAX_INDEXED_PORTS`] ports (no
+/// `any`, no negation).
+fn listed_ports(e: &super::addr::PortExpr) -> Option<Vec<(u16, u16)>> {
+    use super::addr::PortExpr;
+    fn walk(e: &PortExpr, out: &mut Vec<(u16, u16)>) -> bool {
+        match e {
+            PortExpr::Range(a, b) => {
+                out.push((*a.min(b), *a.max(b)));
+                true
+            }
+            PortExpr::Group(items) => items.iter().all(|i| walk(i, out)),
+            PortExpr::Any | PortExpr::Not(_) => false,
+        }
+    }
+    let mut out = Vec::new();
+    let count: usize = if walk(e, &mut out) {
+        out.iter().map(|(a, b)| usize::from(b - a) + 1).sum()
+    } else {
+        usize::MAX
+    };
+    (count <= MAX_INDEXED_PORTS).then_some(out)
+}
+
+/// Whether every network is narrow enough (an IPv4 /16 or IPv6 /48, or longer) for the
+/// address index to pick few rules: reputation lists are, `$HOME_NET`'s private ranges not.
+fn narrow(nets: &[(IpAddr, u8)]) -> bool {
+    nets.iter().all(|(ip, len)| match ip {
+        IpAddr::V4(_) => *len >= 16,
+        IpAddr::V6(_) => *len >= 48,
+    })
+}
+
 /// The networks of an address expression that lists only networks (no `any`, no negation).
 fn listed_networks(e: &super::addr::AddrExpr, out: &mut Vec<(IpAddr, u8)>) -> bool {
     use super::addr::AddrExpr;
@@ -158,6 +223,8 @@ pub struct RuleSet {
     always_app: Vec<u32>,
     /// Pattern-less packet rules found by the addresses they list.
     by_addr: AddrIndex,
+    /// Pattern-less packet rules found by the ports they list.
+    by_port: PortIndex,
     /// The load report.
     pub report: LoadReport,
     /// Distinguishes this set from every other one of the process (per-flow caches of
@@ -171,6 +238,7 @@ impl RuleSet {
         files: &[&Path],
         vars: &HashMap<String, String>,
         classes: &Classifications,
+        matcher: Matcher,
     ) -> anyhow::Result<RuleSet> {
         let mut texts = Vec::new();
         for f in files {
@@ -178,57 +246,36 @@ impl RuleSet {
                 .map_err(|e| anyhow::anyhow!("reading the rule file {}: {e}", f.display()))?;
             texts.push((f.display().to_string(), text));
         }
-        Ok(RuleSet::from_texts(&texts, vars, classes))
+        let (sigs, report) = compile_texts(&texts, vars, classes);
+        // The rule text is no longer needed: freeing it before the prefilters are compiled
+        // lets their (transient, tens of MiB) compile memory reuse it, which lowers the
+        // process's peak.
+        drop(texts);
+        Ok(RuleSet::index(sigs, report, matcher))
     }
 
-    /// Compiles rules from `(origin, text)` pairs.
+    /// Compiles rules from `(origin, text)` pairs, with the default matcher.
     pub fn from_texts(
         texts: &[(String, String)],
         vars: &HashMap<String, String>,
         classes: &Classifications,
     ) -> RuleSet {
-        let env = CompileEnv { vars, classes };
-        let mut report = LoadReport::default();
-        let mut sigs: Vec<Signature> = Vec::new();
-        let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
-        for (origin, text) in texts {
-            for rule in split_rules(text) {
-                let at = format!("{origin}:{}", rule.line);
-                let raw = match parse_rule(&rule.text) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        report.skipped.push(Skipped {
-                            origin: format!("{at}:{}", e.column),
-                            sid: None,
-                            reason: Refusal::Invalid(e.message),
-                        });
-                        continue;
-                    }
-                };
-                match compile(&raw, &env, &at) {
-                    Ok(sig) => {
-                        if let Some(&i) = seen.get(&(sig.gid, sig.sid)) {
-                            report.skipped.push(Skipped {
-                                origin: at,
-                                sid: Some(sig.sid),
-                                reason: Refusal::Invalid(format!(
-                                    "duplicate sid {} (first at {})",
-                                    sig.sid, sigs[i].origin
-                                )),
-                            });
-                            continue;
-                        }
-                        seen.insert((sig.gid, sig.sid), sigs.len());
-                        sigs.push(sig);
-                    }
-                    Err((sid, reason)) => report.skipped.push(Skipped {
-                        origin: at,
-                        sid,
-                        reason,
-                    }),
-                }
-            }
-        }
+        RuleSet::from_texts_with(texts, vars, classes, Matcher::Auto)
+    }
+
+    /// Compiles rules from `(origin, text)` pairs, the prefilters with `matcher`.
+    pub fn from_texts_with(
+        texts: &[(String, String)],
+        vars: &HashMap<String, String>,
+        classes: &Classifications,
+        matcher: Matcher,
+    ) -> RuleSet {
+        let (sigs, report) = compile_texts(texts, vars, classes);
+        RuleSet::index(sigs, report, matcher)
+    }
+
+    /// Orders compiled signatures for evaluation and builds their prefilters.
+    fn index(mut sigs: Vec<Signature>, mut report: LoadReport, matcher: Matcher) -> RuleSet {
         // Evaluation order: pass rules first, then rules that set flowbits, so that a bit set
         // by one rule is visible to another on the same packet.
         sigs.sort_by_key(|s| {
@@ -245,22 +292,27 @@ impl RuleSet {
         });
         report.loaded = sigs.len();
         // Per buffer: the distinct patterns, and the signatures using each.
-        type Patterns = (Vec<Vec<u8>>, Vec<Vec<u32>>);
+        /// A buffer's distinct patterns in first-use order, the signatures of each, and
+        /// where each pattern is (a linear search made loading ET Open quadratic).
+        #[derive(Default)]
+        struct Patterns {
+            pats: Vec<Vec<u8>>,
+            sigs: Vec<Vec<u32>>,
+            at: HashMap<Vec<u8>, usize>,
+        }
         let mut patterns: HashMap<Buffer, Patterns> = HashMap::new();
         let mut pkt_patterns: [Patterns; PKT_SLOTS] = Default::default();
-        let add = |entry: &mut Patterns, lower: &[u8], i: usize| match entry
-            .0
-            .iter()
-            .position(|p| p == lower)
-        {
-            Some(j) => entry.1[j].push(i as u32),
+        let add = |entry: &mut Patterns, lower: &[u8], i: usize| match entry.at.get(lower) {
+            Some(&j) => entry.sigs[j].push(i as u32),
             None => {
-                entry.0.push(lower.to_vec());
-                entry.1.push(vec![i as u32]);
+                entry.at.insert(lower.to_vec(), entry.pats.len());
+                entry.pats.push(lower.to_vec());
+                entry.sigs.push(vec![i as u32]);
             }
         };
         let mut always_pkt: [Vec<u32>; PKT_SLOTS] = Default::default();
         let mut by_addr = AddrIndex::default();
+        let mut by_port = PortIndex::default();
         let mut always_app = Vec::new();
         for (i, s) in sigs.iter().enumerate() {
             match &s.fast_pattern {
@@ -276,28 +328,51 @@ impl RuleSet {
                 }
                 None if s.is_app() => always_app.push(i as u32),
                 None => {
-                    let mut nets = Vec::new();
-                    if listed_networks(&s.src, &mut nets) || {
-                        nets.clear();
-                        listed_networks(&s.dst, &mut nets)
-                    } {
-                        for (ip, len) in nets {
-                            by_addr.insert(ip, len, i as u32);
+                    // The most selective index the rule's header allows: a side that lists
+                    // narrow networks, then a short port list, then a side that lists any
+                    // networks; else it is always a candidate.
+                    let side = |e: &super::addr::AddrExpr| {
+                        let mut nets = Vec::new();
+                        listed_networks(e, &mut nets).then_some(nets)
+                    };
+                    let (src, dst) = (side(&s.src), side(&s.dst));
+                    let narrow_nets = [&src, &dst]
+                        .into_iter()
+                        .flatten()
+                        .find(|n| narrow(n))
+                        .cloned();
+                    let ports = listed_ports(&s.dport).or_else(|| listed_ports(&s.sport));
+                    match (narrow_nets, ports, src.or(dst)) {
+                        (Some(nets), _, _) | (None, None, Some(nets)) => {
+                            for (ip, len) in nets {
+                                by_addr.insert(ip, len, i as u32);
+                            }
                         }
-                    } else {
-                        for slot in pkt_slots(s) {
-                            always_pkt[slot].push(i as u32);
+                        (None, Some(ports), _) => by_port.insert(&ports, i as u32),
+                        (None, None, None) => {
+                            for slot in pkt_slots(s) {
+                                always_pkt[slot].push(i as u32);
+                            }
                         }
                     }
                 }
             }
         }
         let mut prefilters: PerBuffer<Option<Prefilter>> = PerBuffer::default();
-        for (buf, (pats, ids)) in patterns {
-            prefilters[buf] = Prefilter::build(pats.into_iter().zip(ids).collect());
+        for (buf, p) in patterns {
+            prefilters[buf] = Prefilter::build(p.pats.into_iter().zip(p.sigs).collect(), matcher);
         }
-        let pkt_prefilters =
-            pkt_patterns.map(|(pats, ids)| Prefilter::build(pats.into_iter().zip(ids).collect()));
+        let pkt_prefilters = pkt_patterns
+            .map(|p| Prefilter::build(p.pats.into_iter().zip(p.sigs).collect(), matcher));
+        for p in prefilters
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .chain(pkt_prefilters.iter().flatten())
+        {
+            report.prefilters += 1;
+            report.prefilters_hyperscan += usize::from(p.is_hyperscan());
+            report.hyperscan_bytes += p.bytes();
+        }
         RuleSet {
             sigs,
             prefilters,
@@ -305,6 +380,7 @@ impl RuleSet {
             always_pkt,
             always_app,
             by_addr,
+            by_port,
             report,
             id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -328,34 +404,137 @@ impl RuleSet {
         &self.always_app
     }
 
+    /// Fits `seen`'s scratch space to this set's prefilters (once per set).
+    fn fit(&self, seen: &mut Seen) {
+        if seen.fitted == self.id {
+            return;
+        }
+        for p in self
+            .prefilters
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .chain(self.pkt_prefilters.iter().flatten())
+        {
+            p.fit(seen);
+        }
+        seen.fitted = self.id;
+    }
+
     /// Adds to `out` the app-layer rules whose fast pattern is in `data`, app buffer `b`.
     pub(super) fn scan(&self, b: Buffer, data: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
+        self.fit(seen);
         if let Some(p) = &self.prefilters[b] {
             p.scan(data, seen, out);
         }
     }
 
-    /// The packet rules worth evaluating in full on a packet from `a` to `b` of transport
-    /// `proto` (`to_server`: its direction) whose payload, when inspected, is `payload`.
+    /// The packet rules worth evaluating in full on a packet from `a` port `sp` to `b` port
+    /// `dp` of transport `proto` (`to_server`: its direction) whose payload, when inspected,
+    /// is `payload`.
+    #[cfg(test)]
     pub(super) fn candidates(
         &self,
         payload: Option<&[u8]>,
-        (a, b, proto, to_server): (IpAddr, IpAddr, u8, bool),
+        (a, sp, b, dp, proto, to_server): (IpAddr, u16, IpAddr, u16, u8, bool),
+        seen: &mut Seen,
+        out: &mut Vec<u32>,
+    ) {
+        let mut indexed = Vec::new();
+        self.indexed(((a, sp), (b, dp)), &mut indexed);
+        self.candidates_with(payload, (proto, to_server), &indexed, seen, out);
+    }
+
+    /// The pattern-less packet rules found by the addresses and ports of a packet's ends,
+    /// sorted and each once. Either end may be the one a rule lists (and `<>` rules swap
+    /// them), so the answer is the same for both directions of a flow.
+    pub(super) fn indexed(&self, ((a, sp), (b, dp)): Ends, out: &mut Vec<u32>) {
+        out.clear();
+        self.by_addr.lookup(a, out);
+        self.by_addr.lookup(b, out);
+        self.by_port.lookup(sp, out);
+        if dp != sp {
+            self.by_port.lookup(dp, out);
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// The packet rules worth evaluating in full on a packet of transport `proto` (its
+    /// direction `to_server`) whose ends' indexed rules are `indexed` ([`RuleSet::indexed`])
+    /// and whose payload, when inspected, is `payload`.
+    pub(super) fn candidates_with(
+        &self,
+        payload: Option<&[u8]>,
+        (proto, to_server): (u8, bool),
+        indexed: &[u32],
         seen: &mut Seen,
         out: &mut Vec<u32>,
     ) {
         out.clear();
+        self.fit(seen);
         let slot = pkt_slot(proto, to_server);
         out.extend_from_slice(&self.always_pkt[slot]);
-        // Either address may be the one a rule lists (and `<>` rules swap them).
-        self.by_addr.lookup(a, out);
-        self.by_addr.lookup(b, out);
+        out.extend_from_slice(indexed);
         if let (Some(data), Some(p)) = (payload, &self.pkt_prefilters[slot]) {
             p.scan(data, seen, out);
         }
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// A packet's two ends, (address, port) each.
+pub(super) type Ends = ((IpAddr, u16), (IpAddr, u16));
+
+/// Compiles the rules of `(origin, text)` pairs, in order; the refused ones are in the report.
+fn compile_texts(
+    texts: &[(String, String)],
+    vars: &HashMap<String, String>,
+    classes: &Classifications,
+) -> (Vec<Signature>, LoadReport) {
+    let env = CompileEnv { vars, classes };
+    let mut report = LoadReport::default();
+    let mut sigs: Vec<Signature> = Vec::new();
+    let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
+    for (origin, text) in texts {
+        for rule in split_rules(text) {
+            let at = format!("{origin}:{}", rule.line);
+            let raw = match parse_rule(&rule.text) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.skipped.push(Skipped {
+                        origin: format!("{at}:{}", e.column),
+                        sid: None,
+                        reason: Refusal::Invalid(e.message),
+                    });
+                    continue;
+                }
+            };
+            match compile(&raw, &env, &at) {
+                Ok(sig) => {
+                    if let Some(&i) = seen.get(&(sig.gid, sig.sid)) {
+                        report.skipped.push(Skipped {
+                            origin: at,
+                            sid: Some(sig.sid),
+                            reason: Refusal::Invalid(format!(
+                                "duplicate sid {} (first at {})",
+                                sig.sid, sigs[i].origin
+                            )),
+                        });
+                        continue;
+                    }
+                    seen.insert((sig.gid, sig.sid), sigs.len());
+                    sigs.push(sig);
+                }
+                Err((sid, reason)) => report.skipped.push(Skipped {
+                    origin: at,
+                    sid,
+                    reason,
+                }),
+            }
+        }
+    }
+    (sigs, report)
 }
 
 #[cfg(test)]
@@ -392,11 +571,16 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        s.candidates(Some(&b"xx evil xx"[..]), (a, b, 6, true), seen, &mut out);
+        s.candidates(
+            Some(&b"xx evil xx"[..]),
+            (a, 1024, b, 80, 6, true),
+            seen,
+            &mut out,
+        );
         assert_eq!(sids(&s, &out), vec![1], "case-insensitive prefilter");
         s.candidates(
             Some(&b"a longer pattern"[..]),
-            (a, b, 6, true),
+            (a, 1024, b, 80, 6, true),
             seen,
             &mut out,
         );
@@ -405,7 +589,12 @@ alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
             vec![2],
             "the longest content is the fast pattern"
         );
-        s.candidates(Some(&b"/admin"[..]), (a, b, 6, true), seen, &mut out);
+        s.candidates(
+            Some(&b"/admin"[..]),
+            (a, 1024, b, 80, 6, true),
+            seen,
+            &mut out,
+        );
         assert!(
             out.is_empty(),
             "a URI pattern is not looked for in the payload"
@@ -432,15 +621,15 @@ alert tcp any any -> any any (msg:"replies, no pattern"; flow:to_client; dsize:>
         let seen = &mut Seen::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let evil: &[u8] = b"an evil payload";
-        s.candidates(Some(evil), (a, b, 6, true), seen, &mut out);
+        s.candidates(Some(evil), (a, 1024, b, 80, 6, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![1, 3, 5], "TCP to the server");
-        s.candidates(Some(evil), (a, b, 6, false), seen, &mut out);
+        s.candidates(Some(evil), (a, 1024, b, 80, 6, false), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![2, 3, 5, 8], "TCP to the client");
-        s.candidates(Some(evil), (a, b, 17, true), seen, &mut out);
+        s.candidates(Some(evil), (a, 1024, b, 53, 17, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![4, 5]);
-        s.candidates(Some(evil), (a, b, 58, false), seen, &mut out);
+        s.candidates(Some(evil), (a, 0, b, 0, 58, false), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![5, 6, 7], "ICMPv6 takes the ICMP rules");
-        s.candidates(Some(evil), (a, b, 47, true), seen, &mut out);
+        s.candidates(Some(evil), (a, 0, b, 0, 47, true), seen, &mut out);
         assert_eq!(
             sids(&s, &out),
             vec![5, 6, 7],
@@ -461,21 +650,87 @@ alert http any any -> any any (msg:"app, no pattern"; urilen:>500; sid:14;)
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        s.candidates(None, (a, b, 1, true), seen, &mut out);
+        s.candidates(None, (a, 0, b, 0, 1, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13]);
-        s.candidates(None, (a, b, 58, true), seen, &mut out);
+        s.candidates(None, (a, 0, b, 0, 58, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![10, 13], "ICMPv6 takes the ICMP rules");
-        s.candidates(None, (a, b, 17, true), seen, &mut out);
+        s.candidates(None, (a, 1024, b, 53, 17, true), seen, &mut out);
         assert_eq!(sids(&s, &out), vec![11, 13]);
         // Either side of the packet may be the listed one.
-        s.candidates(None, (a, ip("198.51.100.9"), 6, true), seen, &mut out);
+        s.candidates(
+            None,
+            (a, 1024, ip("198.51.100.9"), 80, 6, true),
+            seen,
+            &mut out,
+        );
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(None, (ip("203.0.113.7"), b, 6, true), seen, &mut out);
+        s.candidates(
+            None,
+            (ip("203.0.113.7"), 1024, b, 80, 6, true),
+            seen,
+            &mut out,
+        );
         assert_eq!(sids(&s, &out), vec![12, 13]);
-        s.candidates(None, (ip("203.0.113.8"), b, 6, true), seen, &mut out);
+        s.candidates(
+            None,
+            (ip("203.0.113.8"), 1024, b, 80, 6, true),
+            seen,
+            &mut out,
+        );
         assert_eq!(sids(&s, &out), vec![13]);
         // App-layer evaluation sees only app rules.
         assert_eq!(sids(&s, s.always_app()), vec![14]);
+    }
+
+    #[test]
+    fn rules_without_patterns_that_list_few_ports_are_found_by_port() {
+        let s = set(r#"
+alert tcp $HOME_NET any -> any 445 (msg:"to 445"; flags:S; sid:20;)
+alert tcp $EXTERNAL_NET any -> $HOME_NET [5900:5920,3389] (msg:"remote desktops"; sid:21;)
+alert tcp any 3389 -> any any (msg:"from 3389"; sid:22;)
+alert tcp 198.51.100.7 any -> any 22 (msg:"narrow network and a port"; sid:23;)
+alert ip $HOME_NET any -> [192.0.2.66] any (msg:"a wide side and a narrow one"; sid:26;)
+alert tcp any any -> any 1024: (msg:"too many ports to index"; sid:24;)
+alert tcp any any <> any 445 (msg:"either way"; sid:25;)
+"#);
+        assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
+        let mut out = Vec::new();
+        let seen = &mut Seen::default();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        s.candidates(None, (a, 40000, b, 445, 6, true), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![20, 24, 25]);
+        s.candidates(None, (b, 445, a, 40000, 6, false), seen, &mut out);
+        assert_eq!(
+            sids(&s, &out),
+            vec![20, 24, 25],
+            "either port may be listed"
+        );
+        s.candidates(None, (a, 40000, b, 5910, 6, true), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![21, 24], "a port in a listed range");
+        s.candidates(None, (a, 3389, b, 40000, 6, true), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![21, 22, 24]);
+        s.candidates(None, (a, 40000, b, 22, 6, true), seen, &mut out);
+        assert_eq!(
+            sids(&s, &out),
+            vec![24],
+            "found by its network, not its port"
+        );
+        s.candidates(
+            None,
+            (ip("198.51.100.7"), 40000, b, 22, 6, true),
+            seen,
+            &mut out,
+        );
+        assert_eq!(sids(&s, &out), vec![23, 24]);
+        s.candidates(None, (a, 40000, b, 80, 6, true), seen, &mut out);
+        assert_eq!(sids(&s, &out), vec![24], "not found by $HOME_NET");
+        s.candidates(
+            None,
+            (a, 40000, ip("192.0.2.66"), 80, 6, true),
+            seen,
+            &mut out,
+        );
+        assert_eq!(sids(&s, &out), vec![24, 26], "found by the narrow side");
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn checks(ifaces: &[String]) -> Vec<Check> {
         bpffs_check(&read("/proc/self/mounts")),
         privileges_check(euid(), &read("/proc/self/status"), kernel),
         memlock_check(kernel, memlock_limit()),
+        matcher_check(crate::detect::hyperscan::available()),
     ];
     if ifaces.is_empty() {
         out.push(Check {
@@ -189,6 +190,27 @@ fn btf_check(vmlinux_exists: bool) -> Check {
             ),
             fix: Some("use a kernel built with CONFIG_DEBUG_INFO_BTF=y".to_owned()),
         }
+    }
+}
+
+/// Whether the rule prefilters can use Hyperscan (`rules.matcher = "auto"` falls back to
+/// Aho-Corasick, correct but several times slower with a large rule set).
+fn matcher_check(hyperscan: Result<&str, &str>) -> Check {
+    match hyperscan {
+        Ok(version) => Check {
+            name: "matcher",
+            status: Status::Ok,
+            detail: format!("rule prefilters on Hyperscan {version}"),
+            fix: None,
+        },
+        Err(why) => Check {
+            name: "matcher",
+            status: Status::Warn,
+            detail: format!("rule prefilters on Aho-Corasick: {why}"),
+            fix: Some(
+                "apt-get install libhyperscan5 (x86-64 with SSSE3) for faster detection".to_owned(),
+            ),
+        },
     }
 }
 

@@ -419,3 +419,31 @@ fn report_format_and_result() {
     assert!(!report(&failing, &mut out).unwrap());
     assert_eq!(String::from_utf8(out).unwrap(), "[FAIL] privileges no\n");
 }
+
+#[test]
+fn matcher_check_warns_with_the_fix_when_hyperscan_is_missing() {
+    let ok = matcher_check(Ok("5.4.0 2021-01-26"));
+    assert_eq!(ok.status, Status::Ok);
+    assert!(ok.detail.contains("Hyperscan 5.4.0"), "{}", ok.detail);
+    assert!(ok.fix.is_none());
+    let missing = matcher_check(Err("Hyperscan is not installed (libhs.so.5: not found)"));
+    assert_eq!(
+        missing.status,
+        Status::Warn,
+        "detection still works, slower"
+    );
+    assert!(
+        missing.detail.contains("Aho-Corasick"),
+        "{}",
+        missing.detail
+    );
+    assert!(missing.detail.contains("libhs.so.5"), "{}", missing.detail);
+    assert!(
+        missing
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("libhyperscan5")),
+        "{:?}",
+        missing.fix
+    );
+}
