@@ -254,6 +254,7 @@ impl HttpParser {
                             let tx = Tx {
                                 id: self.next_id,
                                 request_done: true,
+                                unrequested: true,
                                 ..Tx::default()
                             };
                             self.next_id += 1;

@@ -284,3 +284,34 @@ fn responses_carry_on_at_the_next_status_line_after_a_gap() {
     assert_eq!(out.records.len(), 1);
     assert_eq!(out.records[0].object["status"], 204);
 }
+
+#[test]
+fn a_response_without_a_request_is_logged_with_libhtps_placeholder_uri() {
+    // One request, two responses: the second answers nothing seen.
+    let out = run(&[
+        (Dir::ToServer, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (
+            Dir::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nno",
+        ),
+    ]);
+    assert_eq!(out.records.len(), 2, "{:?}", out.records);
+    let paired = &out.records[0].object;
+    assert_eq!(paired["url"], "/a");
+    assert_eq!(
+        paired["http_port"],
+        serde_json::Value::Null,
+        "no port in the Host header"
+    );
+    let lone = &out.records[1].object;
+    assert_eq!(lone["url"], "/libhtp::request_uri_not_seen");
+    assert_eq!(lone["http_port"], 0);
+    assert_eq!(lone["status"], 404);
+    assert_eq!(lone["http_content_type"], "text/html");
+    assert_eq!(lone["length"], 2);
+    assert_eq!(lone.get("http_method"), None);
+    assert_eq!(lone.get("hostname"), None);
+    assert!(out
+        .anomalies
+        .contains(&"UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
+}

@@ -19,7 +19,14 @@ pub(super) struct Tx {
     pub(super) response_body_len: u64,
     pub(super) response_body: Vec<u8>,
     pub(super) response_done: bool,
+    /// Made for a response no request was seen for: its record carries libhtp's placeholder
+    /// URI (and port 0), as Suricata writes it, so SOC searches for it find Precinct's too.
+    pub(super) unrequested: bool,
 }
+
+/// The URI libhtp (and so Suricata) gives a transaction made for a response without a
+/// request.
+pub(super) const URI_NOT_SEEN: &str = "/libhtp::request_uri_not_seen";
 
 impl Tx {
     pub(super) fn header<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
@@ -66,6 +73,9 @@ impl Tx {
         }
         if !self.uri.is_empty() {
             h.insert("url".into(), json!(text(&self.uri)));
+        } else if self.unrequested {
+            h.insert("http_port".into(), json!(0));
+            h.insert("url".into(), json!(URI_NOT_SEEN));
         }
         if let Some(ua) = Tx::header(&self.request_headers, "user-agent") {
             h.insert("http_user_agent".into(), json!(text(ua)));
