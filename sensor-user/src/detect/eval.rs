@@ -369,21 +369,7 @@ impl Detector {
             bufs[Buffer::Pkt] = Some(p.payload);
         }
         let mut cands = std::mem::take(&mut self.scratch);
-        let ends = {
-            let (x, y) = ((p.src, p.sport), (p.dst, p.dport));
-            if x <= y {
-                (x, y)
-            } else {
-                (y, x)
-            }
-        };
-        let fresh = |c: &(u64, _, _)| c.0 == rules.id() && c.1 == ends;
-        if !flow.indexed.as_ref().is_some_and(fresh) {
-            let mut sigs = flow.indexed.take().map(|c| c.2).unwrap_or_default();
-            rules.indexed(ends, &mut sigs);
-            flow.indexed = Some((rules.id(), ends, sigs));
-        }
-        let indexed = flow.indexed.as_ref().map_or(&[][..], |c| &c.2[..]);
+        let indexed = rules.indexed_for(&mut flow.indexed, (p.src, p.sport), (p.dst, p.dport));
         rules.candidates_with(
             p.inspect_payload.then_some(p.payload),
             (p.proto, p.to_server),

@@ -144,18 +144,20 @@ fn has_run(hay: &[u8], b: u8, k: usize) -> bool {
 }
 
 impl Prefilter {
-    /// Compiles `(lowercased pattern, its signatures)` pairs with `matcher`; `None` when
-    /// there are none or no matcher can be built (it then finds nothing, as a missing
-    /// prefilter does).
-    pub(super) fn build(patterns: Vec<(Vec<u8>, Vec<u32>)>, matcher: Matcher) -> Option<Prefilter> {
-        if patterns.is_empty() {
+    /// Compiles lowercased patterns, `sigs[i]` the signatures of `pats[i]`, with `matcher`;
+    /// `None` when there are none or no matcher can be built (it then finds nothing, as a
+    /// missing prefilter does).
+    pub(super) fn build(
+        pats: Vec<Vec<u8>>,
+        sigs: Vec<Vec<u32>>,
+        matcher: Matcher,
+    ) -> Option<Prefilter> {
+        if pats.is_empty() {
             return None;
         }
         if matcher.hyperscan() {
-            let pats: Vec<Vec<u8>> = patterns.iter().map(|p| p.0.clone()).collect();
             match Database::literals(&pats) {
                 Ok(db) => {
-                    let sigs: Vec<Vec<u32>> = patterns.into_iter().map(|p| p.1).collect();
                     let mut all: Vec<u32> = sigs.iter().flatten().copied().collect();
                     all.sort_unstable();
                     all.dedup();
@@ -167,7 +169,7 @@ impl Prefilter {
                 ),
             }
         }
-        AcFilter::build(patterns).map(Prefilter::Ac)
+        AcFilter::build(pats.into_iter().zip(sigs).collect()).map(Prefilter::Ac)
     }
 
     /// Makes `scratch` fit for this prefilter's scans.
@@ -293,13 +295,11 @@ mod tests {
     }
 
     fn filter_with(pats: &[(&[u8], u32)], m: Matcher) -> Prefilter {
-        Prefilter::build(
-            pats.iter()
-                .map(|(p, s)| (p.to_ascii_lowercase(), vec![*s]))
-                .collect(),
-            m,
-        )
-        .expect("builds")
+        let (lower, sigs) = pats
+            .iter()
+            .map(|(p, s)| (p.to_ascii_lowercase(), vec![*s]))
+            .unzip();
+        Prefilter::build(lower, sigs, m).expect("builds")
     }
 
     fn found(f: &Prefilter, hay: &[u8]) -> Vec<u32> {
@@ -322,7 +322,7 @@ mod tests {
             assert_eq!(f.is_hyperscan(), m == Matcher::Hyperscan, "{m:?}");
         }
         assert!(filter_with(&[(b"ab", 1)], Matcher::Auto).is_hyperscan());
-        assert!(Prefilter::build(Vec::new(), Matcher::Auto).is_none());
+        assert!(Prefilter::build(Vec::new(), Vec::new(), Matcher::Auto).is_none());
     }
 
     #[test]

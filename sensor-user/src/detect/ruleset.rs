@@ -254,24 +254,14 @@ impl RuleSet {
         Ok(RuleSet::index(sigs, report, matcher))
     }
 
-    /// Compiles rules from `(origin, text)` pairs, with the default matcher.
+    /// Compiles rules from `(origin, text)` pairs, the prefilters with the default matcher.
     pub fn from_texts(
         texts: &[(String, String)],
         vars: &HashMap<String, String>,
         classes: &Classifications,
     ) -> RuleSet {
-        RuleSet::from_texts_with(texts, vars, classes, Matcher::Auto)
-    }
-
-    /// Compiles rules from `(origin, text)` pairs, the prefilters with `matcher`.
-    pub fn from_texts_with(
-        texts: &[(String, String)],
-        vars: &HashMap<String, String>,
-        classes: &Classifications,
-        matcher: Matcher,
-    ) -> RuleSet {
         let (sigs, report) = compile_texts(texts, vars, classes);
-        RuleSet::index(sigs, report, matcher)
+        RuleSet::index(sigs, report, Matcher::Auto)
     }
 
     /// Orders compiled signatures for evaluation and builds their prefilters.
@@ -360,20 +350,10 @@ impl RuleSet {
         }
         let mut prefilters: PerBuffer<Option<Prefilter>> = PerBuffer::default();
         for (buf, p) in patterns {
-            prefilters[buf] = Prefilter::build(p.pats.into_iter().zip(p.sigs).collect(), matcher);
+            prefilters[buf] = Prefilter::build(p.pats, p.sigs, matcher);
         }
-        let pkt_prefilters = pkt_patterns
-            .map(|p| Prefilter::build(p.pats.into_iter().zip(p.sigs).collect(), matcher));
-        for p in prefilters
-            .iter()
-            .filter_map(|(_, p)| p.as_ref())
-            .chain(pkt_prefilters.iter().flatten())
-        {
-            report.prefilters += 1;
-            report.prefilters_hyperscan += usize::from(p.is_hyperscan());
-            report.hyperscan_bytes += p.bytes();
-        }
-        RuleSet {
+        let pkt_prefilters = pkt_patterns.map(|p| Prefilter::build(p.pats, p.sigs, matcher));
+        let mut set = RuleSet {
             sigs,
             prefilters,
             pkt_prefilters,
@@ -386,7 +366,24 @@ impl RuleSet {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             },
+        };
+        let (mut n, mut hs, mut bytes) = (0, 0, 0);
+        for p in set.each_prefilter() {
+            n += 1;
+            hs += usize::from(p.is_hyperscan());
+            bytes += p.bytes();
         }
+        (set.report.prefilters, set.report.prefilters_hyperscan) = (n, hs);
+        set.report.hyperscan_bytes = bytes;
+        set
+    }
+
+    /// Every prefilter of the set: app-layer buffers' and packet slots'.
+    fn each_prefilter(&self) -> impl Iterator<Item = &Prefilter> {
+        self.prefilters
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .chain(self.pkt_prefilters.iter().flatten())
     }
 
     /// The signatures, in evaluation order.
@@ -409,12 +406,7 @@ impl RuleSet {
         if seen.fitted == self.id {
             return;
         }
-        for p in self
-            .prefilters
-            .iter()
-            .filter_map(|(_, p)| p.as_ref())
-            .chain(self.pkt_prefilters.iter().flatten())
-        {
+        for p in self.each_prefilter() {
             p.fit(seen);
         }
         seen.fitted = self.id;
@@ -457,6 +449,25 @@ impl RuleSet {
         }
         out.sort_unstable();
         out.dedup();
+    }
+
+    /// [`RuleSet::indexed`] for a packet from `src` to `dst`, kept in `cache` (a flow's: the
+    /// set's id, its ends in a fixed order, the rules) and looked up again only when the set
+    /// or the ends change.
+    pub(super) fn indexed_for<'c>(
+        &self,
+        cache: &'c mut Option<(u64, Ends, Vec<u32>)>,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+    ) -> &'c [u32] {
+        let ends = if src <= dst { (src, dst) } else { (dst, src) };
+        let fresh = matches!(cache, Some((id, e, _)) if *id == self.id && *e == ends);
+        if !fresh {
+            let mut sigs = cache.take().map(|c| c.2).unwrap_or_default();
+            self.indexed(ends, &mut sigs);
+            *cache = Some((self.id, ends, sigs));
+        }
+        cache.as_ref().map_or(&[], |c| &c.2)
     }
 
     /// The packet rules worth evaluating in full on a packet of transport `proto` (its
