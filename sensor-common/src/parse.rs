@@ -89,6 +89,11 @@ pub mod ipproto {
     pub const AH: u8 = 51;
     /// Stream Control Transmission Protocol.
     pub const SCTP: u8 = 132;
+
+    /// Transports whose flows are told apart by ports (the parser reads them).
+    pub const fn has_ports(proto: u8) -> bool {
+        matches!(proto, TCP | UDP | SCTP)
+    }
     /// ICMPv6.
     pub const ICMPV6: u8 = 58;
     /// IPv6 "no next header".
@@ -144,11 +149,13 @@ pub enum Outcome {
     TruncatedLinkLayer,
     /// More than [`MAX_LINK_LAYERS`] link-layer headers (tags, labels, shims) before IP.
     TooManyLinkLayers,
+    /// SCTP common header (12 bytes) cut short.
+    TruncatedSctp,
 }
 
 impl Outcome {
     /// Number of outcomes; counters reserve this many slots.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// Every outcome, in discriminant order.
     pub const ALL: [Outcome; Outcome::COUNT] = [
@@ -172,6 +179,7 @@ impl Outcome {
         Outcome::TruncatedIcmpv6,
         Outcome::TruncatedLinkLayer,
         Outcome::TooManyLinkLayers,
+        Outcome::TruncatedSctp,
     ];
 
     /// snake_case name used in metric labels and logs.
@@ -197,6 +205,7 @@ impl Outcome {
             Outcome::TruncatedIcmpv6 => "truncated_icmpv6",
             Outcome::TruncatedLinkLayer => "truncated_link_layer",
             Outcome::TooManyLinkLayers => "too_many_link_layers",
+            Outcome::TruncatedSctp => "truncated_sctp",
         }
     }
 }
@@ -658,6 +667,17 @@ fn parse_l4<P: Packet + ?Sized>(pkt: &P, off: usize, p: &mut Parsed) {
             p.sport = be16([u[0], u[1]]);
             p.dport = be16([u[2], u[3]]);
             p.payload_off = (off + 8) as u32;
+        }
+        ipproto::SCTP => {
+            // The common header: ports, verification tag, checksum; chunks follow. SCTP
+            // associations are flows by their ports, as TCP connections are.
+            let (Some(s), true) = (pkt.load::<4>(off), off + 12 <= pkt.len()) else {
+                p.outcome = Outcome::TruncatedSctp;
+                return;
+            };
+            p.sport = be16([s[0], s[1]]);
+            p.dport = be16([s[2], s[3]]);
+            p.payload_off = (off + 12) as u32;
         }
         ipproto::ICMP | ipproto::ICMPV6 => {
             let Some(i) = pkt.load::<8>(off) else {

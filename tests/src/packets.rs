@@ -201,6 +201,25 @@ pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     u
 }
 
+/// SCTP packet: the common header (ports, verification tag, checksum left 0) and one DATA
+/// chunk carrying `payload` (RFC 9260 §3).
+pub fn sctp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut s = Vec::with_capacity(28 + payload.len());
+    s.extend_from_slice(&sport.to_be_bytes());
+    s.extend_from_slice(&dport.to_be_bytes());
+    s.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    s.extend_from_slice(&[0, 0, 0, 0]);
+    // DATA: type 0, flags B|E, length, TSN, stream id, stream sequence, payload protocol id.
+    s.extend_from_slice(&[0, 0x03]);
+    s.extend_from_slice(&((16 + payload.len()) as u16).to_be_bytes());
+    s.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    s.extend_from_slice(payload);
+    while s.len() % 4 != 0 {
+        s.push(0);
+    }
+    s
+}
+
 /// ICMP or ICMPv6 message with identifier and sequence (meaningful for echo).
 pub fn icmp(kind: u8, code: u8, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut i = vec![kind, code, 0, 0];
@@ -268,6 +287,7 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
         v4_frame(b, a, 1, &icmp(3, 3, 0, 0, &[0u8; 28])),
     );
     add("ipv4_gre", v4_frame(a, b, 47, &[0u8; 24]));
+    add("ipv4_sctp", v4_frame(a, b, 132, &sctp(2905, 2905, b"m3ua")));
     let mut opt = V4::new(a, b, 17);
     opt.options = vec![0x94, 0x04, 0, 0, 1, 1, 1, 0];
     add(
@@ -475,6 +495,10 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     bad_doff[14 + 20 + 12] = 0x20;
     add("bad_tcp_data_offset", bad_doff);
     add("truncated_udp", v4_frame(a, b, 17, &udp(1, 2, &[])[..5]));
+    add(
+        "truncated_sctp",
+        v4_frame(a, b, 132, &sctp(1, 2, &[])[..11]),
+    );
     add(
         "truncated_icmp",
         v4_frame(a, b, 1, &icmp(8, 0, 1, 1, &[])[..3]),

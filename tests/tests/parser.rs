@@ -33,6 +33,7 @@ fn every_corpus_frame_has_the_expected_outcome() {
         ("ipv4_icmp_reply", Ok),
         ("ipv4_icmp_unreach", Ok),
         ("ipv4_gre", Ok),
+        ("ipv4_sctp", Ok),
         ("ipv4_options_udp", Ok),
         ("ipv4_frag_first", Ok),
         ("ipv4_frag_later", Ok),
@@ -71,6 +72,7 @@ fn every_corpus_frame_has_the_expected_outcome() {
         ("truncated_tcp", TruncatedTcp),
         ("bad_tcp_data_offset", BadTcpHeaderLength),
         ("truncated_udp", TruncatedUdp),
+        ("truncated_sctp", TruncatedSctp),
         ("truncated_icmp", TruncatedIcmp),
         ("truncated_icmpv6", TruncatedIcmpv6),
         ("truncated_ipv6", TruncatedIpv6),
@@ -101,6 +103,42 @@ fn ipv4_tcp_fields() {
     assert_eq!(p.ttl, 64);
     assert_eq!((p.l3_off, p.l4_off, p.payload_off), (14, 34, 54));
     assert_eq!(p.fragment, Fragment::None);
+}
+
+#[test]
+fn sctp_associations_are_keyed_by_their_ports() {
+    let p = parsed("ipv4_sctp");
+    assert_eq!(p.proto, 132);
+    assert_eq!((p.sport, p.dport), (2905, 2905));
+    assert_eq!(
+        (p.l4_off, p.payload_off),
+        (34, 46),
+        "payload after the 12-byte header"
+    );
+    // Two associations between the same hosts are two flows, as two TCP connections are.
+    let a = packets::v4_frame(
+        [192, 0, 2, 1],
+        [192, 0, 2, 2],
+        132,
+        &packets::sctp(5000, 36412, b""),
+    );
+    let b = packets::v4_frame(
+        [192, 0, 2, 1],
+        [192, 0, 2, 2],
+        132,
+        &packets::sctp(5001, 36412, b""),
+    );
+    let (ka, _) = FlowKey::from_parsed(&parse(a.as_slice()), 2);
+    let (kb, _) = FlowKey::from_parsed(&parse(b.as_slice()), 2);
+    assert_ne!(ka, kb);
+    let reply = packets::v4_frame(
+        [192, 0, 2, 2],
+        [192, 0, 2, 1],
+        132,
+        &packets::sctp(36412, 5000, b""),
+    );
+    let (kr, _) = FlowKey::from_parsed(&parse(reply.as_slice()), 2);
+    assert_eq!(ka, kr, "both directions of an association are one flow");
 }
 
 #[test]

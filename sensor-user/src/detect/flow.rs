@@ -180,7 +180,7 @@ impl Detection {
         let p = pkt.p;
         // After the app layer, which may have turned the flow around.
         let to_server = usize::from(facts.stats.client_dir) == pkt.dir;
-        let has_ports = matches!(facts.key.proto, ipproto::TCP | ipproto::UDP);
+        let has_ports = ipproto::has_ports(facts.key.proto);
         let info = PacketInfo {
             ts_ns: pkt.ts_ns,
             src: flows::ip_of(p.family, &p.src),

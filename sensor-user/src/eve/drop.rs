@@ -115,7 +115,7 @@ pub fn drop_record<'a>(
     // A frame cut before its transport header has no transport fields to report: the parser
     // leaves the transport offset at 0, and reading there would report Ethernet bytes.
     let l4_parsed = p.l4_off != 0;
-    let ports = matches!(p.proto, ipproto::TCP | ipproto::UDP) && l4_parsed;
+    let ports = ipproto::has_ports(p.proto) && l4_parsed;
     let icmp = matches!(p.proto, ipproto::ICMP | ipproto::ICMPV6);
     let l3 = p.l3_off as usize;
     let byte = |i: usize| frame.get(l3 + i).copied().unwrap_or(0);

@@ -161,7 +161,7 @@ pub fn flow_record<'a>(
     let start = clock.unix_ns(s.first_ns);
     let end = clock.unix_ns(s.last_ns);
     let is_icmp = key.proto == ipproto::ICMP || key.proto == ipproto::ICMPV6;
-    let has_ports = matches!(key.proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP);
+    let has_ports = ipproto::has_ports(key.proto);
     let (cid_sport, cid_dport) = if is_icmp {
         (u16::from(s.icmp_type[ts]), u16::from(s.icmp_code[ts]))
     } else {

@@ -340,6 +340,7 @@ fn proto_spec(p: &str) -> Result<ProtoSpec, Refusal> {
         "ip" | "ipv4" | "ipv6" | "pkthdr" => (None, None),
         "tcp" | "tcp-pkt" | "tcp-stream" => (Some(6), None),
         "udp" => (Some(17), None),
+        "sctp" => (Some(132), None),
         "icmp" | "icmpv4" | "icmpv6" => (Some(1), None),
         "http" | "http1" => (Some(6), Some("http")),
         "tls" | "ssl" => (Some(6), Some("tls")),
