@@ -38,8 +38,8 @@ enum Inner {
     Pcap(pcap::PcapFile<Source>),
     PcapNg {
         reader: Box<PcapNgReader<Source>>,
-        /// (link type, ns per timestamp unit) per interface of the current section.
-        interfaces: Vec<(u32, f64)>,
+        /// (link type, timestamp unit) per interface of the current section.
+        interfaces: Vec<(u32, TsUnit)>,
         /// The current packet's bytes.
         buf: Vec<u8>,
     },
@@ -74,19 +74,46 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
-fn ns_per_unit(options: &[InterfaceDescriptionOption]) -> f64 {
-    for o in options {
-        if let InterfaceDescriptionOption::IfTsResol(r) = o {
-            let exp = i32::from(r & 0x7f);
-            // The high bit selects a power of two instead of a power of ten.
-            return if r & 0x80 != 0 {
-                1e9 / 2f64.powi(exp)
-            } else {
-                1e9 / 10f64.powi(exp)
-            };
+/// An interface's timestamp unit (`if_tsresol`): 10^-n or 2^-n seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TsUnit {
+    Decimal(u8),
+    Binary(u8),
+}
+
+impl TsUnit {
+    fn of(options: &[InterfaceDescriptionOption]) -> TsUnit {
+        for o in options {
+            if let InterfaceDescriptionOption::IfTsResol(r) = o {
+                // The high bit selects a power of two instead of a power of ten.
+                return if r & 0x80 != 0 {
+                    TsUnit::Binary(r & 0x7f)
+                } else {
+                    TsUnit::Decimal(*r)
+                };
+            }
         }
+        TsUnit::Decimal(6) // default: microseconds
     }
-    1_000.0 // default: microseconds
+
+    /// Nanoseconds in `units`, in integers: a float product loses the low digits of a
+    /// present-day timestamp (10^18 ns is past f64's 53-bit mantissa), which moved records
+    /// by a microsecond.
+    fn to_ns(self, units: u128) -> u64 {
+        let ns = match self {
+            TsUnit::Decimal(n) if n <= 9 => units.saturating_mul(10u128.pow(u32::from(9 - n))),
+            TsUnit::Decimal(n) => match 10u128.checked_pow(u32::from(n - 9)) {
+                Some(d) => units / d,
+                // 10^(n-9) past u128: one unit is so small that any count is under a ns.
+                None => 0,
+            },
+            TsUnit::Binary(n) => {
+                let n = u32::from(n).min(127);
+                units.saturating_mul(1_000_000_000) >> n
+            }
+        };
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
 }
 
 /// The first bytes of what `r` yields, and a reader that yields all of it again.
@@ -210,11 +237,10 @@ impl CaptureReader {
                     match block {
                         Block::SectionHeader(_) => interfaces.clear(),
                         Block::InterfaceDescription(idb) => {
-                            interfaces.push((u32::from(idb.linktype), ns_per_unit(&idb.options)));
+                            interfaces.push((u32::from(idb.linktype), TsUnit::of(&idb.options)));
                         }
                         Block::EnhancedPacket(epb) => {
-                            let Some(&(linktype, scale)) =
-                                interfaces.get(epb.interface_id as usize)
+                            let Some(&(linktype, unit)) = interfaces.get(epb.interface_id as usize)
                             else {
                                 bail!(
                                     "{shown}: packet {} names interface {} which the file never \
@@ -224,10 +250,10 @@ impl CaptureReader {
                                 );
                             };
                             // pcap-file hands over the raw timestamp units as nanoseconds.
-                            let units = epb.timestamp.as_nanos() as f64;
+                            let units = epb.timestamp.as_nanos();
                             buf.clear();
                             buf.extend_from_slice(&epb.data);
-                            break ((units * scale) as u64, linktype, epb.original_len);
+                            break (unit.to_ns(units), linktype, epb.original_len);
                         }
                         Block::SimplePacket(spb) => {
                             let linktype = interfaces
@@ -251,5 +277,72 @@ impl CaptureReader {
         };
         self.packets += 1;
         Ok(Some(packet))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_file::pcapng::{
+        blocks::{
+            enhanced_packet::EnhancedPacketBlock, interface_description::InterfaceDescriptionBlock,
+        },
+        PcapNgWriter,
+    };
+    use std::{borrow::Cow, time::Duration};
+
+    // 2008-09-25T18:10:02.225001Z in microseconds: past 2^53 once scaled to nanoseconds.
+    const MICROS: u128 = 1_222_366_202_225_001;
+
+    #[test]
+    fn timestamp_units_convert_exactly() {
+        assert_eq!(TsUnit::Decimal(6).to_ns(MICROS), 1_222_366_202_225_001_000);
+        assert_eq!(TsUnit::Decimal(9).to_ns(7), 7);
+        assert_eq!(TsUnit::Decimal(0).to_ns(3), 3_000_000_000);
+        // Picoseconds are cut to whole nanoseconds.
+        assert_eq!(TsUnit::Decimal(12).to_ns(1_999), 1);
+        // 2^-20 s: 2^20 units are one second.
+        assert_eq!(TsUnit::Binary(20).to_ns(3 << 20), 3_000_000_000);
+        assert_eq!(
+            TsUnit::Binary(20).to_ns((1 << 20) + (1 << 19)),
+            1_500_000_000
+        );
+        // Out-of-range values saturate instead of wrapping or panicking.
+        assert_eq!(TsUnit::Decimal(0).to_ns(u128::from(u64::MAX)), u64::MAX);
+        assert_eq!(TsUnit::Decimal(127).to_ns(u128::MAX), 0);
+        assert_eq!(TsUnit::Binary(127).to_ns(5), 0);
+    }
+
+    #[test]
+    fn pcapng_microsecond_timestamps_keep_their_last_digit() {
+        let mut w = PcapNgWriter::new(Vec::new()).expect("writer");
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .expect("idb");
+        for k in 0..4u128 {
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                // pcap-file writes the raw timestamp units it is given as nanoseconds.
+                timestamp: Duration::from_nanos((MICROS + k) as u64),
+                original_len: 14,
+                data: Cow::Owned(vec![0u8; 14]),
+                options: vec![],
+            })
+            .expect("epb");
+        }
+        let path =
+            std::env::temp_dir().join(format!("precinct-tsresol-{}.pcapng", std::process::id()));
+        std::fs::write(&path, w.into_inner()).expect("write");
+        let mut r = CaptureReader::open(&path).expect("open");
+        let mut got = Vec::new();
+        while let Some(p) = r.next_packet().expect("read") {
+            got.push(p.ts_ns);
+        }
+        let _ = std::fs::remove_file(&path);
+        let want: Vec<u64> = (0..4).map(|k| ((MICROS + k) * 1000) as u64).collect();
+        assert_eq!(got, want);
     }
 }
