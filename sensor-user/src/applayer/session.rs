@@ -119,9 +119,11 @@ impl Session {
                     let buffered = std::mem::take(seen);
                     self.proto.get_or_insert(parser.name());
                     self.state = State::Active(parser);
-                    // The detecting direction first, then what the other side already sent.
-                    let other = 1 - idx;
-                    let order = [(idx, dir), (other, dir.flip())];
+                    // The client's bytes first, whichever side gave the protocol away: when
+                    // the server's reply did (a request line the probe does not know), the
+                    // request came before it, and a parser that pairs replies with requests
+                    // must see them in that order, as libhtp does.
+                    let order = [(0, Dir::ToServer), (1, Dir::ToClient)];
                     for (i, d) in order {
                         if !buffered[i].is_empty() {
                             self.feed(
@@ -235,6 +237,47 @@ mod tests {
         );
         assert_eq!(out[0].1.records[0].event_type, "http");
         assert_eq!(client, 0);
+    }
+
+    #[test]
+    fn a_reply_that_gives_the_protocol_away_is_paired_with_the_request_before_it() {
+        // A request line the probe does not take for HTTP (no space before the protocol),
+        // then the server's HTTP reply: one transaction with both halves.
+        let k = key(ipproto::TCP, 40000, 80);
+        let mut s = Session::new(true, false);
+        let mut client = 0u8;
+        let quiet = feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToServer,
+            b"GETHTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert!(
+            quiet.is_empty(),
+            "not detected from the request: {:?}",
+            s.proto()
+        );
+        let out = feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToClient,
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(s.proto(), Some("http"));
+        assert_eq!(client, 0, "the flow keeps its client");
+        let http: Vec<_> = out
+            .iter()
+            .flat_map(|(_, o)| &o.records)
+            .filter(|r| r.event_type == "http")
+            .collect();
+        assert_eq!(http.len(), 1, "{http:?}");
+        assert_eq!(http[0].object["http_method"], "GETHTTP/1.1");
+        assert_eq!(http[0].object["hostname"], "a");
+        assert_eq!(http[0].object["status"], 400);
+        let anomalies: Vec<_> = out.iter().flat_map(|(_, o)| &o.anomalies).collect();
+        assert!(anomalies.is_empty(), "{anomalies:?}");
     }
 
     #[test]

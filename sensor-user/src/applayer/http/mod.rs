@@ -145,9 +145,15 @@ impl HttpParser {
                             tx.protocol = parts[2..].join(&b' ');
                         }
                         self.req.phase = Phase::Headers;
+                    } else if protocol_left_out(&self.req.buf) {
+                        // More than blank space came with the line: libhtp takes it for a
+                        // request whose protocol was left out and reads its headers (it logs
+                        // a warning, which Suricata raises no event for).
+                        self.req.phase = Phase::Headers;
                     } else {
-                        // HTTP/0.9: no protocol, no headers, no body.
-                        out.anomalies.push("REQUEST_LINE_MISSING_PROTOCOL");
+                        // HTTP/0.9: no protocol, no headers, no body. No event: libhtp
+                        // raises none for it.
+                        tx.http09 = true;
                         tx.request_done = true;
                     }
                     push_request_buffers(&tx, out);
@@ -231,7 +237,7 @@ impl HttpParser {
                 Phase::Line => {
                     // An HTTP/0.9 request gets a bare body, no status line or headers.
                     if let Some(i) = self.txs.iter().position(|t| !t.response_done) {
-                        if self.txs[i].protocol.is_empty() && !self.resp.buf.is_empty() {
+                        if self.txs[i].http09 && !self.resp.buf.is_empty() {
                             self.resp_tx = Some(i);
                             self.resp.phase = Phase::Body(Body::UntilClose);
                             continue;
@@ -414,6 +420,16 @@ impl HttpParser {
 
 /// Where the first line starting with `HTTP/` begins in `buf` (at its start, or after a
 /// line feed).
+/// Whether the data that came after a request line without a protocol shows the request has
+/// headers (libhtp's probe: more than [`HTTP09_MAX_JUNK`] bytes, or anything but white
+/// space). Only data already here counts, as in libhtp, which looks at the chunk at hand.
+fn protocol_left_out(rest: &[u8]) -> bool {
+    rest.len() > HTTP09_MAX_JUNK || rest.iter().any(|b| !b.is_ascii_whitespace() && *b != 0x0b)
+}
+
+/// libhtp's `HTTP09_MAX_JUNK_LEN`.
+const HTTP09_MAX_JUNK: usize = 16;
+
 fn status_line_start(buf: &[u8]) -> Option<usize> {
     (0..buf.len()).find(|&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(b"HTTP/"))
 }

@@ -112,10 +112,47 @@ fn odd_requests_are_logged_with_anomalies() {
         (Dir::ToServer, b"GET /\n \n \n\n"),
         (Dir::ToClient, b"<html>hi</html>"),
     ]);
-    assert_eq!(out.anomalies, vec!["REQUEST_LINE_MISSING_PROTOCOL"]);
+    assert!(
+        out.anomalies.is_empty(),
+        "libhtp raises no event for HTTP/0.9"
+    );
     assert_eq!(out.records.len(), 1);
     assert_eq!(out.records[0].object["length"], 15);
     assert!(out.records[0].object.get("protocol").is_none());
+}
+
+#[test]
+fn a_request_line_without_protocol_before_headers_keeps_its_headers() {
+    // The protocol left out, headers sent: one request with its Host, not HTTP/0.9 followed
+    // by a request named `Host:`.
+    let out = run(&[
+        (
+            Dir::ToServer,
+            b"OPTIONS HTTP/1.1\r\nHost: example.org\r\n\r\n",
+        ),
+        (
+            Dir::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ]);
+    assert_eq!(out.records.len(), 1, "{:?}", out.records);
+    let r = &out.records[0].object;
+    assert_eq!(r["http_method"], "OPTIONS");
+    assert_eq!(r["url"], "HTTP/1.1", "the lone word is the URI");
+    assert_eq!(r["hostname"], "example.org");
+    assert_eq!(r["status"], 200);
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    // The same line with nothing but a line end after it in its data is HTTP/0.9.
+    let out = run(&[
+        (Dir::ToServer, b"GET /index.html\r\n"),
+        (Dir::ToClient, b"<html></html>"),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].object["url"], "/index.html");
+    assert_eq!(
+        out.records[0].object["length"], 13,
+        "a bare body answers HTTP/0.9"
+    );
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub(super) struct Tx {
     /// Made for a response no request was seen for: its record carries libhtp's placeholder
     /// URI (and port 0), as Suricata writes it, so SOC searches for it find Precinct's too.
     pub(super) unrequested: bool,
+    /// An HTTP/0.9 request (no protocol, no headers): its answer is a bare body.
+    pub(super) http09: bool,
 }
 
 /// The URI libhtp (and so Suricata) gives a transaction made for a response without a
