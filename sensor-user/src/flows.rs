@@ -82,10 +82,13 @@ impl Reason {
     }
 }
 
-/// Suricata's `flow.state`.
+/// Suricata's `flow.state`: `closed` once the connection is torn down (a reset, or a FIN
+/// from each side), not when only one side closed its half: Suricata keeps a half-closed
+/// session (`fin_wait`, `close_wait`) `established`.
 pub fn state(key: &FlowKey, s: &FlowStats) -> &'static str {
-    let flags = s.tcp_flags[0] | s.tcp_flags[1];
-    if key.proto == ipproto::TCP && flags & (tcp::FIN | tcp::RST) != 0 {
+    let [a, b] = s.tcp_flags;
+    let torn_down = (a | b) & tcp::RST != 0 || (a & tcp::FIN != 0 && b & tcp::FIN != 0);
+    if key.proto == ipproto::TCP && torn_down {
         "closed"
     } else if s.pkts[0] > 0 && s.pkts[1] > 0 {
         "established"
@@ -95,8 +98,14 @@ pub fn state(key: &FlowKey, s: &FlowStats) -> &'static str {
 }
 
 fn idle_timeout(key: &FlowKey, s: &FlowStats, t: &Timeouts) -> u64 {
+    // A side that closed its half is enough for the shorter timeout: a half-closed connection
+    // rarely sends again, and its entry is freed sooner.
+    let closing =
+        key.proto == ipproto::TCP && (s.tcp_flags[0] | s.tcp_flags[1]) & (tcp::FIN | tcp::RST) != 0;
+    if closing {
+        return t.tcp_closed_secs;
+    }
     match (state(key, s), key.proto) {
-        ("closed", _) => t.tcp_closed_secs,
         ("new", _) => t.new_secs,
         (_, ipproto::TCP) => t.tcp_established_secs,
         (_, ipproto::UDP) => t.udp_established_secs,
@@ -276,6 +285,31 @@ mod tests {
             ..two_way
         };
         assert_eq!(expiry(&k, &busy, 3601 * sec, &t), Some(Reason::Forced));
+    }
+
+    #[test]
+    fn a_half_closed_connection_is_established_until_both_sides_close() {
+        let k = key_v4([1, 1, 1, 1], 40000, [2, 2, 2, 2], 389, ipproto::TCP);
+        let t = Timeouts::default();
+        let sec = 1_000_000_000u64;
+        let s = |ts: u8, tc: u8| FlowStats {
+            pkts: [3, 2],
+            tcp_flags: [ts, tc],
+            first_ns: sec,
+            last_ns: sec,
+            ..Default::default()
+        };
+        let (syn, ack, fin, rst) = (tcp::SYN, tcp::ACK, tcp::FIN, tcp::RST);
+        assert_eq!(state(&k, &s(syn | ack, syn | ack)), "established");
+        // The client sent its FIN, the server never answered with one.
+        let half = s(syn | ack | fin, syn | ack);
+        assert_eq!(state(&k, &half), "established");
+        assert_eq!(state(&k, &s(syn | ack | fin, syn | ack | fin)), "closed");
+        assert_eq!(state(&k, &s(syn | ack, syn | ack | rst)), "closed");
+        // Expiry still treats the half-closed connection as closing.
+        let closing_at = sec + t.tcp_closed_secs * sec;
+        assert_eq!(expiry(&k, &half, closing_at, &t), Some(Reason::Timeout));
+        assert_eq!(expiry(&k, &half, closing_at - 1, &t), None);
     }
 
     #[test]
