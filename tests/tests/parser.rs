@@ -116,28 +116,14 @@ fn sctp_associations_are_keyed_by_their_ports() {
         "payload after the 12-byte header"
     );
     // Two associations between the same hosts are two flows, as two TCP connections are.
-    let a = packets::v4_frame(
-        [192, 0, 2, 1],
-        [192, 0, 2, 2],
-        132,
-        &packets::sctp(5000, 36412, b""),
-    );
-    let b = packets::v4_frame(
-        [192, 0, 2, 1],
-        [192, 0, 2, 2],
-        132,
-        &packets::sctp(5001, 36412, b""),
-    );
-    let (ka, _) = FlowKey::from_parsed(&parse(a.as_slice()), 2);
-    let (kb, _) = FlowKey::from_parsed(&parse(b.as_slice()), 2);
-    assert_ne!(ka, kb);
-    let reply = packets::v4_frame(
-        [192, 0, 2, 2],
-        [192, 0, 2, 1],
-        132,
-        &packets::sctp(36412, 5000, b""),
-    );
-    let (kr, _) = FlowKey::from_parsed(&parse(reply.as_slice()), 2);
+    let key = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
+        let frame = packets::v4_frame(src, dst, 132, &packets::sctp(sport, dport, b""));
+        FlowKey::from_parsed(&parse(frame.as_slice()), 2).0
+    };
+    let (h1, h2) = ([192, 0, 2, 1], [192, 0, 2, 2]);
+    let ka = key(h1, h2, 5000, 36412);
+    assert_ne!(ka, key(h1, h2, 5001, 36412));
+    let kr = key(h2, h1, 36412, 5000);
     assert_eq!(ka, kr, "both directions of an association are one flow");
 }
 
