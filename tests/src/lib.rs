@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod collectors;
+#[cfg(feature = "corpus")]
 pub mod corpus;
 pub mod lab;
 pub mod mixed;

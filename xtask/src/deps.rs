@@ -205,9 +205,74 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The crates that need the eBPF toolchain (rust-src for the nightly, bpf-linker) to build.
+const NEED_EBPF_TOOLCHAIN: [&str; 2] = ["sensor-user", "sensor-ebpf"];
+
+/// Which of [`NEED_EBPF_TOOLCHAIN`] a `cargo tree --prefix none --format {p}` listing holds.
+fn needs_ebpf_toolchain(tree: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| NEED_EBPF_TOOLCHAIN.contains(name))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// Checks that xtask builds without the eBPF toolchain: `cargo xtask setup` is what installs
+/// it, so on a fresh machine xtask must compile before it is there.
+pub fn xtask_builds_before_setup(root: &Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "tree",
+            "-p",
+            "xtask",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .args(["--format", "{p}"])
+        .current_dir(root)
+        .output()
+        .context("running cargo tree -p xtask")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree -p xtask failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let found = needs_ebpf_toolchain(std::str::from_utf8(&out.stdout).unwrap_or(""));
+    if !found.is_empty() {
+        bail!(
+            "xtask depends on {}, which needs the eBPF toolchain that `cargo xtask setup` \
+             installs, so no xtask command builds on a fresh machine: use the crate without \
+             it (see the `corpus` feature of tests/Cargo.toml)",
+            found.join(" and ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::names;
+    use super::{names, needs_ebpf_toolchain};
+
+    #[test]
+    fn the_agent_is_found_in_a_dependency_tree() {
+        let tree = "xtask v0.1.0 (/w/xtask)\nanyhow v1.0.98\ntests v0.1.0 (/w/tests)\n\
+                    sensor-user v0.1.0 (/w/sensor-user)\nsensor-ebpf v0.1.0 (/w/sensor-ebpf)\n\
+                    sensor-user v0.1.0 (/w/sensor-user) (*)\n";
+        assert_eq!(needs_ebpf_toolchain(tree), ["sensor-ebpf", "sensor-user"]);
+        let tree = "xtask v0.1.0 (/w/xtask)\ntests v0.1.0 (/w/tests)\n\
+                    sensor-common v0.1.0 (/w/sensor-common)\nsensor-user-extra v1.0.0\n";
+        assert!(
+            needs_ebpf_toolchain(tree).is_empty(),
+            "sensor-common builds anywhere; a longer name is another crate"
+        );
+        assert!(needs_ebpf_toolchain("").is_empty());
+    }
 
     #[test]
     fn crate_names_are_found_as_code_names_them() {

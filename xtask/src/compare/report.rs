@@ -69,6 +69,9 @@ pub struct Report {
     pub sids: BTreeMap<String, (usize, usize)>,
     /// Captures an engine failed on.
     pub problems: Vec<String>,
+    /// Records per capture and event type: (Suricata, Precinct). Two reports of the same
+    /// captures can be told apart capture by capture.
+    pub by_capture: BTreeMap<String, BTreeMap<&'static str, (usize, usize)>>,
 }
 
 const KINDS: [&str; 7] = ["flow", "dns", "http", "tls", "ssh", "anomaly", "alert"];
@@ -91,6 +94,22 @@ impl Report {
         let empty = BTreeMap::new();
         for kind in KINDS {
             let (sk, pk) = (s.get(kind).unwrap_or(&empty), p.get(kind).unwrap_or(&empty));
+            for (side, recs) in [(0, sk), (1, pk)] {
+                for (key, list) in recs {
+                    let capture = key.split(" | ").next().unwrap_or_default();
+                    let n = report
+                        .by_capture
+                        .entry(capture.to_string())
+                        .or_default()
+                        .entry(kind)
+                        .or_default();
+                    if side == 0 {
+                        n.0 += list.len();
+                    } else {
+                        n.1 += list.len();
+                    }
+                }
+            }
             let mut t = TypeReport {
                 suricata: sk.values().map(Vec::len).sum(),
                 precinct: pk.values().map(Vec::len).sum(),
@@ -239,7 +258,19 @@ impl Report {
                 )
             })
             .collect();
-        json!({"captures": self.captures, "types": types, "problems": self.problems})
+        let by_capture: serde_json::Map<String, Value> = self
+            .by_capture
+            .iter()
+            .map(|(c, kinds)| {
+                let kinds: serde_json::Map<String, Value> = kinds
+                    .iter()
+                    .map(|(k, (s, p))| (k.to_string(), json!([s, p])))
+                    .collect();
+                (c.clone(), Value::Object(kinds))
+            })
+            .collect();
+        json!({"captures": self.captures, "types": types, "problems": self.problems,
+            "by_capture": by_capture})
     }
 }
 
@@ -279,5 +310,23 @@ mod tests {
         assert_eq!(t.only_precinct, vec!["f | c".to_string()]);
         assert!((t.coverage() - 2.0 / 3.0).abs() < 1e-9);
         assert!(r.text().contains("field status: 1 of 2 differ"));
+    }
+
+    #[test]
+    fn records_are_counted_per_capture() {
+        let s = vec![
+            rec("dns", "one.pcap | q", &[]),
+            rec("dns", "one.pcap | q", &[]),
+            rec("flow", "two.pcap | f", &[]),
+        ];
+        let p = vec![
+            rec("dns", "one.pcap | q", &[]),
+            rec("dns", "two.pcap | r", &[]),
+        ];
+        let r = Report::build(2, s, p, Vec::new(), 0);
+        assert_eq!(r.by_capture["one.pcap"]["dns"], (2, 1));
+        assert_eq!(r.by_capture["two.pcap"]["dns"], (0, 1));
+        assert_eq!(r.by_capture["two.pcap"]["flow"], (1, 0));
+        assert_eq!(r.json()["by_capture"]["one.pcap"]["dns"], json!([2, 1]));
     }
 }

@@ -58,7 +58,8 @@ pub fn lint() -> anyhow::Result<()> {
     if !status.success() {
         bail!("clippy found problems in sensor-ebpf (BPF target)");
     }
-    crate::deps::check(&root()).context("the unused-dependency check")
+    crate::deps::check(&root()).context("the unused-dependency check")?;
+    crate::deps::xtask_builds_before_setup(&root())
 }
 
 /// What `../shared` must hold: the rules, the conformance cases and the real captures.

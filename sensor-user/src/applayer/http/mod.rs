@@ -147,8 +147,10 @@ impl HttpParser {
                         self.req.phase = Phase::Headers;
                     } else if protocol_left_out(&self.req.buf) {
                         // More than blank space came with the line: libhtp takes it for a
-                        // request whose protocol was left out and reads its headers (it logs
-                        // a warning, which Suricata raises no event for).
+                        // request whose protocol was left out, reads its headers and logs
+                        // "Request line: missing protocol", which Suricata 8 raises as this
+                        // event (Suricata 7 raises none).
+                        out.anomalies.push("REQUEST_LINE_MISSING_PROTOCOL");
                         self.req.phase = Phase::Headers;
                     } else {
                         // HTTP/0.9: no protocol, no headers, no body. No event: libhtp

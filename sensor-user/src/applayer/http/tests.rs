@@ -141,13 +141,18 @@ fn a_request_line_without_protocol_before_headers_keeps_its_headers() {
     assert_eq!(r["url"], "HTTP/1.1", "the lone word is the URI");
     assert_eq!(r["hostname"], "example.org");
     assert_eq!(r["status"], 200);
-    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    assert_eq!(
+        out.anomalies,
+        ["REQUEST_LINE_MISSING_PROTOCOL"],
+        "libhtp warns of the missing protocol"
+    );
     // The same line with nothing but a line end after it in its data is HTTP/0.9.
     let out = run(&[
         (Dir::ToServer, b"GET /index.html\r\n"),
         (Dir::ToClient, b"<html></html>"),
     ]);
     assert_eq!(out.records.len(), 1);
+    assert!(out.anomalies.is_empty(), "HTTP/0.9 is no anomaly");
     assert_eq!(out.records[0].object["url"], "/index.html");
     assert_eq!(
         out.records[0].object["length"], 13,
