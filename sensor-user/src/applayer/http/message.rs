@@ -10,6 +10,10 @@ pub(super) enum Body {
     Length(u64),
     Chunked(ChunkState),
     UntilClose,
+    /// A response without status line (libhtp's bare body): whole lines, until a chunk of
+    /// data ends with one. What a chunk ends with depends on how the sender wrote it, and
+    /// libhtp's answer does too; this follows it.
+    Lines,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +120,16 @@ pub(super) fn body_of(headers: &[(Vec<u8>, Vec<u8>)], is_response: bool) -> Body
 }
 
 /// Consumes body bytes from `buf`; returns (bytes of entity data, whether the body ended).
-pub(super) fn read_body(body: &mut Body, buf: &mut Pending, sink: &mut dyn FnMut(&[u8])) -> bool {
+/// Reads what `buf` holds of a body framed as `body`, handing its data to `sink`; whether the
+/// body is complete. Chunk-size lines and the line ends after chunks are added to `framing`:
+/// libhtp counts them into the message length that Suricata writes as `length` (the body as
+/// sent), the trailer not.
+pub(super) fn read_body(
+    body: &mut Body,
+    buf: &mut Pending,
+    framing: &mut u64,
+    sink: &mut dyn FnMut(&[u8]),
+) -> bool {
     loop {
         match body {
             Body::None => return true,
@@ -124,6 +137,14 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Pending, sink: &mut dyn FnMut
                 sink(buf);
                 buf.clear();
                 return false;
+            }
+            Body::Lines => {
+                let Some(nl) = memchr::memrchr(b'\n', buf) else {
+                    return false;
+                };
+                sink(&buf[..=nl]);
+                buf.consume(nl + 1);
+                return buf.is_empty();
             }
             Body::Length(left) => {
                 let n = (*left).min(buf.len() as u64) as usize;
@@ -134,9 +155,11 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Pending, sink: &mut dyn FnMut
             }
             Body::Chunked(state) => match *state {
                 ChunkState::Size => {
+                    let before = buf.len();
                     let Some(line) = take_line(buf) else {
                         return false;
                     };
+                    *framing += (before - buf.len()) as u64;
                     let hex: Vec<u8> = line
                         .iter()
                         .take_while(|b| b.is_ascii_hexdigit())
@@ -163,9 +186,11 @@ pub(super) fn read_body(body: &mut Body, buf: &mut Pending, sink: &mut dyn FnMut
                     };
                 }
                 ChunkState::DataEnd => {
+                    let before = buf.len();
                     if take_line(buf).is_none() {
                         return false;
                     }
+                    *framing += (before - buf.len()) as u64;
                     *state = ChunkState::Size;
                 }
                 ChunkState::Trailer => {

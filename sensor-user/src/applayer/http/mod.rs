@@ -203,7 +203,8 @@ impl HttpParser {
                     };
                     let inspect = out.inspect;
                     let mut kept = std::mem::take(&mut tx.request_body);
-                    let done = read_body(body, &mut self.req.buf, &mut |d| {
+                    // No request length is written: its framing is not counted.
+                    let done = read_body(body, &mut self.req.buf, &mut 0, &mut |d| {
                         // Bodies are kept only for the signature engine.
                         let room = if inspect {
                             MAX_BODY_KEPT.saturating_sub(kept.len())
@@ -245,6 +246,23 @@ impl HttpParser {
                             continue;
                         }
                     }
+                    if let Some(nl) = memchr::memchr(b'\n', &self.resp.buf) {
+                        let line = chomp(&self.resp.buf[..nl]);
+                        if !line.is_empty() && !looks_like_response_line(line) {
+                            // libhtp skips a stray line before a status line (one followed by
+                            // an `H`, or of at most two bytes); any other line that is not a
+                            // status line starts a bare body, as browsers read it (the line
+                            // itself counts), which ends where the data at hand ends with a
+                            // line.
+                            let after = &self.resp.buf[nl + 1..];
+                            if after.len() >= 2 && (after[0] == b'H' || line.len() <= 2) {
+                                self.resp.buf.consume(nl + 1);
+                            } else {
+                                self.bare_response(out, Body::Lines);
+                            }
+                            continue;
+                        }
+                    }
                     let Some(line) = take_line(&mut self.resp.buf) else {
                         if self.resp.buf.len() > MAX_HEADER_BYTES {
                             self.resp.phase = Phase::Stopped;
@@ -254,22 +272,7 @@ impl HttpParser {
                     if line.is_empty() {
                         continue;
                     }
-                    let idx = match self.txs.iter().position(|t| !t.response_done) {
-                        Some(i) => i,
-                        None => {
-                            // A response nobody asked for: keep it as its own transaction.
-                            out.anomalies.push("UNABLE_TO_MATCH_RESPONSE_TO_REQUEST");
-                            let tx = Tx {
-                                id: self.next_id,
-                                request_done: true,
-                                unrequested: true,
-                                ..Tx::default()
-                            };
-                            self.next_id += 1;
-                            self.txs.push_back(tx);
-                            self.txs.len() - 1
-                        }
-                    };
+                    let idx = self.response_tx(out);
                     let parts = split_ws(&line);
                     let tx = &mut self.txs[idx];
                     tx.response_protocol = parts.first().map(|p| p.to_vec()).unwrap_or_default();
@@ -345,7 +348,8 @@ impl HttpParser {
                     let inspect = out.inspect;
                     let mut kept = std::mem::take(&mut tx.response_body);
                     let mut len = tx.response_body_len;
-                    let done = read_body(body, &mut self.resp.buf, &mut |d| {
+                    let mut framing = 0;
+                    let done = read_body(body, &mut self.resp.buf, &mut framing, &mut |d| {
                         len += d.len() as u64;
                         // Bodies are kept only for the signature engine.
                         let room = if inspect {
@@ -356,7 +360,7 @@ impl HttpParser {
                         kept.extend_from_slice(&d[..d.len().min(room)]);
                     });
                     tx.response_body = kept;
-                    tx.response_body_len = len;
+                    tx.response_body_len = len + framing;
                     if !done {
                         return;
                     }
@@ -364,6 +368,31 @@ impl HttpParser {
                 }
             }
         }
+    }
+
+    /// The transaction the response starting now answers: the oldest one without a response,
+    /// or a new one for a response nobody asked for.
+    fn response_tx(&mut self, out: &mut Output) -> usize {
+        if let Some(i) = self.txs.iter().position(|t| !t.response_done) {
+            return i;
+        }
+        out.anomalies.push("UNABLE_TO_MATCH_RESPONSE_TO_REQUEST");
+        let tx = Tx {
+            id: self.next_id,
+            request_done: true,
+            unrequested: true,
+            ..Tx::default()
+        };
+        self.next_id += 1;
+        self.txs.push_back(tx);
+        self.txs.len() - 1
+    }
+
+    /// A response without status line or headers: what is buffered is its body, and what
+    /// `body` says of what follows.
+    fn bare_response(&mut self, out: &mut Output, body: Body) {
+        self.resp_tx = Some(self.response_tx(out));
+        self.resp.phase = Phase::Body(body);
     }
 
     /// The body of `dir`'s current message is complete: its buffers, and the transaction
@@ -427,6 +456,24 @@ impl HttpParser {
 /// space). Only data already here counts, as in libhtp, which looks at the chunk at hand.
 fn protocol_left_out(rest: &[u8]) -> bool {
     rest.len() > HTTP09_MAX_JUNK || rest.iter().any(|b| !b.is_ascii_whitespace() && *b != 0x0b)
+}
+
+/// Whether a response line looks like a status line, as libhtp decides it
+/// (`htp_treat_response_line_as_body`): `HTTP` in any case after leading white space and
+/// NULs. Anything else is read as a bare body, as browsers read it.
+fn looks_like_response_line(line: &[u8]) -> bool {
+    let start = line
+        .iter()
+        .position(|&b| !b.is_ascii_whitespace() && b != 0 && b != 0x0b)
+        .unwrap_or(line.len());
+    line.get(start..start + 4)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"HTTP"))
+}
+
+/// `line` without its line end (`\r\n` or `\n`).
+fn chomp(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// libhtp's `HTTP09_MAX_JUNK_LEN`.
@@ -517,6 +564,19 @@ impl AppParser for HttpParser {
         // Anything unanswered is logged as it stands.
         if matches!(self.req.phase, Phase::Body(_)) && !self.txs.is_empty() {
             self.body_done(Dir::ToServer, out);
+        }
+        // The connection closed inside a last line that is no status line, or inside a bare
+        // body's line: libhtp reads what it holds as a bare body.
+        if matches!(self.resp.phase, Phase::Line)
+            && !self.resp.buf.is_empty()
+            && !looks_like_response_line(chomp(&self.resp.buf))
+        {
+            self.bare_response(out, Body::UntilClose);
+            self.parse_responses(out);
+        }
+        if matches!(self.resp.phase, Phase::Body(Body::Lines)) && !self.resp.buf.is_empty() {
+            self.resp.phase = Phase::Body(Body::UntilClose);
+            self.parse_responses(out);
         }
         if matches!(self.resp.phase, Phase::Body(_)) && self.resp_tx.is_some() {
             self.body_done(Dir::ToClient, out);

@@ -66,7 +66,8 @@ fn byte_at_a_time_gives_the_same_records() {
     assert_eq!(whole.records, out.records);
     assert_eq!(out.records.len(), 2);
     assert_eq!(out.records[0].object["status"], 201);
-    assert_eq!(out.records[0].object["length"], 2);
+    // The body as sent: `2\r\n` `ok` `\r\n` `0\r\n`, not the blank line ending the trailer.
+    assert_eq!(out.records[0].object["length"], 10);
     assert_eq!(out.records[1].object["url"], "/2");
     assert_eq!(out.records[1].object["status"], 404);
     assert_eq!(out.records[1].tx_id, Some(1));
@@ -356,4 +357,94 @@ fn a_response_without_a_request_is_logged_with_libhtps_placeholder_uri() {
     assert!(out
         .anomalies
         .contains(&"UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"));
+}
+
+#[test]
+fn a_response_without_status_line_is_a_bare_body_read_until_close() {
+    // The server answers with data that is no status line, in two segments and without a
+    // line end: libhtp reads all of it as the body, and the record has no status.
+    let out = run(&[
+        (Dir::ToServer, b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n"),
+        (Dir::ToClient, b"0123456789abcdef"),
+        (Dir::ToClient, b"0123456789abcdef"),
+    ]);
+    assert_eq!(out.records.len(), 1, "{:?}", out.records);
+    let r = &out.records[0].object;
+    assert_eq!(r["url"], "/x");
+    assert_eq!(r["length"], 32);
+    assert!(r.get("status").is_none(), "{r:?}");
+    // Another protocol's reply line (a SIP reply, an SSH banner) is no HTTP status line
+    // either: it and what follows are the body, line ends included.
+    let reply: &[u8] = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP a\r\n\r\n";
+    let out = run(&[
+        (
+            Dir::ToServer,
+            b"OPTIONS sip:probe@a HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        (Dir::ToClient, reply),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    let r = &out.records[0].object;
+    assert_eq!(r["length"], reply.len());
+    assert!(r.get("status").is_none(), "{r:?}");
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    // A bare body ends where the data at hand ends with a line: what the server sends next
+    // answers no request (libhtp's reading of a banner-then-error reply).
+    let out = run(&[
+        (Dir::ToServer, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (Dir::ToClient, b"SSH-2.0-OpenSSH_9.6\r\n"),
+        (Dir::ToClient, b"Invalid SSH identification string."),
+        (Dir::ToClient, b"\r\n"),
+    ]);
+    assert_eq!(out.records.len(), 2, "{:?}", out.records);
+    assert_eq!(out.records[0].object["url"], "/");
+    assert_eq!(out.records[0].object["length"], 21);
+    assert_eq!(
+        out.records[1].object["url"],
+        "/libhtp::request_uri_not_seen"
+    );
+    assert_eq!(out.records[1].object["length"], 36);
+    assert_eq!(out.anomalies, ["UNABLE_TO_MATCH_RESPONSE_TO_REQUEST"]);
+}
+
+#[test]
+fn a_stray_line_before_the_status_line_is_skipped() {
+    // Junk followed by an `H`: libhtp drops the line and reads the status line after it.
+    let out = run(&[
+        (Dir::ToServer, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (
+            Dir::ToClient,
+            b"junk\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    let r = &out.records[0].object;
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["length"], 2);
+    // A status line in lower case with leading blanks is still a status line.
+    assert!(looks_like_response_line(b"  http/1.0 200 OK"));
+    assert!(looks_like_response_line(b"\0HTTP"));
+    assert!(!looks_like_response_line(b"HTT"));
+    assert!(!looks_like_response_line(b"SSH-2.0-OpenSSH_9.2"));
+}
+
+#[test]
+fn a_chunked_body_is_as_long_as_sent_and_inspected_without_its_framing() {
+    // Two chunks, an extension on one size line, and a trailer header: `length` counts the
+    // size lines and the line ends after each chunk (libhtp's message length), not the
+    // trailer; rules see the data alone.
+    let body: &[u8] = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n";
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    resp.extend_from_slice(body);
+    let out = run(&[
+        (Dir::ToServer, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (Dir::ToClient, &resp),
+    ]);
+    assert_eq!(out.records.len(), 1);
+    let sent = body.len() - b"X-Sum: 1\r\n\r\n".len();
+    assert_eq!(out.records[0].object["length"], sent);
+    assert_eq!(
+        buffer(&out, Buffer::HttpResponseBody),
+        vec![b"hello world".as_slice()]
+    );
 }
