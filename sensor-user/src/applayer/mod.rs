@@ -5,9 +5,9 @@
 pub mod buffer;
 pub mod dns;
 pub mod http;
-pub mod imap;
 mod session;
 pub mod ssh;
+pub mod starttls;
 pub mod tls;
 
 pub use buffer::Buffer;
@@ -143,5 +143,12 @@ pub trait AppParser: Send {
     /// completed, or a request without a response).
     fn finish(&mut self, out: &mut Output) {
         let _ = out;
+    }
+
+    /// Whether the protocol found after this parser hands the connection on becomes the
+    /// flow's `app_proto`, this one its `app_proto_orig` (a STARTTLS upgrade, as Suricata
+    /// names it); otherwise the flow keeps this parser's name (an HTTP tunnel).
+    fn hands_over_name(&self) -> bool {
+        false
     }
 }

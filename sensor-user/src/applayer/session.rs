@@ -5,7 +5,7 @@
 
 use sensor_common::{flow::FlowKey, parse::ipproto};
 
-use super::{dns, http, imap, ssh, tls, AppParser, Chunk, Dir, Output};
+use super::{dns, http, ssh, starttls, tls, AppParser, Chunk, Dir, Output};
 
 /// Bytes of each direction inspected before giving up on detection.
 const PROBE_LIMIT: usize = 4096;
@@ -23,6 +23,8 @@ pub struct Session {
     state: State,
     /// The detected protocol (`failed` once detection gave up), as EVE `app_proto` writes it.
     proto: Option<&'static str>,
+    /// The protocol that handed the connection over to `proto` (`app_proto_orig`).
+    orig: Option<&'static str>,
     /// Signatures are evaluated on this flow: parsers must produce buffers.
     inspect: bool,
 }
@@ -38,6 +40,7 @@ impl Session {
                 State::None
             },
             proto: None,
+            orig: None,
             inspect,
         }
     }
@@ -45,6 +48,11 @@ impl Session {
     /// The detected protocol.
     pub fn proto(&self) -> Option<&'static str> {
         self.proto
+    }
+
+    /// The protocol the flow started with, when another took over (`app_proto_orig`).
+    pub fn orig(&self) -> Option<&'static str> {
+        self.orig
     }
 
     /// `true` when signatures are evaluated on the flow.
@@ -75,6 +83,9 @@ impl Session {
                 let switch = out.switch_protocol.take();
                 outputs.push((dir, out));
                 if let Some(left) = switch {
+                    if parser.hands_over_name() {
+                        self.orig = self.proto.take();
+                    }
                     self.state = State::Probing([Vec::new(), Vec::new()]);
                     for (d, bytes) in [
                         (Dir::ToServer, left.to_server),
@@ -115,7 +126,7 @@ impl Session {
                     }
                 }
                 seen[idx].extend_from_slice(&data);
-                if let Some(parser) = probe(key.proto, &seen[idx], (key.port_a, key.port_b)) {
+                if let Some(parser) = probe(key.proto, dir, &seen[idx], (key.port_a, key.port_b)) {
                     let buffered = std::mem::take(seen);
                     self.proto.get_or_insert(parser.name());
                     self.state = State::Active(parser);
@@ -161,8 +172,8 @@ impl Session {
     }
 }
 
-/// The parser for the protocol `data` (the first bytes of one direction) looks like.
-fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>> {
+/// The parser for the protocol `data` (the first bytes of direction `dir`) looks like.
+fn probe(proto: u8, dir: Dir, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>> {
     let tcp = proto == ipproto::TCP;
     let dns_port = ports.0 == 53 || ports.1 == 53;
     if tcp {
@@ -172,11 +183,11 @@ fn probe(proto: u8, data: &[u8], ports: (u16, u16)) -> Option<Box<dyn AppParser>
         if tls::probe(data) {
             return Some(Box::new(tls::TlsParser::new()));
         }
-        if imap::probe(data) {
-            return Some(Box::new(imap::ImapParser));
-        }
         if ssh::probe(data) {
             return Some(Box::new(ssh::SshParser::new()));
+        }
+        if let Some(kind) = starttls::probe(dir, data) {
+            return Some(Box::new(starttls::StartTls::new(kind)));
         }
         if dns_port && dns::probe(data, true) {
             return Some(Box::new(dns::DnsParser::new(true)));
@@ -280,6 +291,32 @@ mod tests {
         // is paired, so there is no UNABLE_TO_MATCH_RESPONSE_TO_REQUEST.
         let anomalies: Vec<_> = out.iter().flat_map(|(_, o)| &o.anomalies).collect();
         assert_eq!(anomalies, [&"REQUEST_LINE_MISSING_PROTOCOL"]);
+    }
+
+    #[test]
+    fn a_starttls_upgrade_hands_the_flow_to_tls() {
+        let k = key(ipproto::TCP, 40000, 25);
+        let mut s = Session::new(true, false);
+        let mut client = 0u8;
+        feed(&mut s, &k, &mut client, Dir::ToClient, b"220 mx ESMTP\r\n");
+        assert_eq!(s.proto(), None, "an SMTP greeting is an FTP one too");
+        feed(&mut s, &k, &mut client, Dir::ToServer, b"EHLO c\r\n");
+        assert_eq!(s.proto(), Some("smtp"), "told by the client's EHLO");
+        feed(&mut s, &k, &mut client, Dir::ToClient, b"250 STARTTLS\r\n");
+        feed(&mut s, &k, &mut client, Dir::ToServer, b"STARTTLS\r\n");
+        feed(&mut s, &k, &mut client, Dir::ToClient, b"220 go ahead\r\n");
+        assert_eq!(s.proto(), None, "detection starts over");
+        assert_eq!(s.orig(), Some("smtp"));
+        feed(
+            &mut s,
+            &k,
+            &mut client,
+            Dir::ToServer,
+            b"\x16\x03\x01\x00\x04\x01\x00\x00\x00",
+        );
+        assert_eq!(s.proto(), Some("tls"));
+        assert_eq!(s.orig(), Some("smtp"));
+        assert_eq!(client, 0);
     }
 
     #[test]

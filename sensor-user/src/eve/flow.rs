@@ -23,6 +23,8 @@ pub struct Inspected {
     pub flow_id: Option<u64>,
     /// The application protocol, once detected (or `failed`).
     pub app_proto: Option<&'static str>,
+    /// The protocol that handed the connection over to `app_proto` (STARTTLS).
+    pub app_proto_orig: Option<&'static str>,
     /// An alert was written for the flow.
     pub alerted: bool,
     /// The `traffic` object of the flow's flowbits.
@@ -116,6 +118,10 @@ pub struct FlowRecord<'a> {
     /// Detected application protocol.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_proto: Option<&'static str>,
+    /// The protocol the flow started with, when another took over (`smtp` for a STARTTLS
+    /// session whose `app_proto` is `tls`), as Suricata writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto_orig: Option<&'static str>,
     /// ICMP type the client sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp_type: Option<u8>,
@@ -188,6 +194,7 @@ pub fn flow_record<'a>(
             proto: Proto(key.proto),
         },
         app_proto: inspected.app_proto,
+        app_proto_orig: inspected.app_proto_orig,
         icmp_type: is_icmp.then_some(s.icmp_type[ts]),
         icmp_code: is_icmp.then_some(s.icmp_code[ts]),
         response_icmp_type: responded.then_some(s.icmp_type[tc]),
@@ -332,6 +339,7 @@ mod tests {
             Inspected {
                 flow_id: Some(42),
                 app_proto: Some("http"),
+                app_proto_orig: None,
                 alerted: true,
                 traffic: None,
                 tcp_state: Some("established"),

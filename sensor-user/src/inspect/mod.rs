@@ -374,6 +374,7 @@ impl Pipeline {
             let inspected = Inspected {
                 flow_id: Some(flow.id),
                 app_proto: flow.app.proto(),
+                app_proto_orig: flow.app.orig(),
                 alerted: flow.detect.alerted,
                 traffic: Traffic::from_flowbits(flow.detect.state.flowbits()),
                 tcp_state: flow.tcp.as_ref().map(tcp::Session::state),

@@ -94,7 +94,7 @@ fn flow(r: &Value) -> Option<Canon> {
     // The protocols Precinct parses, by name; any other (and "failed", and none) is "-": a
     // protocol one engine has a parser for and the other not is not a disagreement.
     let app = match r["app_proto"].as_str() {
-        Some(a @ ("http" | "tls" | "dns" | "ssh" | "imap")) => a,
+        Some(a @ ("http" | "tls" | "dns" | "ssh" | "imap" | "smtp" | "ftp")) => a,
         Some("http1") => "http",
         _ => "-",
     };
