@@ -27,7 +27,15 @@ pub struct Session {
     orig: Option<&'static str>,
     /// Signatures are evaluated on this flow: parsers must produce buffers.
     inspect: bool,
+    /// The protocol was found in one direction before the other sent anything: the other's
+    /// first bytes (up to [`OTHER_SIDE_PROBE`]), still to be looked at by detection.
+    other_side: Option<(Dir, Vec<u8>)>,
 }
+
+/// Bytes of the second direction detection looks at once the first gave the protocol away:
+/// the longest opening the probes know (`PROPPATCH `, `220 (`…) fits, so a direction that
+/// does not look like any protocol in this many bytes never will.
+const OTHER_SIDE_PROBE: usize = 16;
 
 impl Session {
     /// The application layer of a new flow; `probe` is false for flows that carry none (not
@@ -42,6 +50,7 @@ impl Session {
             proto: None,
             orig: None,
             inspect,
+            other_side: None,
         }
     }
 
@@ -79,6 +88,18 @@ impl Session {
             (State::Active(parser), Chunk::Data(data)) => {
                 let mut out = Output::new(self.inspect);
                 out.proto = Some(parser.name());
+                if let Some((side, seen)) = &mut self.other_side {
+                    if *side == dir {
+                        seen.extend_from_slice(&data[..data.len().min(OTHER_SIDE_PROBE)]);
+                        let ports = (key.port_a, key.port_b);
+                        if let Some(event) =
+                            other_side_event(parser.name(), key.proto, dir, seen, ports)
+                        {
+                            out.anomalies.extend(event);
+                            self.other_side = None;
+                        }
+                    }
+                }
                 parser.parse(dir, &data, &mut out);
                 let switch = out.switch_protocol.take();
                 outputs.push((dir, out));
@@ -129,6 +150,18 @@ impl Session {
                 if let Some(parser) = probe(key.proto, dir, &seen[idx], (key.port_a, key.port_b)) {
                     let buffered = std::mem::take(seen);
                     self.proto.get_or_insert(parser.name());
+                    // Detection goes on in the other direction (Suricata detects each
+                    // direction on its own): what it finds there is judged when it speaks.
+                    let other = match dir {
+                        Dir::ToServer => Dir::ToClient,
+                        Dir::ToClient => Dir::ToServer,
+                    };
+                    // Over TCP only, as in Suricata (a UDP flow's directions are not judged
+                    // apart), and only for the protocols whose both openings the probes know:
+                    // the line protocols' are told by one side alone.
+                    let judged = key.proto == ipproto::TCP
+                        && matches!(parser.name(), "http" | "tls" | "ssh" | "dns");
+                    self.other_side = judged.then(|| (other, Vec::new()));
                     self.state = State::Active(parser);
                     // The client's bytes first, whichever side gave the protocol away: when
                     // the server's reply did (a request line the probe does not know), the
@@ -169,6 +202,28 @@ impl Session {
             parser.finish(&mut out);
             outputs.push((Dir::ToServer, out));
         }
+    }
+}
+
+/// What detection says of the second direction of a flow whose protocol `name` the first one
+/// gave away, from its first bytes `seen`: `Some` once it has decided (with the event
+/// Suricata raises, if any), `None` while it needs more bytes. The same protocol is no event;
+/// another is `APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS`; none at all, once enough bytes
+/// are in, `APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION` (the parser still gets the data).
+fn other_side_event(
+    name: &str,
+    proto: u8,
+    dir: Dir,
+    seen: &[u8],
+    ports: (u16, u16),
+) -> Option<Option<&'static str>> {
+    match probe(proto, dir, seen, ports) {
+        Some(p) if p.name() == name => Some(None),
+        Some(_) => Some(Some("APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS")),
+        None if seen.len() >= OTHER_SIDE_PROBE => {
+            Some(Some("APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION"))
+        }
+        None => None,
     }
 }
 
@@ -290,7 +345,105 @@ mod tests {
         // The line's protocol is missing and headers follow (libhtp's warning); the reply
         // is paired, so there is no UNABLE_TO_MATCH_RESPONSE_TO_REQUEST.
         let anomalies: Vec<_> = out.iter().flat_map(|(_, o)| &o.anomalies).collect();
-        assert_eq!(anomalies, [&"REQUEST_LINE_MISSING_PROTOCOL"]);
+        // And detection, which found HTTP in the reply, finds nothing in the request.
+        assert_eq!(
+            anomalies,
+            [
+                &"APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION",
+                &"REQUEST_LINE_MISSING_PROTOCOL"
+            ]
+        );
+    }
+
+    fn anomalies(out: &[(Dir, Output)]) -> Vec<&'static str> {
+        out.iter().flat_map(|(_, o)| o.anomalies.clone()).collect()
+    }
+
+    #[test]
+    fn the_second_direction_is_judged_by_detection_as_in_suricata() {
+        let k = key(ipproto::TCP, 40000, 80);
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // An HTTP request answered by data of no protocol: one direction only, said once, and
+        // the parser still gets the reply.
+        let mut s = Session::new(true, false);
+        let mut c = 0u8;
+        feed(&mut s, &k, &mut c, Dir::ToServer, get);
+        let out = feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToClient,
+            b"Invalid request, bye\r\n",
+        );
+        assert_eq!(
+            anomalies(&out),
+            ["APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION"]
+        );
+        let out = feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToClient,
+            b"more data, no protocol\r\n",
+        );
+        assert!(
+            !anomalies(&out).contains(&"APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION"),
+            "judged once"
+        );
+        // Answered by HTTP: nothing to say.
+        let mut s = Session::new(true, false);
+        feed(&mut s, &k, &mut c, Dir::ToServer, get);
+        let out = feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(anomalies(&out).is_empty(), "{:?}", anomalies(&out));
+        // A short reply is judged when enough of it is in.
+        let mut s = Session::new(true, false);
+        feed(&mut s, &k, &mut c, Dir::ToServer, get);
+        assert!(anomalies(&feed(&mut s, &k, &mut c, Dir::ToClient, b"0123")).is_empty());
+        assert_eq!(
+            anomalies(&feed(&mut s, &k, &mut c, Dir::ToClient, b"456789abcdef")),
+            ["APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION"]
+        );
+        // A TLS ClientHello answered by an HTTP error page: two protocols.
+        let k = key(ipproto::TCP, 40000, 443);
+        let mut s = Session::new(true, false);
+        feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToServer,
+            b"\x16\x03\x01\x00\x04\x01\x00\x00\x00",
+        );
+        let out = feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToClient,
+            b"HTTP/1.1 400 Bad Request\r\n\r\n",
+        );
+        assert_eq!(
+            anomalies(&out),
+            ["APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS"]
+        );
+        // UDP: the directions are not judged apart.
+        let k = key(ipproto::UDP, 40000, 53);
+        let mut s = Session::new(true, false);
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00\x01\x00\x01";
+        feed(&mut s, &k, &mut c, Dir::ToServer, query);
+        assert_eq!(s.proto(), Some("dns"));
+        let out = feed(
+            &mut s,
+            &k,
+            &mut c,
+            Dir::ToClient,
+            b"not a dns message at all",
+        );
+        assert!(!anomalies(&out).contains(&"APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION"));
     }
 
     #[test]

@@ -143,7 +143,13 @@ pub fn anomaly_record<'a>(
             app_proto,
             kind: "applayer",
             event,
-            layer: "proto_parser",
+            // Protocol detection's own events (Suricata's `APPLAYER_*`) come from detection,
+            // the others from the protocol's parser.
+            layer: if event.starts_with("APPLAYER_") {
+                "proto_detect"
+            } else {
+                "proto_parser"
+            },
         },
     }
 }
@@ -211,6 +217,19 @@ mod tests {
             serde_json::to_string(&anomaly_record(&view, None, "INVALID_RECORD_TYPE", 0))
                 .expect("json"),
             r#"{"timestamp":"1970-01-01T00:00:00.000000+0000","flow_id":9,"in_iface":"eth1","pcap_cnt":4,"event_type":"anomaly","vlan":[5],"src_ip":"192.0.2.10","src_port":40000,"dest_ip":"192.0.2.53","dest_port":53,"proto":"UDP","pkt_src":"wire/pcap","app_proto":"unknown","anomaly":{"app_proto":"unknown","type":"applayer","event":"INVALID_RECORD_TYPE","layer":"proto_parser"}}"#
+        );
+        let text = serde_json::to_string(&anomaly_record(
+            &view,
+            Some("http"),
+            "APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION",
+            0,
+        ))
+        .expect("json");
+        assert!(
+            text.ends_with(
+                r#""event":"APPLAYER_DETECT_PROTOCOL_ONLY_ONE_DIRECTION","layer":"proto_detect"}}"#
+            ),
+            "detection's events are detection's: {text}"
         );
     }
 }
