@@ -8,6 +8,7 @@ mod deps;
 mod evediff;
 mod fuzz;
 mod setup;
+mod sizes;
 mod test;
 
 use std::process::{Command, ExitCode};

@@ -11,6 +11,7 @@ pub mod flow;
 pub mod hyperscan;
 pub mod matcher;
 pub mod parse;
+mod pcre;
 pub mod prefilter;
 pub mod ruleset;
 pub mod sig;

@@ -19,7 +19,8 @@ use crate::{cargo, is_root, root};
 use tally::Tally;
 
 /// Formatting, clippy with the workspace lints on every crate (the eBPF crate for its BPF
-/// target, with the nightly toolchain that builds it), and the unused-dependency check.
+/// target, with the nightly toolchain that builds it), the unused-dependency check and the
+/// file-size check.
 pub fn lint() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"]).context("formatting: run `cargo fmt --all`")?;
     cargo(&[
@@ -59,7 +60,8 @@ pub fn lint() -> anyhow::Result<()> {
         bail!("clippy found problems in sensor-ebpf (BPF target)");
     }
     crate::deps::check(&root()).context("the unused-dependency check")?;
-    crate::deps::xtask_builds_before_setup(&root())
+    crate::deps::xtask_builds_before_setup(&root())?;
+    crate::sizes::check(&root())
 }
 
 /// What `../shared` must hold: the rules, the conformance cases and the real captures.
