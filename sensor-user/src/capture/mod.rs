@@ -35,7 +35,9 @@ pub struct CapturedPacket<'a> {
 type Source = Box<dyn Read>;
 
 enum Inner {
-    Pcap(pcap::PcapFile<Source>),
+    Pcap(pcap::PcapFile<pcap::Stream<Source>>),
+    /// An uncompressed pcap file, mapped: records are read where they lie.
+    Mapped(Mapped),
     PcapNg {
         reader: Box<PcapNgReader<Source>>,
         /// (link type, timestamp unit) per interface of the current section.
@@ -54,6 +56,63 @@ pub struct CaptureReader {
     pub file_len: u64,
     /// Bytes of the file read so far.
     consumed: Rc<Cell<u64>>,
+}
+
+/// Bytes of a mapped capture read between two releases of the pages behind.
+const RELEASE_EVERY: usize = 2 << 20;
+
+/// An uncompressed pcap file mapped into memory. Reading it costs no system call and no copy
+/// per record; the pages already read are released every [`RELEASE_EVERY`] bytes, so the
+/// process holds at most that much of the file however long it is.
+struct Mapped {
+    pcap: pcap::PcapFile<pcap::InMemory<memmap2::Mmap>>,
+    /// Where the pages before are released.
+    released: usize,
+}
+
+impl Mapped {
+    /// Maps `file` when it is a regular file that starts as a pcap file does; `None`
+    /// otherwise (a compressed file, pcapng, a pipe), or when it cannot be mapped: it is
+    /// then read as a stream.
+    fn open(file: &File) -> Option<Mapped> {
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        // SAFETY: the mapping is read-only and private to this reader, which owns it until
+        // dropped. Its contents change only if another process rewrites or truncates the
+        // file while it is read (appending, as a capture tool does, leaves the mapped range
+        // alone); `precinct replay` reads finished captures, and docs/replay.md says not to
+        // replay a file that is being rewritten.
+        let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let magic = u32::from_le_bytes(map.get(..4)?.try_into().ok()?);
+        if !pcap::is_magic(magic) {
+            return None;
+        }
+        let pcap = pcap::PcapFile::in_memory(map).ok()?;
+        Some(Mapped { pcap, released: 0 })
+    }
+
+    /// Releases the pages of the records before `at` (whole pages only).
+    fn release(&mut self, at: usize) {
+        let page = 4096;
+        let end = at / page * page;
+        if end > self.released {
+            // The advice only drops this process's mapping of pages it read; the file and
+            // the page cache are untouched. A failure costs memory, not correctness.
+            // SAFETY: `DontNeed` on a private read-only file mapping only discards
+            // page-table entries: pages read again are faulted in from the file. No record
+            // of those pages is alive (a record borrows the reader until the next is read).
+            let _ = unsafe {
+                self.pcap.bytes().unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    end - self.released,
+                )
+            };
+            self.released = end;
+        }
+    }
 }
 
 /// Counts the bytes read from the file, compressed or not.
@@ -137,6 +196,15 @@ impl CaptureReader {
         let file = File::open(path).with_context(|| format!("opening the capture {shown}"))?;
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let consumed = Rc::new(Cell::new(0));
+        if let Some(m) = Mapped::open(&file) {
+            return Ok(CaptureReader {
+                inner: Inner::Mapped(m),
+                path: path.to_path_buf(),
+                packets: 0,
+                file_len,
+                consumed,
+            });
+        }
         let raw: Source = Box::new(BufReader::with_capacity(
             1 << 16,
             Counting {
@@ -210,6 +278,25 @@ impl CaptureReader {
             )
         };
         let packet = match &mut self.inner {
+            Inner::Mapped(m) => {
+                let linktype = m.pcap.linktype;
+                // The records before this one are no longer borrowed: their pages can go.
+                let at = m.pcap.position();
+                if at >= m.released + RELEASE_EVERY {
+                    m.release(at);
+                }
+                self.consumed.set(at as u64);
+                match m.pcap.next_record() {
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(damaged(&e)),
+                    Ok(Some(r)) => CapturedPacket {
+                        ts_ns: r.ts_ns,
+                        linktype,
+                        orig_len: r.orig_len,
+                        data: r.data,
+                    },
+                }
+            }
             Inner::Pcap(p) => {
                 let linktype = p.linktype;
                 match p.next_record() {
@@ -311,6 +398,53 @@ mod tests {
         assert_eq!(TsUnit::Decimal(0).to_ns(u128::from(u64::MAX)), u64::MAX);
         assert_eq!(TsUnit::Decimal(127).to_ns(u128::MAX), 0);
         assert_eq!(TsUnit::Binary(127).to_ns(5), 0);
+    }
+
+    #[test]
+    fn a_mapped_pcap_reads_as_the_stream_does_past_its_released_pages() {
+        // Records of varied lengths over more than two release windows, one cut by the
+        // snapshot length (1000): mapped and streamed reads must agree record by record.
+        let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&1000u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        let mut k = 0u32;
+        while f.len() < 2 * RELEASE_EVERY + 100_000 {
+            let caplen = if k == 7 { 1200 } else { 60 + k % 900 };
+            for v in [k, k % 1_000_000, caplen, caplen + 4] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend((0..caplen).map(|i| (i as u8) ^ (k as u8)));
+            k += 1;
+        }
+        let path =
+            std::env::temp_dir().join(format!("precinct-mapped-{}.pcap", std::process::id()));
+        std::fs::write(&path, &f).expect("write");
+        let mut r = CaptureReader::open(&path).expect("open");
+        assert!(
+            matches!(r.inner, Inner::Mapped(_)),
+            "a plain pcap file is mapped"
+        );
+        let mut streamed = pcap::PcapFile::open(f.as_slice()).expect("stream");
+        let mut n = 0u32;
+        while let Some(p) = r.next_packet().expect("mapped read") {
+            let s = streamed
+                .next_record()
+                .expect("stream read")
+                .expect("as many");
+            assert_eq!(
+                (p.ts_ns, p.orig_len, p.data),
+                (s.ts_ns, s.orig_len, s.data),
+                "record {n}"
+            );
+            n += 1;
+        }
+        assert!(streamed.next_record().expect("end").is_none());
+        assert_eq!(n, k);
+        assert_eq!(r.packets(), u64::from(k));
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

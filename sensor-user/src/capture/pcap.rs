@@ -61,9 +61,60 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// A pcap file being read.
-pub struct PcapFile<R> {
+/// Where a pcap file's bytes come from.
+pub trait Input {
+    /// The next `n` bytes, or as many as there are before the end of the file.
+    fn take(&mut self, n: usize) -> io::Result<&[u8]>;
+}
+
+/// A file read as a stream (a decompressor's output, a pipe), through a buffer.
+pub struct Stream<R> {
     r: R,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> Input for Stream<R> {
+    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
+        self.buf.resize(n, 0);
+        let got = read_full(&mut self.r, &mut self.buf)?;
+        self.buf.truncate(got);
+        Ok(&self.buf)
+    }
+}
+
+/// A file whose bytes are all in memory (a mapped file): records are borrowed, not copied.
+pub struct InMemory<B> {
+    bytes: B,
+    pos: usize,
+}
+
+impl<B: AsRef<[u8]>> InMemory<B> {
+    /// Bytes taken so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Whether `magic` (read little-endian) starts a pcap file of either byte order.
+pub fn is_magic(magic: u32) -> bool {
+    [MAGIC_MICRO, MAGIC_NANO, MAGIC_KUZNETZOV]
+        .iter()
+        .any(|&m| m == magic || m == magic.swap_bytes())
+}
+
+impl<B: AsRef<[u8]>> Input for InMemory<B> {
+    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
+        let all = self.bytes.as_ref();
+        let start = self.pos.min(all.len());
+        let end = start.saturating_add(n).min(all.len());
+        self.pos = end;
+        Ok(&all[start..end])
+    }
+}
+
+/// A pcap file being read.
+pub struct PcapFile<I> {
+    input: I,
     swapped: bool,
     nanos: bool,
     /// Extra record-header bytes (Kuznetzov).
@@ -72,7 +123,6 @@ pub struct PcapFile<R> {
     snaplen: u32,
     /// The link type (without the FCS bits of the header's field).
     pub linktype: u32,
-    buf: Vec<u8>,
 }
 
 /// Reads exactly `buf.len()` bytes, or as many as there are before the end (returned).
@@ -89,11 +139,40 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-impl<R: Read> PcapFile<R> {
+impl<R: Read> PcapFile<Stream<R>> {
+    /// Reads the file header from a stream.
+    pub fn open(r: R) -> Result<PcapFile<Stream<R>>, PcapError> {
+        PcapFile::with_input(Stream {
+            r,
+            buf: Vec::with_capacity(2048),
+        })
+    }
+}
+
+impl<B: AsRef<[u8]>> PcapFile<InMemory<B>> {
+    /// Reads the file header from the bytes of a whole file.
+    pub fn in_memory(bytes: B) -> Result<PcapFile<InMemory<B>>, PcapError> {
+        PcapFile::with_input(InMemory { bytes, pos: 0 })
+    }
+
+    /// Bytes of the file read so far.
+    pub fn position(&self) -> usize {
+        self.input.position()
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &B {
+        &self.input.bytes
+    }
+}
+
+impl<I: Input> PcapFile<I> {
     /// Reads the file header.
-    pub fn open(mut r: R) -> Result<PcapFile<R>, PcapError> {
+    fn with_input(mut input: I) -> Result<PcapFile<I>, PcapError> {
         let mut h = [0u8; 24];
-        let n = read_full(&mut r, &mut h)?;
+        let got = input.take(24)?;
+        let n = got.len();
+        h[..n].copy_from_slice(got);
         let le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let (magic, swapped) = match le {
             MAGIC_MICRO | MAGIC_NANO | MAGIC_KUZNETZOV => (le, false),
@@ -136,14 +215,13 @@ impl<R: Read> PcapFile<R> {
         // The upper bits of the link-type field carry the FCS length, not the type.
         let linktype = u32_at(20) & 0x03ff_ffff;
         Ok(PcapFile {
-            r,
+            input,
             swapped,
             nanos: magic == MAGIC_NANO,
             extra: if magic == MAGIC_KUZNETZOV { 8 } else { 0 },
             lengths,
             snaplen,
             linktype,
-            buf: Vec::with_capacity(2048),
         })
     }
 
@@ -160,7 +238,12 @@ impl<R: Read> PcapFile<R> {
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, PcapError> {
         let mut h = [0u8; 24];
         let hlen = 16 + self.extra;
-        let n = read_full(&mut self.r, &mut h[..hlen])?;
+        let got = self.input.take(hlen)?;
+        let n = got.len();
+        // Byte by byte: at most 24, and a call to memmove per record costs more.
+        for (d, s) in h.iter_mut().zip(got) {
+            *d = *s;
+        }
         if n == 0 {
             return Ok(None);
         }
@@ -180,30 +263,63 @@ impl<R: Read> PcapFile<R> {
         }
         // Beyond the file's snapshot length: keep that much, skip the rest, as libpcap does.
         let keep = caplen.min(self.snaplen) as usize;
-        self.buf.resize(keep, 0);
-        let got = read_full(&mut self.r, &mut self.buf)?;
-        let mut skip = (caplen as usize - keep) as u64;
-        let skipped = io::copy(&mut (&mut self.r).take(skip), &mut io::sink())?;
-        skip -= skipped;
-        if got < keep || skip > 0 {
+        let skip = caplen as usize - keep;
+        if skip > 0 {
+            // The bytes past the snapshot length come after the kept ones: take them first
+            // (into the stream's buffer, or nowhere), then the kept ones again from a copy.
+            return self.cut_record(secs, frac, len, keep, skip);
+        }
+        let nanos = self.nanos;
+        let data = self.input.take(keep)?;
+        if data.len() < keep {
             return Err(PcapError::Truncated {
                 needed: caplen as usize,
-                got: got + skipped as usize,
+                got: data.len(),
             });
         }
-        let frac_ns = if self.nanos {
-            u64::from(frac)
-        } else {
-            u64::from(frac) * 1_000
-        };
         Ok(Some(Record {
-            ts_ns: u64::from(secs)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(frac_ns),
+            ts_ns: ts_ns(secs, frac, nanos),
             orig_len: len,
-            data: &self.buf,
+            data,
         }))
     }
+
+    /// A record longer than the snapshot length: its first `keep` bytes, the `skip` others
+    /// passed over, as libpcap does.
+    #[cold]
+    fn cut_record(
+        &mut self,
+        secs: u32,
+        frac: u32,
+        len: u32,
+        keep: usize,
+        skip: usize,
+    ) -> Result<Option<Record<'_>>, PcapError> {
+        let whole = self.input.take(keep + skip)?;
+        if whole.len() < keep + skip {
+            return Err(PcapError::Truncated {
+                needed: keep + skip,
+                got: whole.len(),
+            });
+        }
+        Ok(Some(Record {
+            ts_ns: ts_ns(secs, frac, self.nanos),
+            orig_len: len,
+            data: &whole[..keep],
+        }))
+    }
+}
+
+/// A record's time in ns since the epoch from its seconds and fraction (µs or ns).
+fn ts_ns(secs: u32, frac: u32, nanos: bool) -> u64 {
+    let frac_ns = if nanos {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1_000
+    };
+    u64::from(secs)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(frac_ns)
 }
 
 #[cfg(test)]
@@ -232,13 +348,28 @@ mod tests {
         f
     }
 
-    fn all(bytes: &[u8]) -> Result<Vec<(u64, u32, Vec<u8>)>, PcapError> {
-        let mut p = PcapFile::open(bytes)?;
+    type Records = Vec<(u64, u32, Vec<u8>)>;
+
+    fn read_all<I: Input>(p: Result<PcapFile<I>, PcapError>) -> Result<Records, PcapError> {
+        let mut p = p?;
         let mut out = Vec::new();
         while let Some(r) = p.next_record()? {
             out.push((r.ts_ns, r.orig_len, r.data.to_vec()));
         }
         Ok(out)
+    }
+
+    /// The records of `bytes`, read as a stream and in memory (a mapped file), which must
+    /// give the same records and the same damage.
+    fn all(bytes: &[u8]) -> Result<Records, PcapError> {
+        let streamed = read_all(PcapFile::open(bytes));
+        let in_memory = read_all(PcapFile::in_memory(bytes));
+        assert_eq!(
+            format!("{streamed:?}"),
+            format!("{in_memory:?}"),
+            "a stream and the same bytes in memory read differently"
+        );
+        streamed
     }
 
     #[test]

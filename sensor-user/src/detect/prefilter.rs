@@ -52,7 +52,22 @@ impl Matcher {
 type RunLen = (usize, Vec<u32>);
 
 /// One buffer's fast patterns, compiled.
-pub(super) enum Prefilter {
+pub(super) struct Prefilter {
+    /// The shortest pattern's length: a shorter buffer holds none of them and is not
+    /// searched (on real traffic, one-byte segments of interactive sessions and keep-alives
+    /// are a large share of the packets with a payload, and a search has a fixed cost).
+    shortest: usize,
+    /// The patterns shorter than [`TINY`], shortest first, with their signatures: a buffer
+    /// that short is compared with them directly, cheaper than starting a search.
+    tiny: Vec<(Vec<u8>, Vec<u32>)>,
+    kind: Kind,
+}
+
+/// Buffers shorter than this are matched against the patterns that fit in them one by one.
+const TINY: usize = 4;
+
+/// The matcher behind a [`Prefilter`].
+enum Kind {
     /// An Aho-Corasick automaton and one-byte runs.
     Ac(AcFilter),
     /// A Hyperscan database.
@@ -152,16 +167,31 @@ impl Prefilter {
         sigs: Vec<Vec<u32>>,
         matcher: Matcher,
     ) -> Option<Prefilter> {
-        if pats.is_empty() {
-            return None;
-        }
+        // Empty patterns are in no matcher (they would match everything and say nothing).
+        let shortest = pats.iter().map(Vec::len).filter(|&n| n > 0).min()?;
+        let mut tiny: Vec<(Vec<u8>, Vec<u32>)> = pats
+            .iter()
+            .zip(&sigs)
+            .filter(|(p, _)| !p.is_empty() && p.len() < TINY)
+            .map(|(p, s)| (p.clone(), s.clone()))
+            .collect();
+        tiny.sort_by_key(|t| t.0.len());
+        let kind = Self::kind(pats, sigs, matcher)?;
+        Some(Prefilter {
+            shortest,
+            tiny,
+            kind,
+        })
+    }
+
+    fn kind(pats: Vec<Vec<u8>>, sigs: Vec<Vec<u32>>, matcher: Matcher) -> Option<Kind> {
         if matcher.hyperscan() {
             match Database::literals(&pats) {
                 Ok(db) => {
                     let mut all: Vec<u32> = sigs.iter().flatten().copied().collect();
                     all.sort_unstable();
                     all.dedup();
-                    return Some(Prefilter::Hs(HsFilter { db, sigs, all }));
+                    return Some(Kind::Hs(HsFilter { db, sigs, all }));
                 }
                 Err(why) => log::warn!(
                     "Hyperscan could not compile {} patterns ({why}); using Aho-Corasick for them",
@@ -169,12 +199,12 @@ impl Prefilter {
                 ),
             }
         }
-        AcFilter::build(pats.into_iter().zip(sigs).collect()).map(Prefilter::Ac)
+        AcFilter::build(pats.into_iter().zip(sigs).collect()).map(Kind::Ac)
     }
 
     /// Makes `scratch` fit for this prefilter's scans.
     pub(super) fn fit(&self, seen: &mut Seen) {
-        if let Prefilter::Hs(h) = self {
+        if let Kind::Hs(h) = &self.kind {
             if let Err(why) = seen.scratch.fit(&h.db) {
                 log::warn!("Hyperscan scratch space: {why}; its rules are evaluated in full");
             }
@@ -183,23 +213,34 @@ impl Prefilter {
 
     /// Bytes the compiled patterns take (Hyperscan's database; 0 for the automaton).
     pub(super) fn bytes(&self) -> usize {
-        match self {
-            Prefilter::Hs(h) => h.db.bytes(),
-            Prefilter::Ac(_) => 0,
+        match &self.kind {
+            Kind::Hs(h) => h.db.bytes(),
+            Kind::Ac(_) => 0,
         }
     }
 
     /// Whether this prefilter runs on Hyperscan.
     pub(super) fn is_hyperscan(&self) -> bool {
-        matches!(self, Prefilter::Hs(_))
+        matches!(self.kind, Kind::Hs(_))
     }
 
     /// Adds to `out` the signatures whose pattern occurs in `hay` (possibly with duplicates
     /// across patterns; each pattern's once).
     pub(super) fn scan(&self, hay: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
-        match self {
-            Prefilter::Ac(a) => a.scan(hay, seen, out),
-            Prefilter::Hs(h) => {
+        if hay.len() < self.shortest {
+            return;
+        }
+        if hay.len() < TINY {
+            for (p, sigs) in self.tiny.iter().take_while(|t| t.0.len() <= hay.len()) {
+                if hay.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)) {
+                    out.extend_from_slice(sigs);
+                }
+            }
+            return;
+        }
+        match &self.kind {
+            Kind::Ac(a) => a.scan(hay, seen, out),
+            Kind::Hs(h) => {
                 let sigs = &h.sigs;
                 let res = h.db.scan(hay, &mut seen.scratch, &mut |i| {
                     out.extend_from_slice(&sigs[i as usize]);
@@ -323,6 +364,38 @@ mod tests {
         }
         assert!(filter_with(&[(b"ab", 1)], Matcher::Auto).is_hyperscan());
         assert!(Prefilter::build(Vec::new(), Vec::new(), Matcher::Auto).is_none());
+    }
+
+    #[test]
+    fn a_buffer_shorter_than_every_pattern_is_not_searched_and_one_as_long_is() {
+        for m in BOTH {
+            let f = filter_with(&[(b"abc", 1), (b"|x|", 2), (b"zz", 3)], m);
+            assert_eq!(f.shortest, 2, "{m:?}");
+            assert!(found(&f, b"z").is_empty(), "{m:?}");
+            assert!(found(&f, b"").is_empty(), "{m:?}");
+            assert_eq!(found(&f, b"ZZ"), vec![3], "{m:?}");
+            assert_eq!(found(&f, b"abc"), vec![1], "{m:?}");
+        }
+        // A one-byte pattern keeps one-byte buffers searched.
+        for m in BOTH {
+            let f = filter_with(&[(b"\x01", 1), (b"abcd", 2)], m);
+            assert_eq!(found(&f, b"\x01"), vec![1], "{m:?}");
+            assert!(found(&f, b"\x02").is_empty(), "{m:?}");
+        }
+        // Buffers shorter than TINY: every pattern that fits, in any case, once each; none
+        // that does not fit.
+        for m in BOTH {
+            let f = filter_with(
+                &[(b"a", 1), (b"bc", 2), (b"abc", 3), (b"c", 4), (b"abcd", 5)],
+                m,
+            );
+            assert_eq!(found(&f, b"ABC"), vec![1, 2, 3, 4], "{m:?}");
+            assert_eq!(found(&f, b"cc"), vec![4], "{m:?}");
+            assert_eq!(found(&f, b"xbC"), vec![2, 4], "{m:?}");
+            assert_eq!(found(&f, b"aBcD"), vec![1, 2, 3, 4, 5], "{m:?}");
+        }
+        // Only empty patterns: nothing to build.
+        assert!(Prefilter::build(vec![Vec::new()], vec![vec![1]], Matcher::Auto).is_none());
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub struct NewFlow {
 
 /// The table.
 pub struct FlowTable {
-    flows: HashMap<FlowKey, Flow, ahash::RandomState>,
+    /// Boxed: a flow is some 800 bytes, and the table moves every entry each time it grows.
+    flows: HashMap<FlowKey, Box<Flow>, ahash::RandomState>,
     max_flows: usize,
 }
 
@@ -78,36 +79,36 @@ impl FlowTable {
     pub fn get_or_create(&mut self, key: FlowKey, new: NewFlow) -> Option<(&mut Flow, bool)> {
         let len = self.flows.len();
         match self.flows.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Some((e.into_mut(), false)),
+            std::collections::hash_map::Entry::Occupied(e) => Some((&mut **e.into_mut(), false)),
             std::collections::hash_map::Entry::Vacant(_) if len >= self.max_flows => None,
             std::collections::hash_map::Entry::Vacant(e) => {
                 let probe = matches!(key.proto, ipproto::TCP | ipproto::UDP) && new.has_transport;
-                let flow = Flow {
+                let flow = Box::new(Flow {
                     key,
                     id: new.id.unwrap_or_else(|| flows::flow_id(&key, new.ts_ns)),
                     stats: FlowStats::default(),
                     tcp: (key.proto == ipproto::TCP).then(tcp::Session::default),
                     app: applayer::Session::new(probe, new.inspect),
                     detect: FlowDetect::default(),
-                };
-                Some((e.insert(flow), true))
+                });
+                Some((&mut **e.insert(flow), true))
             }
         }
     }
 
     /// The flow of `key`.
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
-        self.flows.get_mut(key)
+        self.flows.get_mut(key).map(|f| &mut **f)
     }
 
     /// Takes the flow of `key` out of the table.
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow> {
-        self.flows.remove(key)
+        self.flows.remove(key).map(|f| *f)
     }
 
     /// Puts a flow (back) into the table.
     pub fn insert(&mut self, flow: Flow) {
-        self.flows.insert(flow.key, flow);
+        self.flows.insert(flow.key, Box::new(flow));
     }
 
     /// Flows idle past their timeout at capture time `now_ns`, in the order they began.
