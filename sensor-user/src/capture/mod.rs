@@ -81,8 +81,8 @@ impl Mapped {
         // SAFETY: the mapping is read-only and private to this reader, which owns it until
         // dropped. Its contents change only if another process rewrites or truncates the
         // file while it is read (appending, as a capture tool does, leaves the mapped range
-        // alone); `precinct replay` reads finished captures, and docs/replay.md says not to
-        // replay a file that is being rewritten.
+        // alone); `precinct replay` reads finished captures, and the README and CHANGELOG
+        // say not to rewrite or truncate a capture while it is replayed.
         let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
         let _ = map.advise(memmap2::Advice::Sequential);
         let magic = u32::from_le_bytes(map.get(..4)?.try_into().ok()?);
