@@ -29,9 +29,56 @@ fn format(t: OffsetDateTime, f: &[BorrowedFormatItem<'_>]) -> String {
     t.format(f).unwrap_or_default()
 }
 
+/// Bytes of an EVE timestamp (a u64 of nanoseconds ends in 2554: four-digit years).
+pub const EVE_LEN: usize = 31;
+
+/// `YYYY-MM-DDTHH:MM:SS` of one second, as the description [`EVE`] writes it.
+type SecondText = [u8; 19];
+
+thread_local! {
+    /// The last second written and its text: every record of a busy second shares it, and
+    /// the civil-date conversion and formatting are most of a timestamp's cost.
+    static LAST_SECOND: std::cell::Cell<Option<(u64, SecondText)>> = const {
+        std::cell::Cell::new(None)
+    };
+}
+
+/// The text of second `secs` since the epoch.
+fn second_text(secs: u64) -> SecondText {
+    if let Some((s, text)) = LAST_SECOND.get() {
+        if s == secs {
+            return text;
+        }
+    }
+    let mut text = [b'0'; 19];
+    let formatted = format(at_ns(secs.saturating_mul(1_000_000_000)), EVE);
+    // The description's first 19 bytes are the second; the fraction and zone follow.
+    for (d, c) in text.iter_mut().zip(formatted.bytes()) {
+        *d = c;
+    }
+    LAST_SECOND.set(Some((secs, text)));
+    text
+}
+
+/// A UNIX time in nanoseconds as an EVE timestamp (`2026-11-22T00:40:50.123456+0000`),
+/// written into `buf`.
+pub fn eve_into(unix_ns: u64, buf: &mut [u8; EVE_LEN]) -> &str {
+    let (secs, micros) = (unix_ns / 1_000_000_000, unix_ns % 1_000_000_000 / 1_000);
+    buf[..19].copy_from_slice(&second_text(secs));
+    buf[19] = b'.';
+    let mut m = micros;
+    for d in buf[20..26].iter_mut().rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    buf[26..].copy_from_slice(b"+0000");
+    // All ASCII by construction.
+    std::str::from_utf8(&buf[..]).unwrap_or_default()
+}
+
 /// A UNIX time in nanoseconds as an EVE timestamp: `2026-11-22T00:40:50.123456+0000`.
 pub fn eve(unix_ns: u64) -> String {
-    format(at_ns(unix_ns), EVE)
+    eve_into(unix_ns, &mut [0; EVE_LEN]).to_owned()
 }
 
 /// A UNIX time in nanoseconds in RFC 3339 with microseconds: `2026-11-22T00:40:50.123456Z`.
@@ -65,6 +112,27 @@ mod tests {
         );
         // The last nanosecond a u64 holds.
         assert_eq!(eve(u64::MAX), "2554-07-21T23:34:33.709551+0000");
+    }
+
+    #[test]
+    fn eve_timestamps_equal_the_time_crates_formatting_across_seconds() {
+        // A deterministic walk over 1970–2554 with runs inside one second (the cache) and
+        // jumps between seconds, years and leap days.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut ns = 0u64;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ns = match i % 4 {
+                0 => x,
+                1 => ns.saturating_add(x % 1_000),
+                2 => ns.saturating_add(x % 2_000_000_000),
+                _ => (ns / 1_000_000_000 * 1_000_000_000).saturating_add(999_999_999),
+            };
+            assert_eq!(eve(ns), format(at_ns(ns), EVE), "{ns}");
+        }
+        assert_eq!(eve(u64::MAX), format(at_ns(u64::MAX), EVE));
     }
 
     #[test]

@@ -296,7 +296,14 @@ impl Detection {
             let app = out.proto.unwrap_or(app);
             // Buffers of one call share a direction in practice; group them anyway.
             for dir in [Dir::ToServer, Dir::ToClient] {
-                let bufs: Vec<_> = out.buffers.iter().filter(|b| b.0 == dir).cloned().collect();
+                // Borrowed when all are of this direction (nearly always), else copied apart.
+                let apart: Vec<_>;
+                let bufs: &[(Dir, Buffer, Vec<u8>)] = if out.buffers.iter().all(|b| b.0 == dir) {
+                    &out.buffers
+                } else {
+                    apart = out.buffers.iter().filter(|b| b.0 == dir).cloned().collect();
+                    &apart
+                };
                 if bufs.is_empty() {
                     continue;
                 }
@@ -316,7 +323,7 @@ impl Detection {
                 };
                 // One evaluation per transaction: pipelined requests in one segment are each
                 // inspected, as Suricata inspects each transaction.
-                let segments = split_by_tx(app, &bufs);
+                let segments = split_by_tx(app, bufs);
                 let last = segments.len().saturating_sub(1);
                 for (i, segment) in segments.into_iter().enumerate() {
                     for h in self

@@ -12,7 +12,10 @@ pub struct Timestamp(pub u64);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::timefmt::eve(self.0))
+        s.serialize_str(crate::timefmt::eve_into(
+            self.0,
+            &mut [0; crate::timefmt::EVE_LEN],
+        ))
     }
 }
 
