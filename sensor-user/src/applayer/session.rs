@@ -146,8 +146,17 @@ impl Session {
                         }
                     }
                 }
+                let before = seen[idx].len();
                 seen[idx].extend_from_slice(&data);
-                if let Some(parser) = probe(key.proto, dir, &seen[idx], (key.port_a, key.port_b)) {
+                // Every probe but DNS over TCP (which reads a whole message) decides on the
+                // first OTHER_SIDE_PROBE bytes: once they were probed, more bytes cannot change
+                // the answer, and probing each further segment of a long undetected stream
+                // (one-byte segments of an interactive session) would only cost time.
+                let worth = before < OTHER_SIDE_PROBE || dns_port;
+                let found = worth
+                    .then(|| probe(key.proto, dir, &seen[idx], (key.port_a, key.port_b)))
+                    .flatten();
+                if let Some(parser) = found {
                     let buffered = std::mem::take(seen);
                     self.proto.get_or_insert(parser.name());
                     // Detection goes on in the other direction (Suricata detects each
@@ -278,6 +287,40 @@ mod tests {
         let mut out = Vec::new();
         s.feed(k, client, dir, Chunk::Data(b.to_vec()), &mut out);
         out
+    }
+
+    #[test]
+    fn probes_other_than_dns_decide_on_the_first_other_side_probe_bytes() {
+        // What `Session::feed` relies on to stop probing a direction: past OTHER_SIDE_PROBE
+        // bytes, the answer of every probe but DNS over TCP is that of the first ones.
+        let openings: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\n",
+            b"PROPPATCH /x HTTP/1.1",
+            b"HTTP/1.1 200 OK\r\n",
+            b"SSH-2.0-OpenSSH_9.2",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00",
+            b"EHLO mail.example.org",
+            b"USER anonymous\r\n",
+            b"220 (vsFTPd 3.0.3)\r\n",
+            b"* OK IMAP4rev1 ready",
+            b"aaaaaaaaaaaaaaaaaaaaaaaa",
+            b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        ];
+        let tails: [&[u8]; 3] = [b"", b"GET / HTTP/1.1", b"\x16\x03\x01SSH-"];
+        for o in openings {
+            let mut head = o.to_vec();
+            head.resize(OTHER_SIDE_PROBE, b'x');
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let name = |d: &[u8]| probe(ipproto::TCP, dir, d, (40000, 8080)).map(|p| p.name());
+                let want = name(&head);
+                for t in tails {
+                    let mut longer = head.clone();
+                    longer.extend_from_slice(t);
+                    assert_eq!(name(&longer), want, "{:?} + {:?} ({dir:?})", head, t);
+                }
+            }
+        }
     }
 
     #[test]

@@ -72,12 +72,18 @@ impl Lines {
                 self.partial.clear();
                 continue;
             }
-            self.partial.extend_from_slice(head);
-            let mut full = std::mem::take(&mut self.partial);
-            if full.last() == Some(&b'\r') {
-                full.pop();
-            }
-            if line(&full, tail) {
+            // A line inside `data` is handed over where it lies; only one that began in an
+            // earlier segment is put together (in a buffer kept for the next one).
+            let full: &[u8] = if self.partial.is_empty() {
+                head
+            } else {
+                self.partial.extend_from_slice(head);
+                &self.partial
+            };
+            let full = full.strip_suffix(b"\r").unwrap_or(full);
+            let stop = line(full, tail);
+            self.partial.clear();
+            if stop {
                 return;
             }
         }
