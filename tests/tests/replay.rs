@@ -727,6 +727,57 @@ fn every_pipelined_request_is_inspected() {
 }
 
 #[test]
+fn stream_size_counts_each_sides_sequence_space() {
+    // Suricata's stream_size: next expected sequence number less the initial one, so the
+    // SYN and the FIN count one each, and every in-order byte one.
+    let dir = scratch("stream-size");
+    let mut s = TcpSession::new(CLIENT, 40004, SERVER, 7777);
+    let mut frames = s.handshake(); // 1 SYN, 2 SYN-ACK, 3 ACK
+    frames.extend(s.client_data(b"hello", 1400)); // 4
+    frames.push(s.server_ack()); // 5
+    frames.extend(s.server_data(b"0123456789", 5)); // 6, 7
+    frames.push(s.client_ack()); // 8
+    frames.extend(s.close()); // 9 FIN, 10 FIN-ACK, 11 ACK
+    let rules = "\
+alert tcp any any -> any any (msg:\"server silent\"; flow:to_server; stream_size:server,<,2; sid:1;)
+alert tcp any any -> any any (msg:\"client said hello\"; flow:to_client; stream_size:client,=,6; sid:2;)
+alert tcp any any -> any any (msg:\"both spoke\"; stream_size:both,>,5; sid:3;)
+alert tcp any any -> any any (msg:\"a side only began\"; stream_size:either,=,1; sid:4;)
+alert tcp any any -> any any (msg:\"client at most\"; stream_size:client,<=,1; sid:5;)
+alert udp any any -> any any (msg:\"not tcp\"; stream_size:either,>=,0; sid:6;)
+";
+    let mut frames_udp = frames.clone();
+    frames_udp.push(udp_frame(CLIENT, 5000, SERVER, 5001, b"x"));
+    let events = replay_with_rules(&dir, "s", &frames_udp, rules);
+    let at = |sid: u64| -> Vec<u64> {
+        of_type(&events, "alert")
+            .iter()
+            .filter(|a| a["alert"]["signature_id"] == sid)
+            .map(|a| a["pcap_cnt"].as_u64().expect("pcap_cnt"))
+            .collect()
+    };
+    assert_eq!(
+        at(1),
+        [1, 3, 4],
+        "to the server while the server has sent nothing"
+    );
+    assert_eq!(
+        at(2),
+        [5, 6, 7],
+        "to the client after hello, before the client's FIN"
+    );
+    assert_eq!(at(3), [6, 7, 8, 9, 10, 11], "once both sent data");
+    assert_eq!(
+        at(4),
+        [1, 2, 3, 4, 5],
+        "while one side has sent only its SYN"
+    );
+    assert_eq!(at(5), [1, 2, 3], "before the client's data");
+    assert!(at(6).is_empty(), "no stream outside TCP");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -44,6 +44,7 @@ fn pkt(payload: &[u8]) -> PacketInfo<'_> {
         icmp_code: 0,
         payload,
         dsize: payload.len(),
+        stream_size: None,
         to_server: true,
         established: true,
         app_proto: None,
@@ -322,20 +323,35 @@ alert tcp any any => any any (msg:"bad dir"; sid:5;)
 alert tcp any any -> any any (msg:"bad class"; classtype:nope; sid:6;)
 alert tcp $NOPE any -> any any (msg:"bad var"; sid:7;)
 alert tcp any any -> any any (msg:"dup"; sid:1;)
+alert tcp any any -> any any (msg:"side"; stream_size:sever,<,5; sid:9;)
+alert tcp any any -> any any (msg:"op"; stream_size:server,<<,5; sid:10;)
+alert tcp any any -> any any (msg:"parts"; stream_size:server,<; sid:11;)
+alert tcp any any -> any any (msg:"number"; stream_size:server,<,-1; sid:12;)
+alert tcp any any -> any any (msg:"ok size"; stream_size: either , >= , 10 ; sid:13;)
 "#;
     let set = RuleSet::from_texts(
         &[("f.rules".into(), text.into())],
         &default_vars(),
         &Classifications::builtin(),
     );
-    assert_eq!(set.report.loaded, 1);
+    assert_eq!(set.report.loaded, 2);
     let reasons: Vec<(String, Option<u32>, String)> = set
         .report
         .skipped
         .iter()
         .map(|s| (s.origin.clone(), s.sid, s.reason.to_string()))
         .collect();
-    assert_eq!(reasons.len(), 7, "{reasons:#?}");
+    assert_eq!(reasons.len(), 11, "{reasons:#?}");
+    let stream: Vec<&str> = reasons[7..].iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(
+        stream,
+        [
+            "stream_size: unknown side \"sever\"",
+            "stream_size: unknown comparison \"<<\"",
+            "stream_size: expected <client|server|both|either>,<op>,<number>",
+            "stream_size: \"-1\" is not a number of bytes",
+        ]
+    );
     assert_eq!(
         reasons[0],
         (

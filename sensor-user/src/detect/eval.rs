@@ -11,7 +11,7 @@ use super::{
     matcher::{lowered, match_list_lowered, Matcher},
     prefilter::Seen,
     ruleset::RuleSet,
-    sig::{Action, FlagMode, Flowbit, PacketCheck, Rate, Signature, Track},
+    sig::{Action, FlagMode, Flowbit, PacketCheck, Rate, Signature, StreamSide, Track},
     state::{FlowState, RuleId},
 };
 use crate::applayer::{
@@ -46,6 +46,8 @@ pub struct PacketInfo<'a> {
     pub payload: &'a [u8],
     /// The packet's own payload size (`dsize`).
     pub dsize: usize,
+    /// A TCP flow's stream sizes, client's then server's (`stream_size`); `None` otherwise.
+    pub stream_size: Option<(u64, u64)>,
     /// Client to server.
     pub to_server: bool,
     /// TCP handshake done (or picked up mid-stream), UDP seen both ways.
@@ -199,6 +201,15 @@ fn header_matches(s: &Signature, p: &PacketInfo<'_>) -> bool {
             r.test(p.dsize as i64) && !(matches!(r, super::matcher::Range::Ne(_)) && p.dsize == 0)
         }
         PacketCheck::Ttl(r) => r.test(i64::from(p.ttl)),
+        PacketCheck::StreamSize(side, r) => p.stream_size.is_some_and(|(client, server)| {
+            let t = |v: u64| r.test(i64::try_from(v).unwrap_or(i64::MAX));
+            match side {
+                StreamSide::Client => t(client),
+                StreamSide::Server => t(server),
+                StreamSide::Both => t(client) && t(server),
+                StreamSide::Either => t(client) || t(server),
+            }
+        }),
         PacketCheck::Itype(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_type)),
         PacketCheck::Icode(r) => (p.proto == 1 || p.proto == 58) && r.test(i64::from(p.icmp_code)),
         PacketCheck::IpProto(r) => r.test(i64::from(p.proto)),
@@ -553,6 +564,7 @@ mod tests {
             icmp_code: 0,
             payload,
             dsize: payload.len(),
+            stream_size: None,
             to_server: true,
             established: true,
             app_proto: Some("http"),

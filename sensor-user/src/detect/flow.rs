@@ -65,6 +65,8 @@ pub struct FlowFacts<'a> {
     pub app_proto: Option<&'static str>,
     /// TCP handshake done (or picked up mid-stream), UDP seen both ways.
     pub established: bool,
+    /// A TCP flow's stream sizes, client's then server's (`stream_size`).
+    pub stream_size: Option<(u64, u64)>,
 }
 
 impl FlowFacts<'_> {
@@ -84,6 +86,7 @@ impl FlowFacts<'_> {
             icmp_code: 0,
             payload: &[],
             dsize: 0,
+            stream_size: self.stream_size,
             to_server: true,
             established: self.established,
             app_proto: self.app_proto,
@@ -194,6 +197,7 @@ impl Detection {
             icmp_code: p.icmp_code,
             payload: pkt.inspected,
             dsize: pkt.dsize,
+            stream_size: facts.stream_size,
             to_server,
             established: facts.established,
             app_proto: facts.app_proto,

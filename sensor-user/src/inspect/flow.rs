@@ -13,7 +13,7 @@ use sensor_common::{
 use super::tcp;
 use crate::{
     applayer,
-    detect::flow::FlowDetect,
+    detect::flow::{FlowDetect, FlowFacts},
     flows::{self, Reason, Timeouts},
 };
 
@@ -44,6 +44,26 @@ pub struct NewFlow {
     pub has_transport: bool,
     /// Signatures are evaluated.
     pub inspect: bool,
+}
+
+impl Flow {
+    /// What detection knows of the flow (`established` as the caller judges it), beside
+    /// the detection state it updates.
+    pub fn facts(&mut self, established: bool) -> (FlowFacts<'_>, &mut FlowDetect) {
+        let client = usize::from(self.stats.client_dir);
+        let facts = FlowFacts {
+            key: &self.key,
+            stats: &self.stats,
+            id: self.id,
+            app_proto: self.app.proto(),
+            established,
+            stream_size: self.tcp.as_ref().map(|t| {
+                let s = t.stream_sizes();
+                (s[client], s[1 - client])
+            }),
+        };
+        (facts, &mut self.detect)
+    }
 }
 
 /// The table.

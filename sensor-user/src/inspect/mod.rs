@@ -32,7 +32,7 @@ use crate::{
     },
     detect::{
         self,
-        flow::{Detection, FlowFacts, Match, Packet},
+        flow::{Detection, Match, Packet},
         RuleSet,
     },
     eve::{
@@ -277,13 +277,7 @@ impl Pipeline {
             Some(t) => t.established(self.cfg.midstream),
             None => flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0,
         };
-        let facts = FlowFacts {
-            key: &flow.key,
-            stats: &flow.stats,
-            id: flow.id,
-            app_proto: flow.app.proto(),
-            established,
-        };
+        let (facts, detect) = flow.facts(established);
         let packet = Packet {
             p,
             dir,
@@ -295,11 +289,9 @@ impl Pipeline {
         if self.cfg.encryption == EncryptionHandling::Default
             && outputs.iter().any(|(_, o)| o.encrypted)
         {
-            flow.detect.payload_off = true;
+            detect.payload_off = true;
         }
-        let matches = self
-            .detection
-            .on_packet(&mut flow.detect, &facts, &packet, &outputs);
+        let matches = self.detection.on_packet(detect, &facts, &packet, &outputs);
         flow.detect.alerted |= !matches.is_empty();
         let n = write_records(
             &mut self.eve,
@@ -348,16 +340,8 @@ impl Pipeline {
         let ts = flow.stats.last_ns;
         let established = flow.stats.pkts[0] > 0 && flow.stats.pkts[1] > 0
             || flow.tcp.as_ref().is_some_and(|t| t.handshake_seen());
-        let facts = FlowFacts {
-            key: &flow.key,
-            stats: &flow.stats,
-            id: flow.id,
-            app_proto: flow.app.proto(),
-            established,
-        };
-        let matches = self
-            .detection
-            .on_end(&mut flow.detect, &facts, &outputs, ts);
+        let (facts, detect) = flow.facts(established);
+        let matches = self.detection.on_end(detect, &facts, &outputs, ts);
         flow.detect.alerted |= !matches.is_empty();
         let n = write_records(
             &mut self.eve,

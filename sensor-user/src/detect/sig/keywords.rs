@@ -91,6 +91,7 @@ const KEYWORDS: &[Keyword] = &[
     }),
     // Packet header checks.
     kw("dsize", |c, o| range_check(c, o, PacketCheck::Dsize)),
+    kw("stream_size", stream_size),
     kw("ttl", |c, o| range_check(c, o, PacketCheck::Ttl)),
     kw("itype", |c, o| range_check(c, o, PacketCheck::Itype)),
     kw("icode", |c, o| range_check(c, o, PacketCheck::Icode)),
@@ -176,6 +177,38 @@ fn range_check(
 ) -> Result<(), Refusal> {
     let r = parse_range(o.need()?).map_err(|e| Refusal::Invalid(e.to_string()))?;
     c.sig.checks.push(check(r));
+    Ok(())
+}
+
+/// `stream_size:<client|server|both|either>,<op>,<n>` (ops `<` `>` `=` `!=` `<=` `>=`).
+fn stream_size(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
+    use crate::detect::{matcher::Range, sig::StreamSide};
+    let bad = |why: &str| Refusal::Invalid(format!("stream_size: {why}"));
+    let parts: Vec<&str> = o.need()?.split(',').map(str::trim).collect();
+    let [side, op, n] = parts[..] else {
+        return Err(bad("expected <client|server|both|either>,<op>,<number>"));
+    };
+    let side = match side {
+        "client" => StreamSide::Client,
+        "server" => StreamSide::Server,
+        "both" => StreamSide::Both,
+        "either" => StreamSide::Either,
+        other => return Err(bad(&format!("unknown side {other:?}"))),
+    };
+    let n: u32 = n
+        .parse()
+        .map_err(|_| bad(&format!("{n:?} is not a number of bytes")))?;
+    let n = i64::from(n);
+    let range = match op {
+        "<" => Range::Lt(n),
+        ">" => Range::Gt(n),
+        "=" => Range::Eq(n),
+        "!=" => Range::Ne(n),
+        "<=" => Range::Le(n),
+        ">=" => Range::Ge(n),
+        other => return Err(bad(&format!("unknown comparison {other:?}"))),
+    };
+    c.sig.checks.push(PacketCheck::StreamSize(side, range));
     Ok(())
 }
 

@@ -109,6 +109,21 @@ pub enum PacketCheck {
     },
     /// The flow's application protocol (`negated`, name).
     AppProto(bool, String),
+    /// `stream_size`: a TCP flow's stream size on a side, compared.
+    StreamSize(StreamSide, Range),
+}
+
+/// The side(s) `stream_size` compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamSide {
+    /// The client's stream.
+    Client,
+    /// The server's stream.
+    Server,
+    /// Both must compare true.
+    Both,
+    /// Either may.
+    Either,
 }
 
 /// How `flags:` compares.

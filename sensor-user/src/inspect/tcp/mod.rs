@@ -59,6 +59,20 @@ impl Session {
             || (midstream && (self.half[0].started() || self.half[1].started()))
     }
 
+    /// Each direction's stream size as Suricata's `stream_size` counts it (its next expected
+    /// sequence number less the initial one: the SYN counts one, every in-order byte one,
+    /// the FIN one); 0 for a direction that has not started.
+    pub fn stream_sizes(&self) -> [u64; 2] {
+        [0, 1].map(|d| {
+            let h = &self.half[d];
+            if h.started() {
+                h.delivered() + 1 + u64::from(self.fin[d])
+            } else {
+                0
+            }
+        })
+    }
+
     /// Both the SYN and the SYN-ACK were seen.
     pub fn handshake_seen(&self) -> bool {
         self.syn && self.syn_ack
