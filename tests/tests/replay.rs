@@ -778,6 +778,65 @@ alert udp any any -> any any (msg:\"not tcp\"; stream_size:either,>=,0; sid:6;)
 }
 
 #[test]
+fn smtp_and_ftp_rules_match_on_the_flows_detected_as_such() {
+    // `alert smtp` / `alert ftp` payload rules: on the SMTP session (told by the client's
+    // EHLO) and the FTP one (told by USER), not on the same bytes in a flow of no protocol.
+    let dir = scratch("smtp-ftp");
+    let mut frames = Vec::new();
+    let mut smtp = TcpSession::new(CLIENT, 40005, SERVER, 25);
+    frames.extend(smtp.handshake());
+    frames.extend(smtp.server_data(b"220 mx.example ESMTP\r\n", 1400));
+    frames.push(smtp.client_ack());
+    frames.extend(smtp.client_data(b"EHLO client.example\r\n", 1400));
+    frames.push(smtp.server_ack());
+    frames.extend(smtp.server_data(b"250 mx.example\r\n", 1400));
+    frames.extend(smtp.client_data(b"MAIL FROM:<x-precinct@example.org>\r\n", 1400));
+    frames.push(smtp.server_ack());
+    frames.extend(smtp.close());
+    let mut ftp = TcpSession::new(CLIENT, 40006, SERVER, 21);
+    frames.extend(ftp.handshake());
+    frames.extend(ftp.server_data(b"220 ftp.example ready\r\n", 1400));
+    frames.extend(ftp.client_data(b"USER anonymous\r\n", 1400));
+    frames.push(ftp.server_ack());
+    frames.extend(ftp.server_data(b"331 password\r\n", 1400));
+    frames.extend(ftp.client_data(b"SITE EXEC x-precinct\r\n", 1400));
+    frames.push(ftp.server_ack());
+    frames.extend(ftp.close());
+    let mut other = TcpSession::new(CLIENT, 40007, SERVER, 7777);
+    frames.extend(other.handshake());
+    frames.extend(other.client_data(
+        b"MAIL FROM:<x-precinct@example.org> SITE EXEC x-precinct\r\n",
+        1400,
+    ));
+    frames.push(other.server_ack());
+    frames.extend(other.close());
+    let rules = "\
+alert smtp any any -> any any (msg:\"smtp sender\"; flow:to_server; content:\"MAIL FROM:<x-precinct\"; sid:51;)
+alert ftp any any -> any any (msg:\"ftp site exec\"; flow:to_server; content:\"SITE EXEC\"; sid:52;)
+";
+    let events = replay_with_rules(&dir, "m", &frames, rules);
+    let alerts: Vec<(u64, u64)> = of_type(&events, "alert")
+        .iter()
+        .map(|a| {
+            (
+                a["alert"]["signature_id"].as_u64().expect("sid"),
+                a["src_port"].as_u64().expect("port"),
+            )
+        })
+        .collect();
+    assert_eq!(alerts, [(51, 40005), (52, 40006)], "{alerts:?}");
+    let apps: Vec<&Value> = of_type(&events, "flow")
+        .iter()
+        .map(|f| &f["app_proto"])
+        .collect();
+    assert!(
+        apps.contains(&&Value::from("smtp")) && apps.contains(&&Value::from("ftp")),
+        "{apps:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

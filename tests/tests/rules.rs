@@ -317,7 +317,7 @@ fn refusals_name_the_keyword_and_errors_the_place() {
     let text = r#"
 alert tcp any any -> any any (msg:"ok"; content:"x"; sid:1;)
 alert tcp any any -> any any (msg:"lua"; lua:script.lua; sid:2;)
-alert smtp any any -> any any (msg:"smtp"; sid:3;)
+alert smb any any -> any any (msg:"smb"; sid:3;)
 alert tcp any any -> any any (msg:"no sid"; content:"x";)
 alert tcp any any => any any (msg:"bad dir"; sid:5;)
 alert tcp any any -> any any (msg:"bad class"; classtype:nope; sid:6;)
@@ -328,6 +328,7 @@ alert tcp any any -> any any (msg:"op"; stream_size:server,<<,5; sid:10;)
 alert tcp any any -> any any (msg:"parts"; stream_size:server,<; sid:11;)
 alert tcp any any -> any any (msg:"number"; stream_size:server,<,-1; sid:12;)
 alert tcp any any -> any any (msg:"ok size"; stream_size: either , >= , 10 ; sid:13;)
+alert smtp any any -> any any (msg:"smtp attachment"; file.data; content:"x"; sid:14;)
 "#;
     let set = RuleSet::from_texts(
         &[("f.rules".into(), text.into())],
@@ -341,8 +342,12 @@ alert tcp any any -> any any (msg:"ok size"; stream_size: either , >= , 10 ; sid
         .iter()
         .map(|s| (s.origin.clone(), s.sid, s.reason.to_string()))
         .collect();
-    assert_eq!(reasons.len(), 11, "{reasons:#?}");
-    let stream: Vec<&str> = reasons[7..].iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(reasons.len(), 12, "{reasons:#?}");
+    assert_eq!(
+        reasons[11].2, "the rule mixes smtp and http buffers",
+        "SMTP attachments are not decoded: a file.data rule on smtp is refused, not silent"
+    );
+    let stream: Vec<&str> = reasons[7..11].iter().map(|r| r.2.as_str()).collect();
     assert_eq!(
         stream,
         [
@@ -365,7 +370,7 @@ alert tcp any any -> any any (msg:"ok size"; stream_size: either , >= , 10 ; sid
         (
             "f.rules:4".into(),
             Some(3),
-            "unsupported protocol smtp".into()
+            "unsupported protocol smb".into()
         )
     );
     assert!(reasons[2].2.contains("no sid"), "{reasons:?}");

@@ -361,6 +361,10 @@ fn proto_spec(p: &str) -> Result<ProtoSpec, Refusal> {
         "tls" | "ssl" => (Some(6), Some("tls")),
         "ssh" => (Some(6), Some("ssh")),
         "dns" => (None, Some("dns")),
+        // The line protocols watched for STARTTLS: their payload rules match on the flows
+        // detected as such (their commands have no buffers yet).
+        "smtp" => (Some(6), Some("smtp")),
+        "ftp" => (Some(6), Some("ftp")),
         other => return Err(Refusal::UnsupportedProtocol(other.to_string())),
     };
     Ok(ProtoSpec { l4, app })
