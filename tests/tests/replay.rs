@@ -837,6 +837,117 @@ alert ftp any any -> any any (msg:\"ftp site exec\"; flow:to_server; content:\"S
 }
 
 #[test]
+fn dns_opcode_rules_alert_as_suricatas_do() {
+    use tests::mixed::{dns_answer, dns_query};
+    // Queries and answers with opcodes 0 (query), 2 (status), 4 (notify) and 5 (update), the
+    // opcode in bits 11-14 of the flags; Suricata 7 (installed by `cargo xtask setup`) runs
+    // the same rules on the same capture.
+    let dir = scratch("dns-opcode");
+    let resolver = [192, 0, 2, 53];
+    let with_opcode = |mut m: Vec<u8>, op: u8| {
+        m[2] = (m[2] & 0x87) | (op << 3);
+        m
+    };
+    let mut frames = Vec::new();
+    for (i, op) in [0u8, 2, 4, 5].into_iter().enumerate() {
+        let (id, port) = (0x5000 + i as u16, 41_000 + i as u16);
+        let name = "portal.example.gov";
+        frames.push(udp_frame(
+            CLIENT,
+            port,
+            resolver,
+            53,
+            &with_opcode(dns_query(id, name), op),
+        ));
+        let answer = with_opcode(dns_answer(id, name, [198, 51, 100, 7]), op);
+        frames.push(udp_frame(resolver, 53, CLIENT, port, &answer));
+    }
+    let rules = "\
+alert dns any any -> any any (msg:\"notify\"; dns.opcode:4; sid:61;)
+alert dns any any -> any any (msg:\"not a query\"; dns.opcode:!0; flow:to_server; sid:62;)
+alert dns any any -> any any (msg:\"status answer\"; dns.opcode:2; flow:to_client; sid:63;)
+alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.query; content:\"portal\"; sid:64;)
+";
+    let ours = replay_with_rules(&dir, "o", &frames, rules);
+    let alerts = |events: &[&Value]| {
+        let mut v: Vec<(u64, u64)> = events
+            .iter()
+            .map(|a| {
+                let port = if a["src_port"] == 53 {
+                    &a["dest_port"]
+                } else {
+                    &a["src_port"]
+                };
+                (
+                    a["alert"]["signature_id"].as_u64().expect("sid"),
+                    port.as_u64().expect("port"),
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let got = alerts(&of_type(&ours, "alert"));
+    // By the client's port: 41000 opcode 0, 41001 status, 41002 notify, 41003 update.
+    assert_eq!(
+        got,
+        [
+            (61, 41002),
+            (61, 41002),
+            (62, 41001),
+            (62, 41002),
+            (62, 41003),
+            (63, 41001),
+            (64, 41003)
+        ]
+    );
+    let sdir = dir.join("suricata");
+    std::fs::create_dir_all(&sdir).expect("dir");
+    let status = Command::new("suricata")
+        .arg("-r")
+        .arg(dir.join("o.pcap"))
+        .args(["-k", "none", "--runmode", "single", "-S"])
+        .arg(dir.join("o.rules"))
+        .arg("-l")
+        .arg(&sdir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("suricata: installed by cargo xtask setup");
+    assert!(status.success());
+    let theirs: Vec<Value> = std::fs::read_to_string(sdir.join("eve.json"))
+        .expect("suricata's eve.json")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    assert_eq!(
+        got,
+        alerts(&theirs.iter().collect::<Vec<_>>()),
+        "the same alerts as Suricata"
+    );
+    // A value that is no opcode is refused, naming it.
+    let bad = dir.join("bad.rules");
+    std::fs::write(
+        &bad,
+        "alert dns any any -> any any (dns.opcode:16; sid:9;)\n",
+    )
+    .expect("rules");
+    let out = Command::new(precinct_bin())
+        .args(["rules", "check"])
+        .arg(&bad)
+        .output()
+        .expect("rules check");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("dns.opcode: \"16\" is not an opcode (0 to 15)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

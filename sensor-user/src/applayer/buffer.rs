@@ -46,6 +46,8 @@ pub enum Buffer {
     DnsQuery,
     /// Query names in a response (`dns.queries.rrname`): they start a response transaction.
     DnsQueriesRrname,
+    /// A message's opcode, one byte (`dns.opcode` compares it; not a sticky buffer).
+    DnsOpcode,
     TlsSni,
     TlsAlpn,
     TlsCertSubject,
@@ -152,6 +154,7 @@ const TABLE: &[Def] = &[
     d(B::FileDataTc, "file.data.tc", &["file.data", "file_data"], HTTP, R),
     d(B::DnsQuery, "dns.query", &["dns.query", "dns_query"], DNS, Q),
     d(B::DnsQueriesRrname, "dns.queries.rrname", &[], DNS, N),
+    d(B::DnsOpcode, "dns.opcode", &[], DNS, N),
     d(B::TlsSni, "tls.sni", &["tls.sni", "tls_sni"], TLS, N),
     d(B::TlsAlpn, "tls.alpn", &[], TLS, N),
     d(B::TlsCertSubject, "tls.cert_subject", &["tls.cert_subject", "tls_cert_subject"], TLS, N),

@@ -504,8 +504,15 @@ impl Detector {
             if !s.is_app() || (!p.inspect_payload && s.needs_payload()) {
                 continue;
             }
-            let uses_req = s.lists.iter().any(|l| l.buffer.side() == Side::Request);
-            let uses_resp = s.lists.iter().any(|l| l.buffer.side() == Side::Response);
+            let on = |side: Side| s.lists.iter().any(|l| l.buffer.side() == side);
+            let (req, resp) = (on(Side::Request), on(Side::Response));
+            // A rule whose buffers all belong to either side (`dns.opcode`,
+            // `dns.queries.rrname`) is about the transaction of the direction they came from,
+            // so it alerts once per message each way, as Suricata's per-direction
+            // inspection does; a request or response buffer fixes the rule's side.
+            let either = !req && !resp && s.lists.iter().any(|l| l.buffer != Buffer::Pkt);
+            let uses_req = req || (either && p.to_server);
+            let uses_resp = resp || (either && !p.to_server);
             let key = (
                 (s.gid, s.sid),
                 if uses_req { *tx_req } else { 0 },

@@ -299,6 +299,8 @@ pub enum Matcher {
     IsDataAt(IsDataAt),
     /// `bsize` (and `urilen`).
     Bsize(Range),
+    /// A buffer that holds one number in its first byte (`dns.opcode`), compared.
+    Number(Range),
 }
 
 /// Reads `bytes` at `at` as a number: binary (big or little endian) or text in `radix`.
@@ -596,6 +598,10 @@ fn step(
         Matcher::Bsize(r) => {
             r.test(buf.len() as i64) && step(ms, buf, low, idx + 1, prev, vars, depth + 1)
         }
+        Matcher::Number(r) => {
+            buf.first().is_some_and(|&v| r.test(i64::from(v)))
+                && step(ms, buf, low, idx + 1, prev, vars, depth + 1)
+        }
     }
 }
 
@@ -607,7 +613,7 @@ fn is_relative(m: &Matcher) -> bool {
         Matcher::ByteJump(j) => j.relative,
         Matcher::ByteExtract(e) => e.relative,
         Matcher::IsDataAt(d) => d.relative,
-        Matcher::Bsize(_) => false,
+        Matcher::Bsize(_) | Matcher::Number(_) => false,
     }
 }
 

@@ -251,7 +251,7 @@ const FUZZ_SMOKE_SECS: u32 = 10;
 
 /// The conformance floor: the score this tree reached when the floor was last raised. A
 /// change that loses a case fails the tests; raise the floor when a change gains one.
-const CONFORMANCE_FLOOR: u64 = 73;
+const CONFORMANCE_FLOOR: u64 = 74;
 
 /// Tier 4: the public Suricata test cases in `../shared/conformance`, replayed with the
 /// release build. Returns a one-line summary; fails below the floor.

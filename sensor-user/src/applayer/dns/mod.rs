@@ -361,6 +361,13 @@ fn emit(message: &Message, dir: Dir, tx_id: u64, out: &mut Output) {
         out.buffers
             .push((dir, Buffer::DnsQueriesRrname, question.name.value.clone()));
     }
+    // After the names, which start the message's transaction: the opcode joins it. Opcodes
+    // are four bits, so one byte holds it.
+    out.buffers.push((
+        dir,
+        Buffer::DnsOpcode,
+        vec![(wire::opcode(message.header.flags) & 0x0f) as u8],
+    ));
 
     // `SCDnsLogEnabled`: a transaction is logged only when one of its queries is of a type
     // being logged; by default every type is, so a message needs a question.

@@ -191,6 +191,7 @@ fn request_record_matches_dig_case() {
                 Buffer::DnsQueriesRrname,
                 b"www.suricata-ids.org".to_vec()
             ),
+            (Dir::ToServer, Buffer::DnsOpcode, vec![0]),
         ]
     );
 }
@@ -217,11 +218,14 @@ fn response_record_matches_dig_case() {
     // `dns.query` belongs to requests only.
     assert_eq!(
         out.buffers,
-        vec![(
-            Dir::ToClient,
-            Buffer::DnsQueriesRrname,
-            b"www.suricata-ids.org".to_vec()
-        )]
+        vec![
+            (
+                Dir::ToClient,
+                Buffer::DnsQueriesRrname,
+                b"www.suricata-ids.org".to_vec()
+            ),
+            (Dir::ToClient, Buffer::DnsOpcode, vec![0]),
+        ]
     );
 }
 
@@ -527,8 +531,9 @@ fn multiple_questions_and_header_bits() {
     });
     assert_eq!(text(only_record(&out)), text(&expected));
     assert_eq!(out.anomalies, vec![EV_Z_FLAG_SET]);
-    // The root name gives no buffer.
-    assert_eq!(out.buffers.len(), 2);
+    // The root name gives no buffer; the opcode one, after the names.
+    assert_eq!(out.buffers.len(), 3);
+    assert_eq!(out.buffers[2], (Dir::ToClient, Buffer::DnsOpcode, vec![2]));
 }
 
 #[test]
@@ -541,6 +546,10 @@ fn unassigned_rcode_and_opcode() {
     assert_eq!(rec["rcode"], "12");
     assert_eq!(rec["opcode"], 9);
     assert_eq!(out.anomalies, vec![EV_INVALID_OPCODE]);
+    assert_eq!(
+        out.buffers.last(),
+        Some(&(Dir::ToClient, Buffer::DnsOpcode, vec![9]))
+    );
 }
 
 #[test]

@@ -92,6 +92,7 @@ const KEYWORDS: &[Keyword] = &[
     // Packet header checks.
     kw("dsize", |c, o| range_check(c, o, PacketCheck::Dsize)),
     kw("stream_size", stream_size),
+    kw("dns.opcode", dns_opcode),
     kw("ttl", |c, o| range_check(c, o, PacketCheck::Ttl)),
     kw("itype", |c, o| range_check(c, o, PacketCheck::Itype)),
     kw("icode", |c, o| range_check(c, o, PacketCheck::Icode)),
@@ -209,6 +210,31 @@ fn stream_size(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
         other => return Err(bad(&format!("unknown comparison {other:?}"))),
     };
     c.sig.checks.push(PacketCheck::StreamSize(side, range));
+    Ok(())
+}
+
+/// `dns.opcode:[!]N`: the opcode of a DNS message (request or response), 0 to 15.
+fn dns_opcode(c: &mut Compiling<'_>, o: &Opt<'_>) -> Result<(), Refusal> {
+    use crate::{
+        applayer::Buffer,
+        detect::matcher::{Matcher, Range},
+    };
+    let t = o.need()?.trim();
+    let (negated, n) = match t.strip_prefix('!') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, t),
+    };
+    let v: u8 =
+        n.parse().ok().filter(|v| *v <= 15).ok_or_else(|| {
+            Refusal::Invalid(format!("dns.opcode: {n:?} is not an opcode (0 to 15)"))
+        })?;
+    let r = if negated {
+        Range::Ne(i64::from(v))
+    } else {
+        Range::Eq(i64::from(v))
+    };
+    c.b.require_app("dns")?;
+    c.b.push_to(Buffer::DnsOpcode, Matcher::Number(r));
     Ok(())
 }
 

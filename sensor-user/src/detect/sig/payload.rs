@@ -94,6 +94,15 @@ impl Builder {
         Ok(())
     }
 
+    /// Adds `m` to `buffer`'s list without making it the sticky buffer (a keyword that
+    /// compares a field, such as `dns.opcode`).
+    pub(super) fn push_to(&mut self, buffer: Buffer, m: Matcher) {
+        let keep = self.current;
+        self.switch_to(buffer);
+        self.list().matchers.push(m);
+        self.current = keep;
+    }
+
     pub(super) fn require_app(&mut self, app: &'static str) -> Result<(), Refusal> {
         match self.app {
             Some(a) if a != app => Err(Refusal::Invalid(format!(
