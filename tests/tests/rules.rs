@@ -344,7 +344,7 @@ alert smtp any any -> any any (msg:"smtp attachment"; file.data; content:"x"; si
         .collect();
     assert_eq!(reasons.len(), 12, "{reasons:#?}");
     assert_eq!(
-        reasons[11].2, "the rule mixes smtp and http buffers",
+        reasons[11].2, "unsupported keyword file.data of smtp",
         "SMTP attachments are not decoded: a file.data rule on smtp is refused, not silent"
     );
     let stream: Vec<&str> = reasons[7..11].iter().map(|r| r.2.as_str()).collect();

@@ -483,5 +483,13 @@ pub(super) fn buffer_keyword(c: &mut Compiling<'_>, name: &str) -> Option<Result
     }
     let buf = Buffer::from_keyword(name)?;
     let app = buf.app()?;
+    if let Some(rule_app) = b.app.filter(|a| *a != app) {
+        if matches!(buf, Buffer::FileDataTs | Buffer::FileDataTc) {
+            // Suricata fills file.data for SMTP attachments too; Precinct decodes none.
+            return Some(Err(Refusal::UnsupportedKeyword(format!(
+                "file.data of {rule_app}"
+            ))));
+        }
+    }
     Some(b.require_app(app).map(|()| b.switch_to(buf)))
 }
