@@ -37,6 +37,35 @@ fn replay(pcap: &std::path::Path, extra: &[&str]) -> (std::process::Output, Vec<
     (out, events)
 }
 
+/// Suricata 7 (installed by `cargo xtask setup`) on `pcap` with `rules` (none: no rules),
+/// its log in `dir`: its EVE records of type `t`.
+fn suricata_records(
+    pcap: &std::path::Path,
+    rules: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    t: &str,
+) -> Vec<Value> {
+    std::fs::create_dir_all(dir).expect("dir");
+    let status = Command::new("suricata")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-k", "none", "--runmode", "single", "-S"])
+        .arg(rules.unwrap_or(std::path::Path::new("/dev/null")))
+        .arg("-l")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("suricata: installed by cargo xtask setup");
+    assert!(status.success());
+    std::fs::read_to_string(dir.join("eve.json"))
+        .expect("suricata's eve.json")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event_type"] == t)
+        .collect()
+}
+
 fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event_type"] == t).collect()
 }
@@ -610,26 +639,8 @@ fn dns_version_2_is_written_as_suricata_7_writes_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Suricata 7 (installed by `cargo xtask setup`) on the same capture: its dns records, in
-    // its default (version 2) layout.
-    let sdir = dir.join("suricata");
-    std::fs::create_dir_all(&sdir).expect("dir");
-    let status = Command::new("suricata")
-        .arg("-r")
-        .arg(&pcap)
-        .args(["-k", "none", "--runmode", "single", "-S", "/dev/null", "-l"])
-        .arg(&sdir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("suricata: installed by cargo xtask setup");
-    assert!(status.success());
-    let theirs: Vec<Value> = std::fs::read_to_string(sdir.join("eve.json"))
-        .expect("suricata's eve.json")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event_type"] == "dns")
-        .collect();
+    // Suricata 7 on the same capture: its dns records, in its default (version 2) layout.
+    let theirs = suricata_records(&pcap, None, &dir.join("suricata"), "dns");
     let ours: Vec<&Value> = of_type(&ours, "dns");
     assert_eq!(theirs.len(), 4, "{theirs:?}");
     assert_eq!(ours.len(), theirs.len());
@@ -901,26 +912,13 @@ alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.qu
             (64, 41003)
         ]
     );
-    let sdir = dir.join("suricata");
-    std::fs::create_dir_all(&sdir).expect("dir");
-    let status = Command::new("suricata")
-        .arg("-r")
-        .arg(dir.join("o.pcap"))
-        .args(["-k", "none", "--runmode", "single", "-S"])
-        .arg(dir.join("o.rules"))
-        .arg("-l")
-        .arg(&sdir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("suricata: installed by cargo xtask setup");
-    assert!(status.success());
-    let theirs: Vec<Value> = std::fs::read_to_string(sdir.join("eve.json"))
-        .expect("suricata's eve.json")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event_type"] == "alert")
-        .collect();
+    let rules = dir.join("o.rules");
+    let theirs = suricata_records(
+        &dir.join("o.pcap"),
+        Some(&rules),
+        &dir.join("suricata"),
+        "alert",
+    );
     assert_eq!(
         got,
         alerts(&theirs.iter().collect::<Vec<_>>()),

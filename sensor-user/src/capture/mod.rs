@@ -32,6 +32,18 @@ pub struct CapturedPacket<'a> {
     pub data: &'a [u8],
 }
 
+impl<'a> CapturedPacket<'a> {
+    /// A pcap record of a file whose link type is `linktype`.
+    fn of(r: pcap::Record<'a>, linktype: u32) -> CapturedPacket<'a> {
+        CapturedPacket {
+            ts_ns: r.ts_ns,
+            linktype,
+            orig_len: r.orig_len,
+            data: r.data,
+        }
+    }
+}
+
 type Source = Box<dyn Read>;
 
 enum Inner {
@@ -289,12 +301,7 @@ impl CaptureReader {
                 match m.pcap.next_record() {
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(damaged(&e)),
-                    Ok(Some(r)) => CapturedPacket {
-                        ts_ns: r.ts_ns,
-                        linktype,
-                        orig_len: r.orig_len,
-                        data: r.data,
-                    },
+                    Ok(Some(r)) => CapturedPacket::of(r, linktype),
                 }
             }
             Inner::Pcap(p) => {
@@ -302,12 +309,7 @@ impl CaptureReader {
                 match p.next_record() {
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(damaged(&e)),
-                    Ok(Some(r)) => CapturedPacket {
-                        ts_ns: r.ts_ns,
-                        linktype,
-                        orig_len: r.orig_len,
-                        data: r.data,
-                    },
+                    Ok(Some(r)) => CapturedPacket::of(r, linktype),
                 }
             }
             Inner::PcapNg {
