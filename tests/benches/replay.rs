@@ -40,7 +40,12 @@ fn measured(cmd: &mut Command, what: &str) -> Run {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "starting {what}: {e}; `cargo xtask bench` (as root) installs Suricata and \
+                 builds precinct before it runs this bench"
+            )
+        });
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in; pid is our child.
