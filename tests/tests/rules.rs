@@ -329,6 +329,7 @@ alert tcp any any -> any any (msg:"parts"; stream_size:server,<; sid:11;)
 alert tcp any any -> any any (msg:"number"; stream_size:server,<,-1; sid:12;)
 alert tcp any any -> any any (msg:"ok size"; stream_size: either , >= , 10 ; sid:13;)
 alert smtp any any -> any any (msg:"smtp attachment"; file.data; content:"x"; sid:14;)
+alert dns any any -> any any (msg:"no opcode"; dns.opcode:16; sid:15;)
 "#;
     let set = RuleSet::from_texts(
         &[("f.rules".into(), text.into())],
@@ -342,7 +343,11 @@ alert smtp any any -> any any (msg:"smtp attachment"; file.data; content:"x"; si
         .iter()
         .map(|s| (s.origin.clone(), s.sid, s.reason.to_string()))
         .collect();
-    assert_eq!(reasons.len(), 12, "{reasons:#?}");
+    assert_eq!(reasons.len(), 13, "{reasons:#?}");
+    assert_eq!(
+        reasons[12].2,
+        "dns.opcode: \"16\" is not an opcode (0 to 15)"
+    );
     assert_eq!(
         reasons[11].2, "unsupported keyword file.data of smtp",
         "SMTP attachments are not decoded: a file.data rule on smtp is refused, not silent"

@@ -83,9 +83,9 @@ struct Mapped {
 }
 
 impl Mapped {
-    /// Maps `file` when it is a regular file that starts as a pcap file does; `None`
-    /// otherwise (a compressed file, pcapng, a pipe), or when it cannot be mapped: it is
-    /// then read as a stream.
+    /// Maps `file` when it is a regular file with a pcap header; `None` otherwise (a
+    /// compressed file, pcapng, a pipe, a damaged header), or when it cannot be mapped: it is
+    /// then read as a stream, which names what is wrong.
     fn open(file: &File) -> Option<Mapped> {
         if !file.metadata().ok()?.is_file() {
             return None;
@@ -97,10 +97,6 @@ impl Mapped {
         // say not to rewrite or truncate a capture while it is replayed.
         let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
         let _ = map.advise(memmap2::Advice::Sequential);
-        let magic = u32::from_le_bytes(map.get(..4)?.try_into().ok()?);
-        if !pcap::is_magic(magic) {
-            return None;
-        }
         let pcap = pcap::PcapFile::in_memory(map).ok()?;
         Some(Mapped { pcap, released: 0 })
     }

@@ -95,13 +95,6 @@ impl<B: AsRef<[u8]>> InMemory<B> {
     }
 }
 
-/// Whether `magic` (read little-endian) starts a pcap file of either byte order.
-pub fn is_magic(magic: u32) -> bool {
-    [MAGIC_MICRO, MAGIC_NANO, MAGIC_KUZNETZOV]
-        .iter()
-        .any(|&m| m == magic || m == magic.swap_bytes())
-}
-
 impl<B: AsRef<[u8]>> Input for InMemory<B> {
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
         let all = self.bytes.as_ref();
@@ -265,8 +258,8 @@ impl<I: Input> PcapFile<I> {
         let keep = caplen.min(self.snaplen) as usize;
         let skip = caplen as usize - keep;
         if skip > 0 {
-            // The bytes past the snapshot length come after the kept ones: take them first
-            // (into the stream's buffer, or nowhere), then the kept ones again from a copy.
+            // The bytes past the snapshot length follow the kept ones: the record is taken
+            // whole and cut.
             return self.cut_record(secs, frac, len, keep, skip);
         }
         let nanos = self.nanos;

@@ -57,14 +57,8 @@ pub(super) struct Prefilter {
     /// searched (on real traffic, one-byte segments of interactive sessions and keep-alives
     /// are a large share of the packets with a payload, and a search has a fixed cost).
     shortest: usize,
-    /// The patterns shorter than [`TINY`], shortest first, with their signatures: a buffer
-    /// that short is compared with them directly, cheaper than starting a search.
-    tiny: Vec<(Vec<u8>, Vec<u32>)>,
     kind: Kind,
 }
-
-/// Buffers shorter than this are matched against the patterns that fit in them one by one.
-const TINY: usize = 4;
 
 /// The matcher behind a [`Prefilter`].
 enum Kind {
@@ -169,19 +163,8 @@ impl Prefilter {
     ) -> Option<Prefilter> {
         // Empty patterns are in no matcher (they would match everything and say nothing).
         let shortest = pats.iter().map(Vec::len).filter(|&n| n > 0).min()?;
-        let mut tiny: Vec<(Vec<u8>, Vec<u32>)> = pats
-            .iter()
-            .zip(&sigs)
-            .filter(|(p, _)| !p.is_empty() && p.len() < TINY)
-            .map(|(p, s)| (p.clone(), s.clone()))
-            .collect();
-        tiny.sort_by_key(|t| t.0.len());
         let kind = Self::kind(pats, sigs, matcher)?;
-        Some(Prefilter {
-            shortest,
-            tiny,
-            kind,
-        })
+        Some(Prefilter { shortest, kind })
     }
 
     fn kind(pats: Vec<Vec<u8>>, sigs: Vec<Vec<u32>>, matcher: Matcher) -> Option<Kind> {
@@ -228,14 +211,6 @@ impl Prefilter {
     /// across patterns; each pattern's once).
     pub(super) fn scan(&self, hay: &[u8], seen: &mut Seen, out: &mut Vec<u32>) {
         if hay.len() < self.shortest {
-            return;
-        }
-        if hay.len() < TINY {
-            for (p, sigs) in self.tiny.iter().take_while(|t| t.0.len() <= hay.len()) {
-                if hay.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p)) {
-                    out.extend_from_slice(sigs);
-                }
-            }
             return;
         }
         match &self.kind {
@@ -382,8 +357,8 @@ mod tests {
             assert_eq!(found(&f, b"\x01"), vec![1], "{m:?}");
             assert!(found(&f, b"\x02").is_empty(), "{m:?}");
         }
-        // Buffers shorter than TINY: every pattern that fits, in any case, once each; none
-        // that does not fit.
+        // Short buffers: every pattern that fits, in any case, once each; none that does not
+        // fit.
         for m in BOTH {
             let f = filter_with(
                 &[(b"a", 1), (b"bc", 2), (b"abc", 3), (b"c", 4), (b"abcd", 5)],
