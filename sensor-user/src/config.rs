@@ -24,6 +24,13 @@ pub enum RulesConfigError {
     /// `rules.classification = ""`.
     #[error("rules.classification is an empty path")]
     EmptyClassification,
+    /// `rules.inspection_limit = 0`.
+    #[error(
+        "rules.inspection_limit = 0 would make every rule with payload keywords fail; leave \
+         it out for the default ({}) or give a positive step count",
+        crate::detect::DEFAULT_INSPECTION_LIMIT
+    )]
+    ZeroInspectionLimit,
     /// A key of `rules.vars` that cannot be a variable name.
     #[error(
         "rules.vars: {0:?} is not a variable name (letters, digits and _, written without the $)"
@@ -197,6 +204,10 @@ pub struct RulesSection {
     /// has `libhs.so.5`, Aho-Corasick otherwise), `"hyperscan"` (loading rules fails
     /// without it) or `"aho-corasick"`.
     pub matcher: crate::detect::Matcher,
+    /// Steps one rule's payload keywords may take backtracking over one buffer before the
+    /// rule is taken as not matching (Suricata's `detect.inspection-recursion-limit`);
+    /// default [`crate::detect::DEFAULT_INSPECTION_LIMIT`].
+    pub inspection_limit: Option<u32>,
 }
 
 impl RulesSection {
@@ -217,7 +228,16 @@ impl RulesSection {
         }
     }
 
+    /// The step limit rules are evaluated with.
+    pub fn inspection_limit(&self) -> u32 {
+        self.inspection_limit
+            .unwrap_or(crate::detect::DEFAULT_INSPECTION_LIMIT)
+    }
+
     fn validate(&self) -> Result<(), RulesConfigError> {
+        if self.inspection_limit == Some(0) {
+            return Err(RulesConfigError::ZeroInspectionLimit);
+        }
         if let Some(f) = self.files.iter().find(|f| f.as_os_str().is_empty()) {
             return Err(RulesConfigError::EmptyFile(f.clone()));
         }
@@ -449,6 +469,7 @@ encryption_handling = "full"
 files = ["/etc/precinct/rules/local.rules", "et/emerging.rules"]
 classification = "classification.config"
 matcher = "aho-corasick"
+inspection_limit = 10000
 
 [rules.vars]
 HOME_NET = "[10.0.0.0/8]"
@@ -479,6 +500,7 @@ PORTAL_PORTS = "[443,8443]"
             (100, 16, 1 << 20, 5_000_000_000)
         );
         assert_eq!(c.rules.files.len(), 2);
+        assert_eq!(c.rules.inspection_limit(), 10000);
         assert_eq!(c.rules.vars.len(), 3);
     }
 
@@ -488,6 +510,10 @@ PORTAL_PORTS = "[443,8443]"
         assert!(c.rules.files.is_empty());
         assert_eq!(c.rules.classification, None);
         assert_eq!(c.rules.merged_vars(), default_vars());
+        assert_eq!(
+            c.rules.inspection_limit(),
+            crate::detect::DEFAULT_INSPECTION_LIMIT
+        );
         // Relative paths are taken from the configuration file's directory.
         let text = "[rules]\nfiles = [\"local.rules\", \"/srv/et.rules\"]\nclassification = \"c.config\"\n";
         let c = Config::parse(text, Path::new("/etc/precinct/precinct.toml")).expect("parse");
@@ -535,6 +561,16 @@ PORTAL_PORTS = "[443,8443]"
         assert!(e.contains("line 2"), "{e}");
         let e = err("[rules]\nfiles = [\"\"]\n");
         assert!(e.contains("rules.files"), "{e}");
+        let e = err("[rules]\ninspection_limit = 0\n");
+        assert!(
+            e.contains("rules.inspection_limit") && e.contains("3000"),
+            "{e}"
+        );
+        let e = err("[rules]\ninspection_limit = -5\n");
+        assert!(
+            e.contains("inspection_limit") && e.contains("line 2"),
+            "{e}"
+        );
         let e = err("[rules.vars]\nHOME_NET = \"[10.0.0.0/33]\"\n");
         assert!(e.contains("rules.vars.HOME_NET"), "{e}");
         let e = err("[rules.vars]\nPORTS = \"$NOT_DEFINED\"\n");

@@ -54,6 +54,8 @@ pub struct LiveCounters {
     pub flows: IntGauge,
     /// New flows the pipeline's table had no room for.
     pub flows_over_limit: IntCounter,
+    /// Rule evaluations that gave up at `rules.inspection_limit`.
+    pub inspection_limit: IntCounter,
     /// Datagrams held for reassembly.
     pub defrag_datagrams: IntGauge,
     /// Bytes held for reassembly.
@@ -65,7 +67,7 @@ pub struct LiveCounters {
 impl LiveCounters {
     /// Brings the pipeline's gauges and counters up to date (`last`: its counters at the
     /// previous call).
-    fn update(&self, pipeline: &Pipeline, last: &mut (DefragStats, u64)) {
+    fn update(&self, pipeline: &Pipeline, last: &mut (DefragStats, u64, u64)) {
         let d = pipeline.defrag_stats();
         self.defrag_datagrams.set(d.held_datagrams as i64);
         self.defrag_bytes.set(d.held_bytes as i64);
@@ -81,7 +83,9 @@ impl LiveCounters {
         self.flows.set(pipeline.flows_tracked() as i64);
         self.flows_over_limit
             .inc_by(pipeline.stats.flows_over_limit - last.1);
-        *last = (d, pipeline.stats.flows_over_limit);
+        let limited = pipeline.detect_stats().inspection_limit;
+        self.inspection_limit.inc_by(limited.saturating_sub(last.2));
+        *last = (d, pipeline.stats.flows_over_limit, limited);
     }
 }
 
@@ -206,7 +210,7 @@ fn inspect(
     counters: &LiveCounters,
 ) {
     let alerts = &counters.alerts;
-    let mut last = (DefragStats::default(), 0);
+    let mut last = (DefragStats::default(), 0, 0);
     let mut alerts_seen = 0;
     let mut clock = Clock::now();
     let mut clock_at = Instant::now();

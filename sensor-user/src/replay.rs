@@ -167,11 +167,19 @@ fn summary(p: &Pipeline, took: Duration) {
     let d = p.detect_stats();
     if d.packets + d.app_events > 0 {
         eprintln!(
-            "replay: detection: {} packets ({:.1} rules each after the prefilter), {} app-layer events ({:.1} rules each)",
+            "replay: detection: {} packets ({:.1} rules each after the prefilter), {} app-layer events ({:.1} rules each){}",
             d.packets,
             d.packet_candidates as f64 / d.packets.max(1) as f64,
             d.app_events,
-            d.app_candidates as f64 / d.app_events.max(1) as f64
+            d.app_candidates as f64 / d.app_events.max(1) as f64,
+            if d.inspection_limit > 0 {
+                format!(
+                    "; {} rule evaluations gave up at rules.inspection_limit",
+                    d.inspection_limit
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let f = p.defrag_stats();

@@ -51,7 +51,8 @@ impl RuleSources {
         let paths: Vec<&Path> = self.files.iter().map(PathBuf::as_path).collect();
         let matcher = self.section.matcher;
         matcher_usable(matcher, crate::detect::hyperscan::available())?;
-        let set = RuleSet::load(&paths, &self.section.merged_vars(), &classes, matcher)?;
+        let mut set = RuleSet::load(&paths, &self.section.merged_vars(), &classes, matcher)?;
+        set.inspection_limit = self.section.inspection_limit();
         let r = &set.report;
         info!(
             "rule prefilters: {} of {} on {} ({} KiB of Hyperscan databases)",

@@ -127,20 +127,21 @@ impl StartTls {
 
     /// The upgrade command in a client line, if it is one (its IMAP tag).
     fn upgrade_command(&self, line: &[u8]) -> Option<Vec<u8>> {
-        let words: Vec<&[u8]> = line
-            .split(|b| *b == b' ')
-            .filter(|w| !w.is_empty())
-            .collect();
-        let is = |w: Option<&&[u8]>, s: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(s));
+        // Called on every client line of the connection (a mail body's among them): the
+        // words are looked at in place, nothing is allocated for a line that is no upgrade.
+        let mut words = line.split(|b| *b == b' ').filter(|w| !w.is_empty());
+        let (first, second) = (words.next(), words.next());
+        let more = words.next().is_some();
+        let is = |w: Option<&[u8]>, s: &[u8]| w.is_some_and(|w| w.eq_ignore_ascii_case(s));
         match self.kind {
-            Kind::Smtp => (words.len() == 1 && is(words.first(), b"STARTTLS")).then(Vec::new),
-            Kind::Ftp => (is(words.first(), b"AUTH")
+            Kind::Smtp => (second.is_none() && is(first, b"STARTTLS")).then(Vec::new),
+            Kind::Ftp => (is(first, b"AUTH")
                 && ["TLS", "SSL", "TLS-C", "TLS-P"]
                     .iter()
-                    .any(|m| is(words.get(1), m.as_bytes())))
+                    .any(|m| is(second, m.as_bytes())))
             .then(Vec::new),
             Kind::Imap => {
-                (words.len() == 2 && is(words.get(1), b"STARTTLS")).then(|| words[0].to_vec())
+                (!more && is(second, b"STARTTLS")).then(|| first.unwrap_or_default().to_vec())
             }
         }
     }

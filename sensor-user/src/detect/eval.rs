@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    matcher::{lowered, match_list_lowered, Matcher},
+    matcher::{lowered, match_list_lowered, Matcher, Verdict},
     prefilter::Seen,
     ruleset::RuleSet,
     sig::{Action, FlagMode, Flowbit, PacketCheck, Rate, Signature, StreamSide, Track},
@@ -140,6 +140,8 @@ pub struct DetectStats {
     pub packet_candidates: u64,
     /// Rules evaluated in full after the prefilter (app rules).
     pub app_candidates: u64,
+    /// Rule evaluations that gave up at the step limit (`rules.inspection_limit`): no match.
+    pub inspection_limit: u64,
 }
 
 impl Default for Detector {
@@ -335,6 +337,7 @@ impl Detector {
         bits: &HashSet<String>,
         bufs: &PerBuffer<Option<&[u8]>>,
         low: &mut Lowered,
+        limited: &mut u64,
     ) -> bool {
         let s = &rules.sigs[idx as usize];
         if !header_matches(s, p) || !flowbits_ok(s, bits) {
@@ -351,7 +354,7 @@ impl Detector {
                 } else {
                     &[]
                 };
-                match_list_lowered(&list.matchers, buf, l, &mut vars)
+                match_list_lowered(&list.matchers, buf, l, &mut vars, rules.inspection_limit)
             } else {
                 let mut data = buf.to_vec();
                 for t in &list.transforms {
@@ -359,10 +362,15 @@ impl Detector {
                 }
                 let mut l = Vec::new();
                 let l = lowered(&list.matchers, &data, &mut l);
-                match_list_lowered(&list.matchers, &data, l, &mut vars)
+                match_list_lowered(&list.matchers, &data, l, &mut vars, rules.inspection_limit)
             };
-            if !ok {
-                return false;
+            match ok {
+                Verdict::Match => {}
+                Verdict::NoMatch => return false,
+                Verdict::Limit => {
+                    *limited += 1;
+                    return false;
+                }
             }
         }
         true
@@ -397,7 +405,15 @@ impl Detector {
             if s.is_app() || (!p.inspect_payload && s.needs_payload()) {
                 continue;
             }
-            if !Self::evaluate(rules, i, p, &flow.bits, &bufs, &mut self.lowered) {
+            if !Self::evaluate(
+                rules,
+                i,
+                p,
+                &flow.bits,
+                &bufs,
+                &mut self.lowered,
+                &mut self.stats.inspection_limit,
+            ) {
                 continue;
             }
             apply_flowbits(&rules.sigs[i as usize], &mut flow.bits);
@@ -521,7 +537,15 @@ impl Detector {
             if alerted.contains(&key) {
                 continue;
             }
-            if !Self::evaluate(rules, i, p, bits, &bufs, &mut self.lowered) {
+            if !Self::evaluate(
+                rules,
+                i,
+                p,
+                bits,
+                &bufs,
+                &mut self.lowered,
+                &mut self.stats.inspection_limit,
+            ) {
                 continue;
             }
             alerted.insert(key);

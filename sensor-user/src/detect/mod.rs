@@ -19,6 +19,7 @@ pub mod state;
 
 pub use crate::applayer::Buffer;
 pub use eval::{DetectStats, Detector, Hit, PacketInfo};
+pub use matcher::DEFAULT_INSPECTION_LIMIT;
 pub use prefilter::Matcher;
 pub use ruleset::{LoadReport, RuleSet, Skipped};
 pub use state::FlowState;

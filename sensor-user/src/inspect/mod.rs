@@ -52,6 +52,8 @@ pub struct Pipeline {
     decoder: Decoder,
     flows: FlowTable,
     reassembly: Reassembly,
+    /// The last delivery's released chunks, kept to reuse the allocation.
+    released: Vec<(Dir, Chunk)>,
     detection: Detection,
     eve: EveWriter,
     last_sweep_ns: u64,
@@ -126,6 +128,7 @@ impl Pipeline {
     pub fn new(cfg: InspectConfig, eve: EveWriter) -> Pipeline {
         Pipeline {
             reassembly: Reassembly::new(cfg.stream, cfg.stream_memcap),
+            released: Vec::new(),
             flows: FlowTable::new(cfg.max_flows),
             decoder: Decoder::with_limits(cfg.defrag),
             cfg,
@@ -240,7 +243,7 @@ impl Pipeline {
         // this packet made available, otherwise the packet's payload. Raw packet inspection
         // when the segment added nothing in order (data on a SYN before the handshake,
         // retransmissions, early segments).
-        let mut arrived = Vec::new();
+        let mut arrived = tcp::Arrived::Nothing;
         match (key.proto, flow.tcp.as_mut()) {
             (ipproto::TCP, Some(tcp)) => {
                 let client = usize::from(flow.stats.client_dir);
@@ -254,12 +257,15 @@ impl Pipeline {
                     midstream,
                     want,
                     &mut self.reassembly,
+                    &mut self.released,
                 );
                 arrived = delivery.arrived;
-                for (chunk_dir, chunk) in delivery.released {
+                let mut released = delivery.released;
+                for (chunk_dir, chunk) in released.drain(..) {
                     let cd = &mut flow.stats.client_dir;
                     flow.app.feed(&flow.key, cd, chunk_dir, chunk, &mut outputs);
                 }
+                self.released = released;
             }
             (ipproto::UDP, _) if !payload.is_empty() => {
                 let chunk = Chunk::Data(payload.to_vec());
@@ -268,10 +274,9 @@ impl Pipeline {
             }
             _ => {}
         }
-        let inspected = if arrived.is_empty() {
-            payload
-        } else {
-            &arrived
+        let inspected = match arrived.bytes(payload) {
+            [] => payload,
+            b => b,
         };
         let established = match &flow.tcp {
             Some(t) => t.established(self.cfg.midstream),

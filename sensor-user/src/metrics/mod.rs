@@ -65,6 +65,7 @@ pub struct Metrics {
     inspect_lag: Gauge,
     inspect_flows: IntGauge,
     inspect_flows_over_limit: IntCounter,
+    rules_inspection_limit: IntCounter,
     defrag_datagrams: IntGauge,
     defrag_bytes: IntGauge,
     defrag_dropped: IntCounterVec,
@@ -197,6 +198,10 @@ impl Metrics {
             inspect_flows_over_limit: IntCounter::new(
                 "precinct_inspect_flows_over_limit_total",
                 "New flows not inspected because the pipeline's flow table was full.",
+            )?,
+            rules_inspection_limit: IntCounter::new(
+                "precinct_rules_inspection_limit_total",
+                "Rule evaluations that gave up at rules.inspection_limit (taken as no match).",
             )?,
             defrag_datagrams: IntGauge::new(
                 "precinct_defrag_datagrams",
@@ -340,6 +345,8 @@ impl Metrics {
         m.registry.register(Box::new(m.inspect_flows.clone()))?;
         m.registry
             .register(Box::new(m.inspect_flows_over_limit.clone()))?;
+        m.registry
+            .register(Box::new(m.rules_inspection_limit.clone()))?;
         m.registry.register(Box::new(m.defrag_datagrams.clone()))?;
         m.registry.register(Box::new(m.defrag_bytes.clone()))?;
         m.registry.register(Box::new(m.attach_info.clone()))?;
@@ -485,6 +492,7 @@ impl Metrics {
             lag: self.inspect_lag.clone(),
             flows: self.inspect_flows.clone(),
             flows_over_limit: self.inspect_flows_over_limit.clone(),
+            inspection_limit: self.rules_inspection_limit.clone(),
             defrag_datagrams: self.defrag_datagrams.clone(),
             defrag_bytes: self.defrag_bytes.clone(),
             defrag_dropped: self.defrag_dropped.clone(),

@@ -34,10 +34,33 @@ pub struct Session {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
     /// The in-order bytes the segment made available in its own direction (what packet
-    /// signatures inspect); filled only when asked for.
-    pub arrived: Vec<u8>,
+    /// signatures inspect); known only when asked for.
+    pub arrived: Arrived,
     /// Chunks of either direction the application layer may have now, in order.
     pub released: Vec<(Dir, Chunk)>,
+}
+
+/// The in-order bytes one segment made available in its direction.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Arrived {
+    /// None (or not asked for).
+    #[default]
+    Nothing,
+    /// Exactly the segment's payload.
+    Payload,
+    /// Others: part of the payload (an overlap), or more (it filled a hole).
+    Bytes(Vec<u8>),
+}
+
+impl Arrived {
+    /// The bytes, `payload` being the segment's; empty for [`Arrived::Nothing`].
+    pub fn bytes<'a>(&'a self, payload: &'a [u8]) -> &'a [u8] {
+        match self {
+            Arrived::Nothing => &[],
+            Arrived::Payload => payload,
+            Arrived::Bytes(b) => b,
+        }
+    }
 }
 
 /// The sequence and acknowledgement numbers of the TCP header `p` points at in `frame`.
@@ -91,7 +114,8 @@ impl Session {
     }
 
     /// Reassembles one segment of direction `dir` (`client` is the client's direction index).
-    /// `arrived` is filled when `want_arrived` (signatures are evaluated).
+    /// `arrived` is filled when `want_arrived` (signatures are evaluated). `released` is an
+    /// empty vector whose allocation the delivery reuses (give back the last one's).
     #[expect(
         clippy::too_many_arguments,
         reason = "the segment's parts and the flow's settings, each needed once"
@@ -106,6 +130,7 @@ impl Session {
         midstream: bool,
         want_arrived: bool,
         r: &mut Reassembly,
+        released: &mut Vec<(Dir, Chunk)>,
     ) -> Delivery {
         let (seq, ackn) = seq_ack(p, frame);
         let as_dir = |d: usize| {
@@ -115,7 +140,8 @@ impl Session {
                 Dir::ToClient
             }
         };
-        let mut chunks = Vec::new();
+        let mut chunks = std::mem::take(&mut r.scratch);
+        chunks.clear();
         let syn = p.tcp_flags & flags::SYN != 0;
         let ack = p.tcp_flags & flags::ACK != 0;
         let mut data_seq = seq;
@@ -145,14 +171,24 @@ impl Session {
         if p.tcp_flags & flags::FIN != 0 {
             self.fin[dir] = true;
         }
-        let mut arrived = Vec::new();
-        for c in chunks.iter().filter(|_| want_arrived) {
-            if let Chunk::Data(d) = c {
-                arrived.extend_from_slice(d);
+        let arrived = if !want_arrived || chunks.is_empty() {
+            Arrived::Nothing
+        } else if matches!(chunks.as_slice(), [Chunk::Data(d)] if d.as_slice() == payload) {
+            // The common case, a segment delivered whole and alone: no copy.
+            Arrived::Payload
+        } else {
+            let mut bytes = Vec::new();
+            for c in &chunks {
+                if let Chunk::Data(d) = c {
+                    bytes.extend_from_slice(d);
+                }
             }
-        }
-        self.unacked[dir].extend(chunks);
-        let mut released = Vec::new();
+            Arrived::Bytes(bytes)
+        };
+        self.unacked[dir].extend(chunks.drain(..));
+        r.scratch = chunks;
+        let mut released = std::mem::take(released);
+        released.clear();
         if p.tcp_flags & flags::RST != 0 {
             self.rst = true;
             for d in 0..2 {

@@ -52,6 +52,9 @@ pub struct Reassembly {
     pub pending: usize,
     /// Counters.
     pub stats: StreamStats,
+    /// A segment's in-order chunks on their way to the session, kept to reuse its
+    /// allocation (one per segment otherwise).
+    pub(super) scratch: Vec<Chunk>,
 }
 
 impl Reassembly {
@@ -62,6 +65,7 @@ impl Reassembly {
             memcap,
             pending: 0,
             stats: StreamStats::default(),
+            scratch: Vec::new(),
         }
     }
 }

@@ -51,8 +51,17 @@ impl Conn {
     fn seg(&mut self, dir: usize, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Delivery {
         let f = frame(dir, seq, ack, flags, payload);
         let p = parse(f.as_slice());
-        self.s
-            .segment(&p, &f, payload, dir, 0, self.midstream, true, &mut self.r)
+        self.s.segment(
+            &p,
+            &f,
+            payload,
+            dir,
+            0,
+            self.midstream,
+            true,
+            &mut self.r,
+            &mut Vec::new(),
+        )
     }
 
     /// The usual opening: client ISN 100, server ISN 500.
@@ -74,10 +83,7 @@ fn data_reaches_the_app_layer_once_acknowledged() {
     assert!(c.s.established(false));
     assert_eq!(c.s.state(), "established");
     let d = c.seg(0, 101, 501, PSH_ACK, b"GET / HTTP/1.1\r\n\r\n");
-    assert_eq!(
-        d.arrived, b"GET / HTTP/1.1\r\n\r\n",
-        "packet rules see it now"
-    );
+    assert_eq!(d.arrived, Arrived::Payload, "packet rules see it now");
     assert!(d.released.is_empty(), "not acknowledged yet");
     // The server's bare ACK releases the request.
     let d = c.seg(1, 501, 119, ACK, b"");
@@ -140,11 +146,11 @@ fn a_reset_hands_everything_over() {
 fn without_the_handshake_nothing_is_reassembled_unless_midstream() {
     let mut strict = Conn::new(false);
     let d = strict.seg(0, 1000, 2000, PSH_ACK, b"GET /");
-    assert!(d.arrived.is_empty());
+    assert_eq!(d.arrived, Arrived::Nothing);
     assert!(!strict.s.established(false));
     let mut mid = Conn::new(true);
     let d = mid.seg(0, 1000, 2000, PSH_ACK, b"GET /");
-    assert_eq!(d.arrived, b"GET /");
+    assert_eq!(d.arrived, Arrived::Payload);
     assert!(mid.s.established(true));
     assert_eq!(
         mid.s.flush(0, &mut mid.r),
@@ -186,7 +192,7 @@ fn at_the_end_the_client_side_goes_first_whichever_the_key_order() {
                data: &[u8]| {
         let f = frame(dir, seq, ack, flags, data);
         let p = parse(f.as_slice());
-        s.segment(&p, &f, data, dir, 1, false, false, r)
+        s.segment(&p, &f, data, dir, 1, false, false, r, &mut Vec::new())
     };
     seg(&mut s, &mut r, 1, 100, 0, SYN, b"");
     seg(&mut s, &mut r, 0, 500, 101, SYN | ACK, b"");
@@ -218,4 +224,28 @@ fn at_the_end_the_client_side_goes_first_whichever_the_key_order() {
             data(Dir::ToClient, b"HTTP/1.0 200 OK\r\n\r\n")
         ]
     );
+}
+
+#[test]
+fn packet_rules_see_what_a_segment_made_available() {
+    let mut c = Conn::new(false);
+    c.open();
+    // Early: held, nothing in order yet.
+    let d = c.seg(0, 106, 501, PSH_ACK, b"world");
+    assert_eq!(d.arrived, Arrived::Nothing);
+    // Fills the hole: its own bytes and the held ones.
+    let d = c.seg(0, 101, 501, PSH_ACK, b"hello");
+    assert_eq!(d.arrived, Arrived::Bytes(b"helloworld".to_vec()));
+    // Overlaps what was delivered: only the new bytes.
+    let d = c.seg(0, 109, 501, PSH_ACK, b"ld!!");
+    assert_eq!(d.arrived, Arrived::Bytes(b"!!".to_vec()));
+    assert_eq!(d.arrived.bytes(b"ld!!"), b"!!");
+    // In order and whole: the payload itself.
+    let d = c.seg(0, 113, 501, PSH_ACK, b"next");
+    assert_eq!(d.arrived, Arrived::Payload);
+    assert_eq!(d.arrived.bytes(b"next"), b"next");
+    // A retransmission adds nothing.
+    let d = c.seg(0, 101, 501, PSH_ACK, b"hello");
+    assert_eq!(d.arrived, Arrived::Nothing);
+    assert!(d.arrived.bytes(b"hello").is_empty());
 }
