@@ -928,6 +928,61 @@ alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.qu
 }
 
 #[test]
+fn backtracking_over_contents_and_pcre_alerts_as_suricatas_does() {
+    // One UDP datagram per payload, told apart by the client's port; Suricata 7 (installed by
+    // `cargo xtask setup`) runs the same rules on the same capture. A relative pcre whose
+    // first match leaves the next keyword unsatisfied tries its later matches; an anchored
+    // one has one place to match; a content tries its later positions for a pcre after it.
+    let dir = scratch("backtrack");
+    let server = [192, 0, 2, 80];
+    let payloads: [&[u8]; 5] = [
+        b"abbxbbc",
+        b"abbxbbx",
+        b"xabbc",
+        b"<s<a.l <b.l=",
+        b"<s<a.l <b.l ",
+    ];
+    let frames: Vec<Vec<u8>> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| udp_frame(CLIENT, 42_000 + i as u16, server, 9999, p))
+        .collect();
+    let rules = "\
+alert udp any any -> any 9999 (msg:\"pcre retried\"; content:\"a\"; pcre:\"/b+/R\"; content:\"c\"; within:1; sid:71;)
+alert udp any any -> any 9999 (msg:\"anchored pcre\"; content:\"a\"; pcre:\"/^b+/R\"; content:\"c\"; within:1; sid:72;)
+alert udp any any -> any 9999 (msg:\"contents retried\"; content:\"<s\"; content:\"<\"; distance:0; content:\".l\"; distance:0; pcre:\"/^=/R\"; sid:73;)
+";
+    let ours = replay_with_rules(&dir, "o", &frames, rules);
+    let alerts = |events: &[&Value]| {
+        let mut v: Vec<(u64, u64)> = events
+            .iter()
+            .map(|a| {
+                (
+                    a["alert"]["signature_id"].as_u64().expect("sid"),
+                    a["src_port"].as_u64().expect("port"),
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let got = alerts(&of_type(&ours, "alert"));
+    assert_eq!(got, [(71, 42000), (71, 42002), (72, 42002), (73, 42003)]);
+    let theirs = suricata_records(
+        &dir.join("o.pcap"),
+        Some(&dir.join("o.rules")),
+        &dir.join("suricata"),
+        "alert",
+    );
+    assert_eq!(
+        got,
+        alerts(&theirs.iter().collect::<Vec<_>>()),
+        "the same alerts as Suricata"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn bad_input_is_explained() {
     let dir = scratch("bad");
     let missing = dir.join("missing.pcap");

@@ -574,13 +574,29 @@ fn step(
         }
         Matcher::Pcre(p) => {
             let start = if p.relative { prev } else { 0 };
-            match p.find_from(buf, start) {
-                Some((_, e)) if !p.negated => step(ms, buf, low, idx + 1, e, vars, w),
-                None if p.negated => step(ms, buf, low, idx + 1, prev, vars, w),
-                // An absolute pattern fails wherever earlier keywords matched.
-                _ if !p.relative => w.give_up(Stop::Fatal),
-                _ => false,
+            let first = p.find_from(buf, start);
+            if p.negated || first.is_none() {
+                return match first {
+                    None if p.negated => step(ms, buf, low, idx + 1, prev, vars, w),
+                    // An absolute pattern fails wherever earlier keywords matched.
+                    _ if !p.relative => w.give_up(Stop::Fatal),
+                    _ => false,
+                };
             }
+            // As for a content, later relative keywords that fail make the pattern try its
+            // next match (one starting after the last one's start), as Suricata does.
+            let next_relative = ms.get(idx + 1).is_some_and(is_relative);
+            let mut found = first;
+            while let Some((s, e)) = found {
+                if step(ms, buf, low, idx + 1, e, vars, w) {
+                    return true;
+                }
+                if w.stop.is_some() || !next_relative {
+                    return false;
+                }
+                found = p.find_from_at(buf, start, s + 1 - start);
+            }
+            false
         }
         Matcher::ByteTest(t) => {
             let Some(at) = t
@@ -983,6 +999,32 @@ mod tests {
             matched > cases / 10 && matched < cases * 9 / 10,
             "{matched} of {cases}"
         );
+    }
+
+    #[test]
+    fn a_pcre_tries_its_next_match_when_later_keywords_fail() {
+        let pcre = |re: &str, relative: bool| {
+            Matcher::Pcre(Pcre::new(re, PcreOpts::default(), relative, false).expect("compiles"))
+        };
+        let mut c = content("c");
+        c.within = Some(Val::Const(1));
+        let ms = vec![
+            Matcher::Content(content("a")),
+            pcre("b+", true),
+            Matcher::Content(c.clone()),
+        ];
+        // "bb" is followed by x; the next match, starting after its start, is "b" (still
+        // followed by x); then "bb" followed by c.
+        assert!(run(ms.clone(), b"abbxbbc"));
+        assert!(!run(ms, b"abbxbbx"));
+        // An anchored relative pattern has one place to match: right after the content.
+        let anchored = vec![
+            Matcher::Content(content("a")),
+            pcre("^b+", true),
+            Matcher::Content(c),
+        ];
+        assert!(!run(anchored.clone(), b"abbxbbc"));
+        assert!(run(anchored, b"xabbc"));
     }
 
     #[test]

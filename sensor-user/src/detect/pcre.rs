@@ -85,11 +85,23 @@ impl Pcre {
     }
 
     pub(super) fn find_from(&self, buf: &[u8], start: usize) -> Option<(usize, usize)> {
-        if start > buf.len() {
+        self.find_from_at(buf, start, 0)
+    }
+
+    /// The first match in `buf[start..]` that begins `at` bytes or more after `start` (where
+    /// a backtracking search looks for the pattern's next match, as Suricata does: the
+    /// subject still begins at `start`, so `^` only matches there).
+    pub(super) fn find_from_at(
+        &self,
+        buf: &[u8],
+        start: usize,
+        at: usize,
+    ) -> Option<(usize, usize)> {
+        if start > buf.len() || at > buf.len() - start {
             return None;
         }
         // Matching the subslice keeps \G and ^ at the relative start, as Suricata does.
-        match self.regex.find(&buf[start..]) {
+        match self.regex.find_at(&buf[start..], at) {
             Ok(Some(m)) => Some((start + m.start(), start + m.end())),
             _ => None,
         }
