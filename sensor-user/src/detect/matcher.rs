@@ -605,6 +605,35 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_a_byte_extract_lets_earlier_positions_be_tried() {
+        // "a", the byte after it as `v`, an absolute "Z", then "q" right `v` bytes after it: the
+        // first "a" reads 5 and fails at "q"; the second reads 0 and matches. The absolute
+        // "Z" was found both times: its failure the first time was not final.
+        let ex = ByteExtract {
+            bytes: 1,
+            offset: 0,
+            var: "v".into(),
+            relative: true,
+            little: false,
+            string: None,
+            bitmask: None,
+            multiplier: 1,
+            align: 0,
+        };
+        let mut q = content("q");
+        q.distance = Some(Val::Var("v".into()));
+        q.within = Some(Val::Const(1));
+        let ms = vec![
+            Matcher::Content(content("a")),
+            Matcher::ByteExtract(ex),
+            Matcher::Content(content("Z")),
+            Matcher::Content(q),
+        ];
+        assert!(run(ms.clone(), b"a\x05a\x00Zq"));
+        assert!(!run(ms, b"a\x05a\x01Zq"));
+    }
+
+    #[test]
     fn a_pcre_tries_its_next_match_when_later_keywords_fail() {
         let pcre = |re: &str, relative: bool| {
             Matcher::Pcre(Pcre::new(re, PcreOpts::default(), relative, false).expect("compiles"))

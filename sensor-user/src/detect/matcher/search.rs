@@ -237,6 +237,7 @@ fn step(
                 && !matches!(ms.get(idx + 1),
                     Some(Matcher::Content(n)) if !n.negated && n.within.is_none());
             let mut from = 0usize;
+            let mut tried = false;
             while let Some(p) = find(
                 c,
                 &window[from.min(window.len())..],
@@ -248,6 +249,7 @@ fn step(
                 if c.endswith && mend != buf.len() {
                     continue;
                 }
+                tried = true;
                 if step(ms, buf, low, idx + 1, mend, vars, w) {
                     return true;
                 }
@@ -259,9 +261,11 @@ fn step(
                     return false;
                 }
             }
-            if c.fixed() {
-                // Its window does not depend on earlier matches: trying their other
-                // positions would search the same bytes again.
+            if c.fixed() && !tried {
+                // Not there, in a window that does not depend on earlier matches: trying
+                // their other positions would search the same bytes again. (Once a position
+                // was tried, later keywords may depend on `byte_extract` values an earlier
+                // position sets, so that failure is not final; Suricata takes it as final.)
                 return w.give_up(Stop::Fatal);
             }
             false
