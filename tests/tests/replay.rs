@@ -70,6 +70,26 @@ fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event_type"] == t).collect()
 }
 
+/// Alerts as (sid, client port), sorted: the client's port is the one that is not `server`.
+fn alerts_by_client_port(events: &[&Value], server: u64) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = events
+        .iter()
+        .map(|a| {
+            let port = if a["src_port"] == server {
+                &a["dest_port"]
+            } else {
+                &a["src_port"]
+            };
+            (
+                a["alert"]["signature_id"].as_u64().expect("sid"),
+                port.as_u64().expect("port"),
+            )
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Writes `frames` as `NAME.pcap` in `dir` and `rules` beside it, and replays the capture with
 /// those rules; the replay must succeed. Its EVE records.
 fn replay_with_rules(
@@ -880,24 +900,7 @@ alert dns any any -> any any (msg:\"status answer\"; dns.opcode:2; flow:to_clien
 alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.query; content:\"portal\"; sid:64;)
 ";
     let ours = replay_with_rules(&dir, "o", &frames, rules);
-    let alerts = |events: &[&Value]| {
-        let mut v: Vec<(u64, u64)> = events
-            .iter()
-            .map(|a| {
-                let port = if a["src_port"] == 53 {
-                    &a["dest_port"]
-                } else {
-                    &a["src_port"]
-                };
-                (
-                    a["alert"]["signature_id"].as_u64().expect("sid"),
-                    port.as_u64().expect("port"),
-                )
-            })
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let alerts = |events: &[&Value]| alerts_by_client_port(events, 53);
     let got = alerts(&of_type(&ours, "alert"));
     // By the client's port: 41000 opcode 0, 41001 status, 41002 notify, 41003 update.
     assert_eq!(
@@ -953,19 +956,7 @@ alert udp any any -> any 9999 (msg:\"anchored pcre\"; content:\"a\"; pcre:\"/^b+
 alert udp any any -> any 9999 (msg:\"contents retried\"; content:\"<s\"; content:\"<\"; distance:0; content:\".l\"; distance:0; pcre:\"/^=/R\"; sid:73;)
 ";
     let ours = replay_with_rules(&dir, "o", &frames, rules);
-    let alerts = |events: &[&Value]| {
-        let mut v: Vec<(u64, u64)> = events
-            .iter()
-            .map(|a| {
-                (
-                    a["alert"]["signature_id"].as_u64().expect("sid"),
-                    a["src_port"].as_u64().expect("port"),
-                )
-            })
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let alerts = |events: &[&Value]| alerts_by_client_port(events, 9999);
     let got = alerts(&of_type(&ours, "alert"));
     assert_eq!(got, [(71, 42000), (71, 42002), (72, 42002), (73, 42003)]);
     let theirs = suricata_records(
