@@ -90,6 +90,18 @@ fn alerts_by_client_port(events: &[&Value], server: u64) -> Vec<(u64, u64)> {
     v
 }
 
+/// Suricata's alerts on `o.pcap` with `o.rules` in `dir` (as [`replay_with_rules`] wrote them
+/// under the name `o`), as [`alerts_by_client_port`] gives them.
+fn suricata_alerts(dir: &std::path::Path, server: u64) -> Vec<(u64, u64)> {
+    let theirs = suricata_records(
+        &dir.join("o.pcap"),
+        Some(&dir.join("o.rules")),
+        &dir.join("suricata"),
+        "alert",
+    );
+    alerts_by_client_port(&theirs.iter().collect::<Vec<_>>(), server)
+}
+
 /// Writes `frames` as `NAME.pcap` in `dir` and `rules` beside it, and replays the capture with
 /// those rules; the replay must succeed. Its EVE records.
 fn replay_with_rules(
@@ -900,8 +912,7 @@ alert dns any any -> any any (msg:\"status answer\"; dns.opcode:2; flow:to_clien
 alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.query; content:\"portal\"; sid:64;)
 ";
     let ours = replay_with_rules(&dir, "o", &frames, rules);
-    let alerts = |events: &[&Value]| alerts_by_client_port(events, 53);
-    let got = alerts(&of_type(&ours, "alert"));
+    let got = alerts_by_client_port(&of_type(&ours, "alert"), 53);
     // By the client's port: 41000 opcode 0, 41001 status, 41002 notify, 41003 update.
     assert_eq!(
         got,
@@ -915,16 +926,9 @@ alert dns any any -> any any (msg:\"update of the portal\"; dns.opcode:5; dns.qu
             (64, 41003)
         ]
     );
-    let rules = dir.join("o.rules");
-    let theirs = suricata_records(
-        &dir.join("o.pcap"),
-        Some(&rules),
-        &dir.join("suricata"),
-        "alert",
-    );
     assert_eq!(
         got,
-        alerts(&theirs.iter().collect::<Vec<_>>()),
+        suricata_alerts(&dir, 53),
         "the same alerts as Suricata"
     );
     std::fs::remove_dir_all(&dir).ok();
@@ -956,18 +960,11 @@ alert udp any any -> any 9999 (msg:\"anchored pcre\"; content:\"a\"; pcre:\"/^b+
 alert udp any any -> any 9999 (msg:\"contents retried\"; content:\"<s\"; content:\"<\"; distance:0; content:\".l\"; distance:0; pcre:\"/^=/R\"; sid:73;)
 ";
     let ours = replay_with_rules(&dir, "o", &frames, rules);
-    let alerts = |events: &[&Value]| alerts_by_client_port(events, 9999);
-    let got = alerts(&of_type(&ours, "alert"));
+    let got = alerts_by_client_port(&of_type(&ours, "alert"), 9999);
     assert_eq!(got, [(71, 42000), (71, 42002), (72, 42002), (73, 42003)]);
-    let theirs = suricata_records(
-        &dir.join("o.pcap"),
-        Some(&dir.join("o.rules")),
-        &dir.join("suricata"),
-        "alert",
-    );
     assert_eq!(
         got,
-        alerts(&theirs.iter().collect::<Vec<_>>()),
+        suricata_alerts(&dir, 9999),
         "the same alerts as Suricata"
     );
     std::fs::remove_dir_all(&dir).ok();
