@@ -111,20 +111,20 @@ pub fn run_stream(parser: &mut dyn AppParser, input: &Schedule<'_>) {
             Step::Data(dir, chunk) => parser.parse(dir, chunk, &mut out),
             Step::Gap(dir, len) => parser.gap(dir, len, &mut out),
         }
+        // The transaction's object, as an alert on it would build it.
+        if let Some(tx) = out.tx.and_then(|id| parser.tx_object(id)) {
+            let _ = serde_json::to_vec(&tx);
+        }
         drain(&mut out);
     }
     parser.finish(&mut out);
     drain(&mut out);
 }
 
-/// Uses and clears one call's output as the pipeline would: records and the transaction
-/// become JSON.
+/// Uses and clears one call's output as the pipeline would: records become JSON.
 pub fn drain(out: &mut Output) {
     for r in &out.records {
         let _ = serde_json::to_vec(&r.object);
-    }
-    if let Some((_, tx)) = &out.tx {
-        let _ = serde_json::to_vec(tx);
     }
     *out = Output::default();
 }

@@ -770,6 +770,43 @@ fn every_pipelined_request_is_inspected() {
 }
 
 #[test]
+fn an_alert_carries_its_transaction_as_it_stands_after_the_packet() {
+    // The response is acknowledged by the packet that releases the request to inspection: the
+    // alert on the request shows the whole exchange (status, redirect), as Suricata's does,
+    // not the request as it stood before the packet.
+    let dir = scratch("tx-after-packet");
+    let mut s = TcpSession::new(CLIENT, 40004, SERVER, 80);
+    let mut frames = s.handshake();
+    let req = "GET / HTTP/1.1\r\nHost: moved.example\r\nUser-Agent: curl/8.0\r\n\r\n";
+    frames.extend(s.client_data(req.as_bytes(), 1400));
+    let resp = "HTTP/1.1 301 Moved Permanently\r\nLocation: https://moved.example/\r\nContent-Length: 0\r\n\r\n";
+    frames.extend(s.server_data(resp.as_bytes(), 1400));
+    frames.push(s.client_ack());
+    frames.extend(s.close());
+    let events = replay_with_rules(
+        &dir,
+        "o",
+        &frames,
+        "alert http any any -> any any (msg:\"ua\"; http.user_agent; content:\"curl/\"; sid:42;)\n",
+    );
+    let ours = of_type(&events, "alert");
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let http = &ours[0]["http"];
+    assert_eq!(http["http_user_agent"], "curl/8.0");
+    assert_eq!(http["status"], 301, "{http}");
+    assert_eq!(http["redirect"], "https://moved.example/");
+    let theirs = suricata_records(
+        &dir.join("o.pcap"),
+        Some(&dir.join("o.rules")),
+        &dir.join("suricata"),
+        "alert",
+    );
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(*http, theirs[0]["http"], "the same object as Suricata's");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn stream_size_counts_each_sides_sequence_space() {
     // Suricata's stream_size: next expected sequence number less the initial one, so the
     // SYN and the FIN count one each, and every in-order byte one.

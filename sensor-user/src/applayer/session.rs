@@ -203,6 +203,14 @@ impl Session {
         }
     }
 
+    /// The EVE object of the active parser's transaction `id` ([`AppParser::tx_object`]).
+    pub fn tx_object(&self, id: u64) -> Option<serde_json::Value> {
+        match &self.state {
+            State::Active(parser) => parser.tx_object(id),
+            _ => None,
+        }
+    }
+
     /// The flow ends: the parser writes what it still holds.
     pub fn finish(&mut self, outputs: &mut Vec<(Dir, Output)>) {
         if let State::Active(parser) = &mut self.state {

@@ -31,11 +31,44 @@ pub struct FlowDetect {
     pub state: FlowState,
     /// An alert was written for the flow.
     pub alerted: bool,
-    /// The app-layer transaction in progress (id, EVE object), for alert records.
-    pub tx: Option<(u64, Value)>,
+    /// The app-layer transaction in progress, for alert records.
+    pub tx: Option<TxInProgress>,
     /// The flow's session is encrypted and its payload is no longer inspected (set by the
     /// pipeline, see [`crate::inspect::EncryptionHandling`]).
     pub payload_off: bool,
+}
+
+/// A flow's app-layer transaction in progress ([`Output::tx`]).
+#[derive(Debug)]
+pub struct TxInProgress {
+    id: u64,
+    /// The parser that named it.
+    proto: Option<&'static str>,
+    /// Its EVE object, once an alert needed it ([`FlowDetect::tx_object`]); none again
+    /// whenever a packet moves the transaction on.
+    object: Option<Value>,
+}
+
+impl FlowDetect {
+    /// Builds the EVE object of the transaction in progress if it is not built yet, for the
+    /// alerts of the packet whose parser calls made `outputs`: from the record written for
+    /// it when the packet completed it, else from `live` (the parser, which still holds it).
+    pub fn tx_object(
+        &mut self,
+        outputs: &[(Dir, Output)],
+        live: impl FnOnce(u64) -> Option<Value>,
+    ) {
+        let Some(tx @ TxInProgress { object: None, .. }) = &mut self.tx else {
+            return;
+        };
+        let done = outputs
+            .iter()
+            .filter(|(_, o)| o.proto == tx.proto)
+            .flat_map(|(_, o)| &o.records)
+            .find(|r| r.tx_id == Some(tx.id))
+            .map(|r| r.object.clone());
+        tx.object = done.or_else(|| live(tx.id));
+    }
 }
 
 /// The `alert` object of signature `s`.
@@ -290,8 +323,16 @@ impl Detection {
         };
         // Detection runs once the packet's data is parsed, so alerts carry the transaction
         // as it stands after the whole packet.
-        if let Some(tx) = outputs.iter().rev().find_map(|(_, o)| o.tx.clone()) {
-            flow.tx = Some(tx);
+        if let Some((id, proto)) = outputs
+            .iter()
+            .rev()
+            .find_map(|(_, o)| Some((o.tx?, o.proto)))
+        {
+            flow.tx = Some(TxInProgress {
+                id,
+                proto,
+                object: None,
+            });
         }
         let mut hits = Vec::new();
         for (_, out) in outputs {
@@ -382,6 +423,7 @@ impl Detection {
             .hit
             .tx_id
             .and(fd.tx.as_ref())
+            .and_then(|t| Some((t.id, t.object.as_ref()?)))
             .filter(|_| m.tx_bufs.is_none());
         let app = app_proto.map(|app| {
             let object = match tx {

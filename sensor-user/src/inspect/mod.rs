@@ -298,6 +298,10 @@ impl Pipeline {
         }
         let matches = self.detection.on_packet(detect, &facts, &packet, &outputs);
         flow.detect.alerted |= !matches.is_empty();
+        if !matches.is_empty() {
+            let app = &flow.app;
+            flow.detect.tx_object(&outputs, |id| app.tx_object(id));
+        }
         let n = write_records(
             &mut self.eve,
             &self.detection,
@@ -348,6 +352,10 @@ impl Pipeline {
         let (facts, detect) = flow.facts(established);
         let matches = self.detection.on_end(detect, &facts, &outputs, ts);
         flow.detect.alerted |= !matches.is_empty();
+        if !matches.is_empty() {
+            let app = &flow.app;
+            flow.detect.tx_object(&outputs, |id| app.tx_object(id));
+        }
         let n = write_records(
             &mut self.eve,
             &self.detection,

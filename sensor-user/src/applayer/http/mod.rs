@@ -508,8 +508,12 @@ impl AppParser for HttpParser {
             .and_then(|i| self.txs.get(i))
             .or_else(|| self.txs.back());
         if let (true, Some(tx)) = (out.inspect, current) {
-            out.tx = Some((tx.id, tx.eve()));
+            out.tx = Some(tx.id);
         }
+    }
+
+    fn tx_object(&self, id: u64) -> Option<serde_json::Value> {
+        self.txs.iter().find(|t| t.id == id).map(Tx::eve)
     }
 
     fn gap(&mut self, dir: Dir, len: usize, out: &mut Output) {
