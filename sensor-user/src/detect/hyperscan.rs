@@ -145,31 +145,25 @@ impl Drop for Database {
 }
 
 impl Database {
-    /// Compiles `patterns` (pattern `i` reported as `i`), each `(bytes, caseless)`: matched
-    /// ASCII case-insensitively when `caseless`, else exactly; each at most once per scan.
-    /// Empty patterns are left out (they would match everywhere).
-    pub fn literals(patterns: &[(Vec<u8>, bool)]) -> Result<Database, String> {
+    /// Compiles `patterns` (pattern `i` reported as `i`) to match ASCII case-insensitively,
+    /// each at most once per scan. Empty patterns are left out (they would match everywhere).
+    pub fn literals(patterns: &[Vec<u8>]) -> Result<Database, String> {
         let api = api().map_err(str::to_string)?;
         let mut exprs = Vec::new();
         let mut lens = Vec::new();
         let mut ids = Vec::new();
-        let mut flags = Vec::new();
-        for (i, (p, caseless)) in patterns.iter().enumerate() {
+        for (i, p) in patterns.iter().enumerate() {
             if p.is_empty() {
                 continue;
             }
             exprs.push(p.as_ptr().cast::<c_char>());
             lens.push(p.len());
             ids.push(c_uint::try_from(i).map_err(|_| "too many patterns".to_string())?);
-            flags.push(if *caseless {
-                HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH
-            } else {
-                HS_FLAG_SINGLEMATCH
-            });
         }
         if exprs.is_empty() {
             return Err("no patterns".into());
         }
+        let flags = vec![HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH; exprs.len()];
         let count = c_uint::try_from(exprs.len()).map_err(|_| "too many patterns".to_string())?;
         let mut db = ptr::null_mut();
         let mut err = ptr::null_mut();
@@ -320,14 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn literals_match_once_each_in_their_case_and_may_hold_nuls() {
+    fn literals_match_in_any_case_once_each_and_may_hold_nuls() {
         available().expect("Hyperscan (`cargo xtask setup` installs libhyperscan5)");
         let pats = vec![
-            (b"evil".to_vec(), true),
-            (Vec::new(), true),
-            (b"\x00\x01GET".to_vec(), true),
-            (b"abc".to_vec(), true),
-            (b"Exact".to_vec(), false),
+            b"evil".to_vec(),
+            Vec::new(),
+            b"\x00\x01GET".to_vec(),
+            b"abc".to_vec(),
         ];
         let db = Database::literals(&pats).expect("compiles");
         assert!(db.bytes() > 0);
@@ -341,16 +334,13 @@ mod tests {
         assert_eq!(found(&db, &mut s, b"..\x00\x01get..abc"), vec![2, 3]);
         assert_eq!(found(&db, &mut s, b"\x00\x01"), Vec::<u32>::new());
         assert_eq!(found(&db, &mut s, b""), Vec::<u32>::new());
-        // A case-sensitive literal only in its own case.
-        assert_eq!(found(&db, &mut s, b"exact EXACT eXact"), Vec::<u32>::new());
-        assert_eq!(found(&db, &mut s, b"inExact"), vec![4]);
         // One scratch serves a second database too once fitted to it.
-        let other = Database::literals(&[(b"zz".to_vec(), true)]).expect("compiles");
+        let other = Database::literals(&[b"zz".to_vec()]).expect("compiles");
         s.fit(&other).expect("scratch");
         assert_eq!(found(&other, &mut s, b"azzz"), vec![0]);
         assert_eq!(found(&db, &mut s, b"abc"), vec![3]);
         assert!(
-            Database::literals(&[(Vec::new(), true)]).is_err(),
+            Database::literals(&[Vec::new()]).is_err(),
             "nothing to match"
         );
     }

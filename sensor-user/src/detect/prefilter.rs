@@ -13,13 +13,6 @@
 //! Hyperscan database instead (`rules.matcher`): on the merged real-traffic corpus with ET
 //! Open it searches packet payloads several times faster than the automaton, as it does in
 //! Suricata, and reports each pattern once by construction.
-//!
-//! Each pattern is looked for in its rule's case: ignoring case only for a `nocase` content
-//! (or one behind a case transform), as Suricata's prefilter does. A case-blind search of a
-//! case-sensitive pattern finds nothing more that can match, and it costs: letters of either
-//! case then hit the same buckets, so more false hits are confirmed and more rules evaluated
-//! for nothing. The automaton ignores case for all (its reports are a superset; the full
-//! match decides).
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde::Deserialize;
@@ -160,21 +153,21 @@ fn has_run(hay: &[u8], b: u8, k: usize) -> bool {
 }
 
 impl Prefilter {
-    /// Compiles patterns, each `(bytes, caseless)`, `sigs[i]` the signatures of `pats[i]`,
-    /// with `matcher`; `None` when there are none or no matcher can be built (it then finds
-    /// nothing, as a missing prefilter does).
+    /// Compiles lowercased patterns, `sigs[i]` the signatures of `pats[i]`, with `matcher`;
+    /// `None` when there are none or no matcher can be built (it then finds nothing, as a
+    /// missing prefilter does).
     pub(super) fn build(
-        pats: Vec<(Vec<u8>, bool)>,
+        pats: Vec<Vec<u8>>,
         sigs: Vec<Vec<u32>>,
         matcher: Matcher,
     ) -> Option<Prefilter> {
         // Empty patterns are in no matcher (they would match everything and say nothing).
-        let shortest = pats.iter().map(|p| p.0.len()).filter(|&n| n > 0).min()?;
+        let shortest = pats.iter().map(Vec::len).filter(|&n| n > 0).min()?;
         let kind = Self::kind(pats, sigs, matcher)?;
         Some(Prefilter { shortest, kind })
     }
 
-    fn kind(pats: Vec<(Vec<u8>, bool)>, sigs: Vec<Vec<u32>>, matcher: Matcher) -> Option<Kind> {
+    fn kind(pats: Vec<Vec<u8>>, sigs: Vec<Vec<u32>>, matcher: Matcher) -> Option<Kind> {
         if matcher.hyperscan() {
             match Database::literals(&pats) {
                 Ok(db) => {
@@ -189,9 +182,7 @@ impl Prefilter {
                 ),
             }
         }
-        // The automaton ignores case: its patterns are lowercased.
-        let lower = pats.into_iter().map(|(p, _)| p.to_ascii_lowercase());
-        AcFilter::build(lower.zip(sigs).collect()).map(Kind::Ac)
+        AcFilter::build(pats.into_iter().zip(sigs).collect()).map(Kind::Ac)
     }
 
     /// Makes `scratch` fit for this prefilter's scans.
@@ -319,11 +310,10 @@ mod tests {
         filter_with(pats, Matcher::AhoCorasick)
     }
 
-    /// Case-blind patterns.
     fn filter_with(pats: &[(&[u8], u32)], m: Matcher) -> Prefilter {
         let (lower, sigs) = pats
             .iter()
-            .map(|(p, s)| ((p.to_ascii_lowercase(), true), vec![*s]))
+            .map(|(p, s)| (p.to_ascii_lowercase(), vec![*s]))
             .unzip();
         Prefilter::build(lower, sigs, m).expect("builds")
     }
@@ -380,26 +370,7 @@ mod tests {
             assert_eq!(found(&f, b"aBcD"), vec![1, 2, 3, 4, 5], "{m:?}");
         }
         // Only empty patterns: nothing to build.
-        assert!(Prefilter::build(vec![(Vec::new(), true)], vec![vec![1]], Matcher::Auto).is_none());
-    }
-
-    #[test]
-    fn a_case_sensitive_pattern_is_found_in_its_case_by_hyperscan_and_in_any_by_the_automaton() {
-        let pats = vec![
-            (b"Exact".to_vec(), false),
-            (b"blind".to_vec(), true),
-            (b"\x00Ab".to_vec(), false),
-        ];
-        let sigs = vec![vec![1], vec![2], vec![3]];
-        let hs = Prefilter::build(pats.clone(), sigs.clone(), Matcher::Hyperscan).expect("hs");
-        let ac = Prefilter::build(pats, sigs, Matcher::AhoCorasick).expect("ac");
-        for f in [&hs, &ac] {
-            assert_eq!(found(f, b"an Exact BLIND \x00Ab"), vec![1, 2, 3]);
-        }
-        // Another case: not the rule's pattern, so Hyperscan does not report it; the
-        // automaton's superset is verified by the full match.
-        assert_eq!(found(&hs, b"EXACT Blind \x00aB"), vec![2]);
-        assert_eq!(found(&ac, b"EXACT Blind \x00aB"), vec![1, 2, 3]);
+        assert!(Prefilter::build(vec![Vec::new()], vec![vec![1]], Matcher::Auto).is_none());
     }
 
     #[test]

@@ -294,18 +294,17 @@ impl RuleSet {
         /// where each pattern is (a linear search made loading ET Open quadratic).
         #[derive(Default)]
         struct Patterns {
-            /// (bytes, caseless): lowercased when caseless.
-            pats: Vec<(Vec<u8>, bool)>,
+            pats: Vec<Vec<u8>>,
             sigs: Vec<Vec<u32>>,
-            at: HashMap<(Vec<u8>, bool), usize>,
+            at: HashMap<Vec<u8>, usize>,
         }
         let mut patterns: HashMap<Buffer, Patterns> = HashMap::new();
         let mut pkt_patterns: [Patterns; PKT_SLOTS] = Default::default();
-        let add = |entry: &mut Patterns, key: &(Vec<u8>, bool), i: usize| match entry.at.get(key) {
+        let add = |entry: &mut Patterns, lower: &[u8], i: usize| match entry.at.get(lower) {
             Some(&j) => entry.sigs[j].push(i as u32),
             None => {
-                entry.at.insert(key.clone(), entry.pats.len());
-                entry.pats.push(key.clone());
+                entry.at.insert(lower.to_vec(), entry.pats.len());
+                entry.pats.push(lower.to_vec());
                 entry.sigs.push(vec![i as u32]);
             }
         };
@@ -315,30 +314,23 @@ impl RuleSet {
         let mut always_app = Vec::new();
         for (i, s) in sigs.iter().enumerate() {
             match &s.fast_pattern {
-                Some((buf, pat, nocase)) => {
-                    // Looked for in the rule's case unless it ignores case (a pattern without
-                    // letters has one case: one key for both).
-                    let caseless = *nocase && pat.iter().any(u8::is_ascii_alphabetic);
-                    let key = if caseless {
-                        (pat.to_ascii_lowercase(), true)
-                    } else {
-                        (pat.clone(), false)
-                    };
+                Some((buf, pat, _nocase)) => {
+                    let lower = pat.to_ascii_lowercase();
                     let packet = *buf == Buffer::Pkt && !s.is_app();
                     // A pattern of a few bytes says little (`|00|`, `cwd`) and slows every
                     // search of the prefilter it is in; a rule that lists its ports is found
                     // by them instead, so only packets to those ports evaluate it.
-                    let ports = (packet && pat.len() < MIN_PACKET_PATTERN)
+                    let ports = (packet && lower.len() < MIN_PACKET_PATTERN)
                         .then(|| listed_ports(&s.dport).or_else(|| listed_ports(&s.sport)))
                         .flatten();
                     if let Some(ports) = ports {
                         by_port.insert(&ports, i as u32);
                     } else if packet {
                         for slot in pkt_slots(s) {
-                            add(&mut pkt_patterns[slot], &key, i);
+                            add(&mut pkt_patterns[slot], &lower, i);
                         }
                     } else {
-                        add(patterns.entry(*buf).or_default(), &key, i);
+                        add(patterns.entry(*buf).or_default(), &lower, i);
                     }
                 }
                 None if s.is_app() => always_app.push(i as u32),
@@ -598,29 +590,23 @@ mod tests {
     }
 
     #[test]
-    fn the_prefilter_picks_rules_whose_pattern_is_there_in_their_case() {
+    fn the_prefilter_picks_rules_whose_pattern_is_there_in_any_case() {
         let s = set(r#"
 alert tcp any any -> any any (msg:"a"; content:"EVIL"; sid:1;)
 alert tcp any any -> any any (msg:"b"; content:"other"; content:"longer pattern"; sid:2;)
 alert http any any -> any any (msg:"c"; http.uri; content:"/admin"; sid:3;)
-alert tcp any any -> any any (msg:"d"; content:"Blind"; nocase; sid:4;)
-alert http any any -> any any (msg:"e"; http.uri; to_lowercase; content:"/lower"; sid:5;)
 "#);
         assert!(s.report.skipped.is_empty(), "{:?}", s.report.skipped);
         let mut out = Vec::new();
         let seen = &mut Seen::default();
         let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        let ends = (a, 1024, b, 80, 6, true);
-        s.candidates(Some(&b"xx EVIL xx"[..]), ends, seen, &mut out);
-        assert_eq!(sids(&s, &out), vec![1]);
-        // A case-sensitive pattern in another case cannot match: not a candidate (as in
-        // Suricata's prefilter); a nocase one in any case is.
-        s.candidates(Some(&b"xx evil BLIND xx"[..]), ends, seen, &mut out);
-        assert_eq!(sids(&s, &out), vec![4], "each pattern in its rule's case");
-        // A case transform: the raw buffer's case says nothing.
-        out.clear();
-        s.scan(Buffer::HttpUri, b"/LOWER", seen, &mut out);
-        assert_eq!(sids(&s, &out), vec![5], "to_lowercase ignores the raw case");
+        s.candidates(
+            Some(&b"xx evil xx"[..]),
+            (a, 1024, b, 80, 6, true),
+            seen,
+            &mut out,
+        );
+        assert_eq!(sids(&s, &out), vec![1], "case-insensitive prefilter");
         s.candidates(
             Some(&b"a longer pattern"[..]),
             (a, 1024, b, 80, 6, true),

@@ -318,9 +318,7 @@ pub struct Signature {
     pub detection_filter: Option<Threshold>,
     /// `noalert`, or a `flowbits:noalert`.
     pub noalert: bool,
-    /// The pattern the prefilter looks for: (buffer, bytes, whether to ignore case: a
-    /// `nocase` content, or one behind a case transform, which the prefilter's raw buffer
-    /// has not undergone).
+    /// The pattern the prefilter looks for: (buffer, bytes, nocase).
     pub fast_pattern: Option<(Buffer, Vec<u8>, bool)>,
     /// File and line, for reports.
     pub origin: String,
@@ -523,11 +521,6 @@ fn pick_fast_pattern(lists: &[MatchList]) -> Option<(Buffer, Vec<u8>, bool)> {
             continue;
         }
         let dot = l.transforms.contains(&Transform::DotPrefix);
-        // `to_lowercase` matches "abc" where the raw buffer holds "ABC".
-        let recased = l
-            .transforms
-            .iter()
-            .any(|t| matches!(t, Transform::Lower | Transform::Upper));
         for m in &l.matchers {
             let Matcher::Content(c) = m else { continue };
             if c.negated {
@@ -546,12 +539,11 @@ fn pick_fast_pattern(lists: &[MatchList]) -> Option<(Buffer, Vec<u8>, bool)> {
             if pat.is_empty() {
                 continue;
             }
-            let nocase = c.nocase || recased;
             if c.fast_pattern {
-                return Some((l.buffer, pat, nocase));
+                return Some((l.buffer, pat, c.nocase));
             }
             if best.as_ref().is_none_or(|b| pat.len() > b.1.len()) {
-                best = Some((l.buffer, pat, nocase));
+                best = Some((l.buffer, pat, c.nocase));
             }
         }
     }
