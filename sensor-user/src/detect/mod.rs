@@ -8,6 +8,7 @@ pub mod addr;
 pub mod classification;
 pub mod eval;
 pub mod flow;
+mod home;
 pub mod hyperscan;
 pub mod matcher;
 pub mod parse;

@@ -7,6 +7,7 @@ use std::{collections::HashMap, net::IpAddr, path::Path};
 
 use super::{
     classification::Classifications,
+    home::{HomeNet, CLASSES},
     parse::{parse_rule, split_rules},
     prefilter::{Matcher, Prefilter, Seen},
     sig::{compile, Action, CompileEnv, Flowbit, Refusal, Signature},
@@ -221,8 +222,15 @@ pub struct RuleSet {
     /// App-layer buffers' prefilters (and, at [`Buffer::Pkt`], the payload patterns of
     /// app-layer rules without a sticky buffer).
     prefilters: PerBuffer<Option<Prefilter>>,
-    /// Packet rules' payload prefilters, by [`pkt_slot`].
-    pkt_prefilters: [Option<Prefilter>; PKT_SLOTS],
+    /// Packet rules' payload prefilters: a transport and direction's ([`pkt_slot`]) over all
+    /// its rules, and for an address class ([`HomeNet`]) whose rules are far fewer, one over
+    /// those.
+    pkt_prefilters: Vec<Prefilter>,
+    /// The prefilter of each (slot, class): `pkt_prefilters[pkt_route[slot * CLASSES +
+    /// class]]`.
+    pkt_route: Vec<Option<usize>>,
+    /// `$HOME_NET` as the rules were compiled with it.
+    home: Option<HomeNet>,
     /// Signatures without a fast pattern or an address list: always candidates of the
     /// packets of their transport and direction, by [`pkt_slot`].
     always_pkt: [Vec<u32>; PKT_SLOTS],
@@ -259,7 +267,12 @@ impl RuleSet {
         // lets their (transient, tens of MiB) compile memory reuse it, which lowers the
         // process's peak.
         drop(texts);
-        Ok(RuleSet::index(sigs, report, matcher))
+        Ok(RuleSet::index(
+            sigs,
+            report,
+            matcher,
+            HomeNet::from_vars(vars),
+        ))
     }
 
     /// Compiles rules from `(origin, text)` pairs, the prefilters with the default matcher.
@@ -269,11 +282,16 @@ impl RuleSet {
         classes: &Classifications,
     ) -> RuleSet {
         let (sigs, report) = compile_texts(texts, vars, classes);
-        RuleSet::index(sigs, report, Matcher::Auto)
+        RuleSet::index(sigs, report, Matcher::Auto, HomeNet::from_vars(vars))
     }
 
     /// Orders compiled signatures for evaluation and builds their prefilters.
-    fn index(mut sigs: Vec<Signature>, mut report: LoadReport, matcher: Matcher) -> RuleSet {
+    fn index(
+        mut sigs: Vec<Signature>,
+        mut report: LoadReport,
+        matcher: Matcher,
+        home: Option<HomeNet>,
+    ) -> RuleSet {
         // Evaluation order: pass rules first, then rules that set flowbits, so that a bit set
         // by one rule is visible to another on the same packet.
         sigs.sort_by_key(|s| {
@@ -299,7 +317,10 @@ impl RuleSet {
             at: HashMap<Vec<u8>, usize>,
         }
         let mut patterns: HashMap<Buffer, Patterns> = HashMap::new();
-        let mut pkt_patterns: [Patterns; PKT_SLOTS] = Default::default();
+        // Per slot: its patterns of every class, then of each class.
+        let mut pkt_patterns: Vec<Patterns> = (0..PKT_SLOTS * (1 + CLASSES))
+            .map(|_| Patterns::default())
+            .collect();
         let add = |entry: &mut Patterns, lower: &[u8], i: usize| match entry.at.get(lower) {
             Some(&j) => entry.sigs[j].push(i as u32),
             None => {
@@ -326,8 +347,16 @@ impl RuleSet {
                     if let Some(ports) = ports {
                         by_port.insert(&ports, i as u32);
                     } else if packet {
+                        let classes: Vec<usize> = match &home {
+                            Some(h) => h.classes(s).collect(),
+                            None => (0..CLASSES).collect(),
+                        };
                         for slot in pkt_slots(s) {
-                            add(&mut pkt_patterns[slot], &lower, i);
+                            let at = slot * (1 + CLASSES);
+                            add(&mut pkt_patterns[at], &lower, i);
+                            for &c in &classes {
+                                add(&mut pkt_patterns[at + 1 + c], &lower, i);
+                            }
                         }
                     } else {
                         add(patterns.entry(*buf).or_default(), &lower, i);
@@ -369,11 +398,41 @@ impl RuleSet {
         for (buf, p) in patterns {
             prefilters[buf] = Prefilter::build(p.pats, p.sigs, matcher);
         }
-        let pkt_prefilters = pkt_patterns.map(|p| Prefilter::build(p.pats, p.sigs, matcher));
+        // A class's own prefilter only where it leaves out most of the slot's patterns: one
+        // nearly as large searches hardly faster, and each costs its compile time and memory
+        // (Hyperscan's compile of some mid-sized sets takes over 100 MiB for a moment).
+        let mut pkt_prefilters = Vec::new();
+        let mut pkt_route = vec![None; PKT_SLOTS * CLASSES];
+        for (slot, group) in pkt_patterns.chunks_mut(1 + CLASSES).enumerate() {
+            let (all, classes) = group.split_at_mut(1);
+            let n = all[0].pats.len();
+            let mut whole = None;
+            for (c, p) in classes.iter_mut().enumerate() {
+                let own = p.pats.len() * 2 <= n;
+                let built = if own {
+                    let p = std::mem::take(p);
+                    Prefilter::build(p.pats, p.sigs, matcher).map(|f| {
+                        pkt_prefilters.push(f);
+                        pkt_prefilters.len() - 1
+                    })
+                } else {
+                    *whole.get_or_insert_with(|| {
+                        let p = std::mem::take(&mut all[0]);
+                        Prefilter::build(p.pats, p.sigs, matcher).map(|f| {
+                            pkt_prefilters.push(f);
+                            pkt_prefilters.len() - 1
+                        })
+                    })
+                };
+                pkt_route[slot * CLASSES + c] = built;
+            }
+        }
         let mut set = RuleSet {
             sigs,
             prefilters,
             pkt_prefilters,
+            pkt_route,
+            home,
             always_pkt,
             always_app,
             by_addr,
@@ -401,7 +460,7 @@ impl RuleSet {
         self.prefilters
             .iter()
             .filter_map(|(_, p)| p.as_ref())
-            .chain(self.pkt_prefilters.iter().flatten())
+            .chain(&self.pkt_prefilters)
     }
 
     /// The signatures, in evaluation order.
@@ -449,9 +508,9 @@ impl RuleSet {
         seen: &mut Seen,
         out: &mut Vec<u32>,
     ) {
-        let mut indexed = Vec::new();
-        self.indexed(((a, sp), (b, dp)), &mut indexed);
-        self.candidates_with(payload, (proto, to_server), &indexed, seen, out);
+        let mut cache = None;
+        let (indexed, class) = self.indexed_for(&mut cache, (a, sp), (b, dp));
+        self.candidates_with(payload, (proto, to_server), (indexed, class), seen, out);
     }
 
     /// The pattern-less packet rules found by the addresses and ports of a packet's ends,
@@ -469,33 +528,52 @@ impl RuleSet {
         out.dedup();
     }
 
-    /// [`RuleSet::indexed`] for a packet from `src` to `dst`, kept in `cache` (a flow's: the
-    /// set's id, its ends in a fixed order, the rules) and looked up again only when the set
-    /// or the ends change.
+    /// [`RuleSet::indexed`] for a packet from `src` to `dst`, and the packet's address
+    /// class ([`HomeNet`]), kept in `cache` (a flow's: see [`IndexedEnds`]) and looked up
+    /// again only when the set or the ends change.
     pub(super) fn indexed_for<'c>(
         &self,
-        cache: &'c mut Option<(u64, Ends, Vec<u32>)>,
+        cache: &'c mut Option<IndexedEnds>,
         src: (IpAddr, u16),
         dst: (IpAddr, u16),
-    ) -> &'c [u32] {
+    ) -> (&'c [u32], usize) {
         let ends = if src <= dst { (src, dst) } else { (dst, src) };
-        let fresh = matches!(cache, Some((id, e, _)) if *id == self.id && *e == ends);
+        let fresh = matches!(cache, Some(c) if c.set == self.id && c.ends == ends);
         if !fresh {
-            let mut sigs = cache.take().map(|c| c.2).unwrap_or_default();
+            let mut sigs = cache.take().map(|c| c.sigs).unwrap_or_default();
             self.indexed(ends, &mut sigs);
-            *cache = Some((self.id, ends, sigs));
+            let home = self
+                .home
+                .as_ref()
+                .map(|h| [h.holds(ends.0 .0), h.holds(ends.1 .0)]);
+            *cache = Some(IndexedEnds {
+                set: self.id,
+                ends,
+                sigs,
+                home,
+            });
         }
-        cache.as_ref().map_or(&[], |c| &c.2)
+        let Some(c) = cache.as_ref() else {
+            return (&[], 0);
+        };
+        let class = c.home.map_or(0, |[a, b]| {
+            if src == c.ends.0 {
+                HomeNet::class(a, b)
+            } else {
+                HomeNet::class(b, a)
+            }
+        });
+        (&c.sigs, class)
     }
 
     /// The packet rules worth evaluating in full on a packet of transport `proto` (its
-    /// direction `to_server`) whose ends' indexed rules are `indexed` ([`RuleSet::indexed`])
-    /// and whose payload, when inspected, is `payload`.
+    /// direction `to_server`) whose ends' indexed rules and address class are `indexed`
+    /// ([`RuleSet::indexed_for`]) and whose payload, when inspected, is `payload`.
     pub(super) fn candidates_with(
         &self,
         payload: Option<&[u8]>,
         (proto, to_server): (u8, bool),
-        indexed: &[u32],
+        (indexed, class): (&[u32], usize),
         seen: &mut Seen,
         out: &mut Vec<u32>,
     ) {
@@ -504,7 +582,12 @@ impl RuleSet {
         let slot = pkt_slot(proto, to_server);
         out.extend_from_slice(&self.always_pkt[slot]);
         out.extend_from_slice(indexed);
-        if let (Some(data), Some(p)) = (payload, &self.pkt_prefilters[slot]) {
+        let route = self
+            .pkt_route
+            .get(slot * CLASSES + class)
+            .copied()
+            .flatten();
+        if let (Some(data), Some(p)) = (payload, route.map(|i| &self.pkt_prefilters[i])) {
             p.scan(data, seen, out);
         }
         out.sort_unstable();
@@ -514,6 +597,19 @@ impl RuleSet {
 
 /// A packet's two ends, (address, port) each.
 pub(super) type Ends = ((IpAddr, u16), (IpAddr, u16));
+
+/// What [`RuleSet::indexed_for`] keeps per flow: the same for every packet of the flow.
+#[derive(Debug)]
+pub(super) struct IndexedEnds {
+    /// The rule set's [`RuleSet::id`].
+    set: u64,
+    /// The flow's ends, in a fixed order.
+    ends: Ends,
+    /// The pattern-less packet rules the ends index ([`RuleSet::indexed`]).
+    sigs: Vec<u32>,
+    /// Whether each end is in `$HOME_NET`, when the set has one.
+    home: Option<[bool; 2]>,
+}
 
 /// Compiles the rules of `(origin, text)` pairs, in order; the refused ones are in the report.
 fn compile_texts(

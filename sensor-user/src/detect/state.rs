@@ -19,10 +19,10 @@ pub struct FlowState {
     /// the rule set's [`super::RuleSet::id`], signature indexes). Forgotten when the value
     /// changes.
     pub(super) scanned: Vec<(bool, Buffer, u64, Vec<u32>)>,
-    /// The rule set's pattern-less packet rules indexed by the flow's ends
-    /// ([`super::RuleSet::indexed`]): (set id, the ends in a fixed order, signatures). The
-    /// same for every packet of the flow, so looked up once.
-    pub(super) indexed: Option<(u64, super::ruleset::Ends, Vec<u32>)>,
+    /// The rule set's pattern-less packet rules indexed by the flow's ends and its ends'
+    /// address classes ([`super::RuleSet::indexed_for`]): the same for every packet of the
+    /// flow, so looked up once.
+    pub(super) indexed: Option<super::ruleset::IndexedEnds>,
     pub(super) tx_req: u64,
     pub(super) tx_resp: u64,
     /// App-layer signatures that already matched a transaction: (gid, sid), request and
