@@ -179,5 +179,21 @@ mod tests {
         let mut vars = default_vars();
         vars.remove("HOME_NET");
         assert!(HomeNet::from_vars(&vars).is_none());
+        // Without it, every packet is searched with its slot's prefilter.
+        let set = RuleSet::from_texts(
+            &[(
+                "t.rules".into(),
+                "alert tcp any any -> 10.0.0.0/8 any (msg:\"x\"; content:\"anywhere\"; sid:300;)\n"
+                    .into(),
+            )],
+            &vars,
+            &Classifications::builtin(),
+        );
+        assert!(set.report.skipped.is_empty(), "{:?}", set.report.skipped);
+        let mut v = Vec::new();
+        let seen = &mut crate::detect::prefilter::Seen::default();
+        let ends = (ip("10.0.0.1"), 40000, ip("10.0.0.2"), 80, 6, true);
+        set.candidates(Some(&b"xx anywhere"[..]), ends, seen, &mut v);
+        assert_eq!(v.len(), 1, "the rule is a candidate");
     }
 }

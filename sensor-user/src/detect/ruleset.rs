@@ -347,10 +347,8 @@ impl RuleSet {
                     if let Some(ports) = ports {
                         by_port.insert(&ports, i as u32);
                     } else if packet {
-                        let classes: Vec<usize> = match &home {
-                            Some(h) => h.classes(s).collect(),
-                            None => (0..CLASSES).collect(),
-                        };
+                        // Without a `$HOME_NET` every packet takes its slot's prefilter.
+                        let classes: Vec<usize> = home.iter().flat_map(|h| h.classes(s)).collect();
                         for slot in pkt_slots(s) {
                             let at = slot * (1 + CLASSES);
                             add(&mut pkt_patterns[at], &lower, i);
@@ -402,29 +400,23 @@ impl RuleSet {
         // nearly as large searches hardly faster, and each costs its compile time and memory
         // (Hyperscan's compile of some mid-sized sets takes over 100 MiB for a moment).
         let mut pkt_prefilters = Vec::new();
+        // The new prefilter's index, or none when there is nothing to search for.
+        let mut compile = |p: Patterns| {
+            let f = Prefilter::build(p.pats, p.sigs, matcher)?;
+            pkt_prefilters.push(f);
+            Some(pkt_prefilters.len() - 1)
+        };
         let mut pkt_route = vec![None; PKT_SLOTS * CLASSES];
         for (slot, group) in pkt_patterns.chunks_mut(1 + CLASSES).enumerate() {
             let (all, classes) = group.split_at_mut(1);
             let n = all[0].pats.len();
             let mut whole = None;
             for (c, p) in classes.iter_mut().enumerate() {
-                let own = p.pats.len() * 2 <= n;
-                let built = if own {
-                    let p = std::mem::take(p);
-                    Prefilter::build(p.pats, p.sigs, matcher).map(|f| {
-                        pkt_prefilters.push(f);
-                        pkt_prefilters.len() - 1
-                    })
+                pkt_route[slot * CLASSES + c] = if home.is_some() && p.pats.len() * 2 <= n {
+                    compile(std::mem::take(p))
                 } else {
-                    *whole.get_or_insert_with(|| {
-                        let p = std::mem::take(&mut all[0]);
-                        Prefilter::build(p.pats, p.sigs, matcher).map(|f| {
-                            pkt_prefilters.push(f);
-                            pkt_prefilters.len() - 1
-                        })
-                    })
+                    *whole.get_or_insert_with(|| compile(std::mem::take(&mut all[0])))
                 };
-                pkt_route[slot * CLASSES + c] = built;
             }
         }
         let mut set = RuleSet {
