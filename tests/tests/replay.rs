@@ -90,15 +90,20 @@ fn alerts_by_client_port(events: &[&Value], server: u64) -> Vec<(u64, u64)> {
     v
 }
 
-/// Suricata's alerts on `o.pcap` with `o.rules` in `dir` (as [`replay_with_rules`] wrote them
-/// under the name `o`), as [`alerts_by_client_port`] gives them.
-fn suricata_alerts(dir: &std::path::Path, server: u64) -> Vec<(u64, u64)> {
-    let theirs = suricata_records(
+/// Suricata's alert records on `o.pcap` with `o.rules` in `dir` (as [`replay_with_rules`]
+/// wrote them under the name `o`).
+fn suricata_alert_records(dir: &std::path::Path) -> Vec<Value> {
+    suricata_records(
         &dir.join("o.pcap"),
         Some(&dir.join("o.rules")),
         &dir.join("suricata"),
         "alert",
-    );
+    )
+}
+
+/// [`suricata_alert_records`] as [`alerts_by_client_port`] gives them.
+fn suricata_alerts(dir: &std::path::Path, server: u64) -> Vec<(u64, u64)> {
+    let theirs = suricata_alert_records(dir);
     alerts_by_client_port(&theirs.iter().collect::<Vec<_>>(), server)
 }
 
@@ -795,12 +800,7 @@ fn an_alert_carries_its_transaction_as_it_stands_after_the_packet() {
     assert_eq!(http["http_user_agent"], "curl/8.0");
     assert_eq!(http["status"], 301, "{http}");
     assert_eq!(http["redirect"], "https://moved.example/");
-    let theirs = suricata_records(
-        &dir.join("o.pcap"),
-        Some(&dir.join("o.rules")),
-        &dir.join("suricata"),
-        "alert",
-    );
+    let theirs = suricata_alert_records(&dir);
     assert_eq!(theirs.len(), 1, "{theirs:?}");
     assert_eq!(*http, theirs[0]["http"], "the same object as Suricata's");
     std::fs::remove_dir_all(&dir).ok();
