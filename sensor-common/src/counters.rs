@@ -33,6 +33,10 @@ pub mod id {
     pub const FLOWS_CREATED: usize = 12;
     /// Packets of a flow that could not be entered because the flow map was full.
     pub const FLOWS_NOT_TRACKED: usize = 13;
+    /// Flows entered into the pending table ([`crate::pending`]), in an empty slot.
+    pub const PENDING_OPENED: usize = 14;
+    /// Flows entered into the pending table over another unconfirmed flow, which is lost.
+    pub const PENDING_OVERWRITTEN: usize = 15;
     /// First slot of the per-[`Outcome`](crate::parse::Outcome) counters.
     pub const OUTCOME_BASE: usize = 16;
     /// Flow-head records submitted to the ring buffer.
@@ -45,13 +49,19 @@ pub mod id {
     pub const HEAD_TRUNCATED: usize = 51;
     /// Records discarded because copying the frame failed.
     pub const HEAD_COPY_FAILURES: usize = 52;
+    /// Pending flows confirmed and moved into the flow map.
+    pub const PENDING_PROMOTED: usize = 53;
+    /// Packets counted in the pending table only (their flow not confirmed yet).
+    pub const PENDING_PACKETS: usize = 54;
+    /// First frames cut to the pending table's stash size.
+    pub const PENDING_STASH_TRUNCATED: usize = 55;
 }
 
 /// Number of counter slots per hook.
 pub const COUNTER_SLOTS: usize = 56;
 const _: () = assert!(id::OUTCOME_BASE + Outcome::COUNT <= COUNTER_SLOTS);
 const _: () = assert!(id::OUTCOME_BASE + OUTCOME_MASK < id::HEAD_RECORDS);
-const _: () = assert!(id::HEAD_COPY_FAILURES < COUNTER_SLOTS);
+const _: () = assert!(id::PENDING_STASH_TRUNCATED < COUNTER_SLOTS);
 /// Mask that keeps an outcome index provably inside the block (see `count_packet`).
 const OUTCOME_MASK: usize = 0x1f;
 const _: () = assert!(id::OUTCOME_BASE + OUTCOME_MASK < COUNTER_SLOTS);

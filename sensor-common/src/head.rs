@@ -71,8 +71,10 @@ pub struct Settings {
     /// Bumped by userspace after each change to the control map: a flow whose value has
     /// another epoch looks its mode up again.
     pub control_epoch: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Slots of the pending table minus one (a power of two minus one): the mask that turns
+    /// a flow's hash into its slot ([`crate::pending::slot`]); 0 turns the table off (every
+    /// flow enters the flow map with its first packet).
+    pub pending_mask: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Settings>() == 16);
@@ -83,7 +85,7 @@ impl Settings {
         head_bytes: DEFAULT_HEAD_BYTES,
         sample_one_in: 0,
         control_epoch: 0,
-        _pad: 0,
+        pending_mask: 0,
     };
 }
 

@@ -11,6 +11,7 @@ pub mod counters;
 pub mod flow;
 pub mod head;
 pub mod parse;
+pub mod pending;
 pub mod protect;
 
 pub use parse::{parse, parse_into, Packet, Parsed};
@@ -48,6 +49,8 @@ pub mod maps {
     pub const OUTBOUND: &str = "PRECINCT_OUTBOUND";
     /// Per-CPU array of [`crate::protect::VerdictCounters`], one per hook.
     pub const VERDICTS: &str = "PRECINCT_VERDICTS";
+    /// Array of [`crate::pending::Pending`] slots: flows not yet confirmed.
+    pub const PENDING: &str = "PRECINCT_PENDING";
     /// Ring buffer of drop events ([`crate::head::HeadRecord`] + frame start).
     pub const DROPS: &str = "PRECINCT_DROPS";
 }
@@ -144,6 +147,7 @@ mod pod {
         crate::counters::Counters,
         crate::head::Settings,
         crate::head::HeadRecord,
+        crate::pending::Pending,
         crate::protect::Policy,
         crate::protect::Dir4,
         crate::protect::Pfx4Key,

@@ -20,7 +20,7 @@ use sensor_common::{
     flow::{FlowKey, FlowStats},
     head::{self, HeadRecord, Settings, RECORD_HEADER},
     parse::FAMILY_IPV4,
-    parse_into,
+    parse_into, pending,
     protect::{
         self, action, gcra, lookup4, port_slot, vid, Dir4, Lpm6Data, Pfx4Key, Policy, RateKey,
         Tables, Verdict, VerdictCounters, DEFAULT_DROP_RING_BYTES, DEFAULT_OUTBOUND_CAPACITY,
@@ -31,7 +31,7 @@ use sensor_common::{
 };
 
 const BPF_NOEXIST: u64 = 1;
-const EEXIST: i32 = 17;
+pub(crate) const EEXIST: i32 = 17;
 
 #[map(name = "PRECINCT_FLOWS")]
 pub(crate) static FLOWS: PerCpuHashMap<FlowKey, FlowStats> =
@@ -69,12 +69,12 @@ static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(2, 0);
 
 /// Flow heads for userspace inspection; userspace sizes it at load.
 #[map(name = "PRECINCT_HEADS")]
-static HEADS: RingBuf = RingBuf::with_byte_size(head::DEFAULT_RING_BYTES, 0);
+pub(crate) static HEADS: RingBuf = RingBuf::with_byte_size(head::DEFAULT_RING_BYTES, 0);
 
 /// Head settings, written by userspace after load. An array lookup is inlined by the
 /// verifier: reading it costs a few instructions.
 #[map(name = "PRECINCT_SETTINGS")]
-static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
 /// Per-flow bypass / keep, written by userspace; read only when the settings' epoch moved.
 #[map(name = "PRECINCT_HEAD_CONTROL")]
@@ -307,6 +307,12 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
     }
     let stats = match flows.lookup(&key) {
         Some(stats) => stats,
+        None if crate::pend::on() && !pending::trusted_opener(p, hook) => {
+            crate::pend::pend(
+                flows, p, &key, dir, pkt.len, frame, hook, segs, wire_len, counters,
+            );
+            return action::PASS;
+        }
         None => {
             let mut fresh = FlowStats::default();
             fresh.account(p, dir, segs, wire_len, now_ns(0));
@@ -443,7 +449,7 @@ fn now_ns(first_ns: u64) -> u64 {
     clippy::too_many_arguments,
     reason = "inlined into account, which has each part at hand; a struct would cost stack"
 )]
-fn heads<F: CopyOut>(
+pub(crate) fn heads<F: CopyOut>(
     stats: &mut FlowStats,
     p: &Parsed,
     key: &FlowKey,
@@ -535,11 +541,32 @@ fn emit<const CAP: usize, F: CopyOut>(frame: &F, rec: &Rec, counters: &mut Count
         counters.c[id::HEAD_COPY_FAILURES] += 1;
         return;
     }
-    entry.submit(0);
+    entry.submit(wakeup());
     counters.c[id::HEAD_RECORDS] += 1;
     counters.c[id::HEAD_BYTES] += u64::from(n);
     if rec.flags & head::flag::TRUNCATED != 0 {
         counters.c[id::HEAD_TRUNCATED] += 1;
+    }
+}
+
+/// `bpf_ringbuf_query` flags and `bpf_ringbuf_submit` wakeup flags.
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_RING_SIZE: u64 = 1;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+
+/// How a head record wakes the reader: not at all while the ring is less than an eighth full
+/// (the agent's reader polls every 20 ms), at once beyond. A wakeup
+/// per record costs the sending CPU microseconds (an interrupt to run the consumer's wait
+/// queue), which a flood of new flows would pay per packet.
+#[inline(always)]
+pub(crate) fn wakeup() -> u64 {
+    let avail = HEADS.query(BPF_RB_AVAIL_DATA);
+    let size = HEADS.query(BPF_RB_RING_SIZE);
+    if avail >= size / 8 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     }
 }
 

@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 mod kernel;
+mod pend;
 
 use aya_ebpf::{
     bindings::{TC_ACT_PIPE, TC_ACT_SHOT},

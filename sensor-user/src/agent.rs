@@ -232,10 +232,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         heads: Settings {
             head_bytes: config.inspect.head_bytes,
             sample_one_in: config.inspect.sample_one_in,
+            pending_mask: config.flows.pending_slots.saturating_sub(1),
             ..Settings::DEFAULT
         },
         v4_capacity: config.protect.v4_capacity,
         v6_capacity: config.protect.v6_capacity,
+        pending_slots: config.flows.pending_slots,
     };
     let pin_dir = crate::datapath::pin::prepare(config.pin, &config.pin_path, opts.unpin)?;
     let mut datapath =

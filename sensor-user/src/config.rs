@@ -101,6 +101,11 @@ pub struct FlowConfig {
     pub capacity: u32,
     /// How often userspace walks the flow map to expire flows, milliseconds.
     pub sweep_interval_ms: u64,
+    /// Slots of the kernel's pending table (flows not yet confirmed, see docs/architecture.md):
+    /// 0 (the default) turns it off and every flow enters the flow map with its first packet;
+    /// a power of two from 1024 keeps unconfirmed flows out of the flow map, so that a flood
+    /// of spoofed sources cannot fill it.
+    pub pending_slots: u32,
     /// Timeouts.
     pub timeouts: Timeouts,
 }
@@ -309,6 +314,7 @@ impl Default for FlowConfig {
         FlowConfig {
             capacity: sensor_common::DEFAULT_FLOW_CAPACITY,
             sweep_interval_ms: 1000,
+            pending_slots: 0,
             timeouts: Timeouts::default(),
         }
     }
@@ -362,6 +368,13 @@ impl Config {
         }
         if self.flows.sweep_interval_ms == 0 {
             return Err(bad("flows.sweep_interval_ms must be above 0"));
+        }
+        let slots = self.flows.pending_slots;
+        if slots != 0 && (!slots.is_power_of_two() || !(1024..=1 << 22).contains(&slots)) {
+            return Err(bad(&format!(
+                "flows.pending_slots = {slots} must be 0 (off) or a power of two from 1024 to \
+                 4194304, such as 32768"
+            )));
         }
         let ring = self.inspect.ring_bytes;
         if !ring.is_power_of_two() || ring < 64 << 10 {
@@ -543,6 +556,22 @@ PORTAL_PORTS = "[443,8443]"
         let ext = parse_addr("$EXTERNAL_NET", &v).expect("external");
         assert!(!ext.matches("10.1.2.3".parse().expect("ip")));
         assert!(ext.matches("192.168.1.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn pending_slots_are_off_or_a_bounded_power_of_two() {
+        let parse = |n: &str| {
+            Config::parse(
+                &format!("[flows]\npending_slots = {n}\n"),
+                Path::new("c.toml"),
+            )
+        };
+        assert_eq!(parse("0").expect("off").flows.pending_slots, 0);
+        assert_eq!(parse("32768").expect("on").flows.pending_slots, 32768);
+        for bad in ["1000", "512", "8388608"] {
+            let e = format!("{:#}", parse(bad).expect_err(bad));
+            assert!(e.contains("c.toml") && e.contains("power of two"), "{e}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@ use sensor_common::{
     counters::{id, Counters},
     flow::{FlowKey, FlowStats},
     head::{self, HeadRecord, Settings},
-    parse, Hook,
+    parse,
+    pending::{self, Pending, Step, ANSWER_STASH, OPENER_STASH},
+    Hook, Parsed,
 };
 
 /// `BPF_PROG_TEST_RUN` runs packets "received" on the loopback device of the caller's netns.
@@ -28,6 +30,8 @@ pub struct Model {
     /// Records expected in the ring buffer and not yet compared (timestamp 0, flow first-seen
     /// time 1 as in `flows`).
     pub records: Vec<(HeadRecord, Vec<u8>)>,
+    /// The pending table's occupied slots, by index (timestamps 1), when it is on.
+    pub pending: BTreeMap<u32, Pending>,
 }
 
 impl Model {
@@ -48,6 +52,13 @@ impl Model {
             return;
         }
         let (key, dir) = FlowKey::from_parsed(&p, TEST_RUN_IFINDEX);
+        if !self.flows.contains_key(&key)
+            && self.settings.pending_mask != 0
+            && !pending::trusted_opener(&p, hook)
+        {
+            self.pend(&p, key, dir, frame, hook);
+            return;
+        }
         let counters = &mut self.counters;
         let stats = self.flows.entry(key).or_insert_with(|| {
             counters.c[id::FLOWS_CREATED] += 1;
@@ -55,6 +66,113 @@ impl Model {
         });
         // Timestamps are the kernel's; the model uses 1 and compares everything else.
         stats.account(&p, dir, 1, len, 1);
+        self.head(&p, key, dir, frame, hook);
+    }
+
+    /// The pending table's part (see `sensor_common::pending` and the kernel's `pend`).
+    fn pend(&mut self, p: &Parsed, key: FlowKey, dir: usize, frame: &[u8], hook: Hook) {
+        let len = frame.len();
+        let index = pending::slot(&key, self.settings.pending_mask);
+        let slot = self.pending.entry(index).or_default();
+        self.counters.c[id::PENDING_PACKETS] += 1;
+        let step = slot.account(&key, p, dir, hook, 1, len as u64, 1);
+        match step {
+            Step::Opened | Step::Overwrote => {
+                let which = if step == Step::Opened {
+                    id::PENDING_OPENED
+                } else {
+                    id::PENDING_OVERWRITTEN
+                };
+                self.counters.c[which] += 1;
+                let (n, cut) = pending::stash_len(len, OPENER_STASH);
+                let n = n as usize;
+                slot.opener = [0; OPENER_STASH];
+                slot.opener[..n.min(len)].copy_from_slice(&frame[..n.min(len)]);
+                slot.opener_cap = n as u16;
+                if cut {
+                    self.counters.c[id::PENDING_STASH_TRUNCATED] += 1;
+                }
+            }
+            Step::Answered => {
+                let (n, cut) = pending::stash_len(len, ANSWER_STASH);
+                let n = n as usize;
+                slot.answer = [0; ANSWER_STASH];
+                slot.answer[..n.min(len)].copy_from_slice(&frame[..n.min(len)]);
+                slot.answer_cap = n as u16;
+                if cut {
+                    self.counters.c[id::PENDING_STASH_TRUNCATED] += 1;
+                }
+            }
+            Step::Counted => {}
+        }
+        if !pending::confirms(&slot.stats, p, dir) {
+            return;
+        }
+        let od = usize::from(slot.opener_dir & 1);
+        let mut slot = self.pending.remove(&index).expect("the slot");
+        match step {
+            Step::Opened | Step::Overwrote => slot.opener_cap = 0,
+            Step::Answered => slot.answer_cap = 0,
+            Step::Counted => {}
+        }
+        if self.settings.head_bytes > 0 && slot.opener_cap > 0 {
+            let cap = usize::from(slot.opener_cap);
+            let bytes = slot.opener[..cap].to_vec();
+            let (l, h) = (slot.opener_len, slot.opener_hook);
+            self.kept(key, od, l, cap, h, bytes);
+            slot.stats.head_sent[od] += u32::from(slot.opener_cost);
+        }
+        if self.settings.head_bytes > 0 && slot.answer_cap > 0 {
+            let cap = usize::from(slot.answer_cap);
+            let bytes = slot.answer[..cap].to_vec();
+            let (l, h) = (slot.answer_len, slot.answer_hook);
+            self.kept(key, od ^ 1, l, cap, h, bytes);
+            slot.stats.head_sent[od ^ 1] += u32::from(slot.answer_cost);
+        }
+        self.counters.c[id::FLOWS_CREATED] += 1;
+        self.counters.c[id::PENDING_PROMOTED] += 1;
+        let mut stats = slot.stats;
+        (stats.first_ns, stats.last_ns) = (1, 1);
+        self.flows.insert(key, stats);
+        self.head(p, key, dir, frame, hook);
+    }
+
+    /// A record of a frame a pending slot kept.
+    fn kept(
+        &mut self,
+        key: FlowKey,
+        dir: usize,
+        orig_len: u32,
+        cap: usize,
+        hook: u8,
+        bytes: Vec<u8>,
+    ) {
+        let mut flags = head::flag::HEAD;
+        if orig_len as usize > cap {
+            flags |= head::flag::TRUNCATED;
+            self.counters.c[id::HEAD_TRUNCATED] += 1;
+        }
+        self.counters.c[id::HEAD_RECORDS] += 1;
+        self.counters.c[id::HEAD_BYTES] += cap as u64;
+        self.records.push((
+            HeadRecord {
+                ts_ns: 0,
+                flow_first_ns: 1,
+                key,
+                orig_len,
+                cap_len: cap as u16,
+                hook,
+                dir: dir as u8,
+                flags,
+                _pad: [0; 3],
+            },
+            bytes,
+        ));
+    }
+
+    /// The head decision for a packet just accounted into its flow-map entry.
+    fn head(&mut self, p: &Parsed, key: FlowKey, dir: usize, frame: &[u8], hook: Hook) {
+        let stats = self.flows.get_mut(&key).expect("the flow");
         if stats.control_stale(&self.settings) {
             let m = self
                 .control
@@ -63,7 +181,7 @@ impl Model {
                 .unwrap_or(head::mode::NORMAL);
             stats.set_control(m, &self.settings);
         }
-        let mut flags = head::select(stats, &p, dir, &self.settings);
+        let mut flags = head::select(stats, p, dir, &self.settings);
         if flags == 0 {
             return;
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use aya::{
-    maps::{MapData, RingBuf},
+    maps::{Array, MapData, RingBuf},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
     Ebpf,
 };
@@ -19,11 +19,13 @@ use sensor_common::{
     counters::id,
     flow::{FlowKey, FlowStats},
     head::{self as shared_head, HeadRecord, Settings},
-    parse, programs, Hook,
+    parse,
+    pending::{self, Pending},
+    programs, Hook,
 };
 use tests::{
     model::{pin_to_current_cpu, Model, TEST_RUN_IFINDEX},
-    packets::corpus,
+    packets::{corpus, icmp, tcp as tcp_segment, v4_frame},
     require_root,
     session::{udp_frame, TcpSession},
 };
@@ -416,5 +418,198 @@ fn full_ring_buffer_counts_lost_records() {
         c.c[id::HEAD_RECORDS] + c.c[id::RINGBUF_RESERVE_FAILURES],
         u64::from(total),
         "every head record is either in the ring or counted as lost"
+    );
+}
+
+/// The pending table's occupied slots as the kernel holds them, timestamps set to 1.
+fn kernel_pending(table: &Array<MapData, Pending>, slots: u32) -> BTreeMap<u32, Pending> {
+    let mut out = BTreeMap::new();
+    for i in 0..slots {
+        let mut p = table.get(&i, 0).expect("read the pending table");
+        if p.state != pending::state::PENDING {
+            continue;
+        }
+        assert!(
+            p.stats.first_ns > 0 && p.opener_ts_ns > 0,
+            "slot {i} timestamps"
+        );
+        (p.stats.first_ns, p.stats.last_ns, p.opener_ts_ns) = (1, 1, 1);
+        if p.answer_ts_ns != 0 {
+            p.answer_ts_ns = 1;
+        }
+        out.insert(i, meaningful(p));
+    }
+    out
+}
+
+/// A slot with the bytes beyond what it kept zeroed (an overwritten slot keeps the earlier
+/// flow's bytes there, which mean nothing).
+fn meaningful(mut p: Pending) -> Pending {
+    p.opener[usize::from(p.opener_cap)..].fill(0);
+    p.answer[usize::from(p.answer_cap)..].fill(0);
+    p
+}
+
+/// The pending slots equal the model's; a mismatch names the first slot that differs.
+fn assert_pending(kernel: &BTreeMap<u32, Pending>, model: &BTreeMap<u32, Pending>, after: &str) {
+    let model: BTreeMap<u32, Pending> = model.iter().map(|(i, p)| (*i, meaningful(*p))).collect();
+    let keys = |m: &BTreeMap<u32, Pending>| m.keys().copied().collect::<Vec<_>>();
+    assert_eq!(
+        keys(kernel),
+        keys(&model),
+        "occupied pending slots after {after}"
+    );
+    for (i, want) in &model {
+        let got = &kernel[i];
+        assert!(
+            got == want,
+            "pending slot {i} after {after}: kernel {:?} {:?} caps {}/{}, model {:?} {:?} caps {}/{}",
+            got.key,
+            got.stats,
+            got.opener_cap,
+            got.answer_cap,
+            want.key,
+            want.stats,
+            want.opener_cap,
+            want.answer_cap
+        );
+    }
+}
+
+/// With the pending table on, through XDP (both directions arrive at ingress, none is the
+/// host's own): a handshake is tracked from its third packet and its SYN and SYN-ACK reach
+/// the ring first, a UDP exchange from its answer, a ping from its second request, mid-stream
+/// data at once; a flood of spoofed SYNs, some answered by the host, overwrites slots and never
+/// enters the flow map. Counters, flow map, pending slots and records equal the model's after
+/// every packet.
+#[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
+fn pending_flows_match_the_host_model() {
+    require_root("pending_flows_match_the_host_model");
+    pin_to_current_cpu();
+    let slots = 1024;
+    let settings = Settings {
+        pending_mask: slots - 1,
+        ..Settings::DEFAULT
+    };
+    let mut ebpf = datapath::load_with(&LoadOptions {
+        flow_capacity: 1024,
+        ring_bytes: 1 << 20,
+        heads: settings,
+        pending_slots: slots,
+        ..LoadOptions::default()
+    })
+    .expect("load the eBPF object");
+    load_program(&mut ebpf, Hook::Ingress);
+    let maps = Maps::take(&mut ebpf).expect("maps");
+    let mut ring = heads::take_ring(&mut ebpf).expect("ring buffer");
+    let table: Array<MapData, Pending> =
+        Array::try_from(ebpf.take_map(sensor_common::maps::PENDING).expect("map")).expect("array");
+    let mut model = Model::new(settings);
+    let mut by_flags: BTreeMap<u8, usize> = BTreeMap::new();
+    let mut send = |model: &mut Model, frame: &[u8], what: &str, check_slots: bool| {
+        assert_eq!(
+            run_once(&mut ebpf, Hook::Ingress, frame),
+            Ok(XDP_PASS),
+            "{what}"
+        );
+        model.account(frame, Hook::Ingress);
+        assert_matches(model, &maps, Hook::Ingress, what);
+        // Kept frames are older than the records before them: order is not checked here.
+        for (rec, _) in assert_records(&mut ring, &maps, model, &mut 0, what) {
+            *by_flags.entry(rec.flags).or_default() += 1;
+        }
+        if check_slots {
+            assert_pending(&kernel_pending(&table, slots), &model.pending, what);
+        }
+    };
+    let (client, server) = ([10, 4, 0, 2], [10, 4, 0, 1]);
+    let mut tcp = TcpSession::new(client, 40300, server, 80);
+    let mut frames = tcp.handshake();
+    frames.extend(tcp.client_data(&[b'g'; 600], 300));
+    frames.extend(tcp.server_data(&[b'h'; 900], 450));
+    frames.extend(tcp.close());
+    for (i, f) in frames.iter().enumerate() {
+        send(&mut model, f, &format!("tcp frame {i}"), true);
+        let tracked = model.flows.len();
+        assert_eq!(
+            tracked,
+            usize::from(i >= 2),
+            "tracked from the third packet (frame {i})"
+        );
+    }
+    let query = udp_frame(client, 53001, server, 53, &[1u8; 40]);
+    let answer = udp_frame(server, 53, client, 53001, &[2u8; 120]);
+    send(&mut model, &query, "udp query", true);
+    send(&mut model, &answer, "udp answer", true);
+    // A first datagram longer than a slot keeps: cut, and flagged so.
+    let big = udp_frame(client, 5060, server, 5060, &[3u8; 700]);
+    send(&mut model, &big, "long first datagram", true);
+    send(
+        &mut model,
+        &udp_frame(server, 5060, client, 5060, &[4u8; 30]),
+        "its answer",
+        true,
+    );
+    let ping = |kind: u8, seq: u16, from: [u8; 4], to: [u8; 4]| {
+        v4_frame(from, to, 1, &icmp(kind, 0, 77, seq, &[5u8; 56]))
+    };
+    send(
+        &mut model,
+        &ping(8, 1, client, server),
+        "echo request 1",
+        true,
+    );
+    send(
+        &mut model,
+        &ping(0, 1, server, client),
+        "echo reply 1",
+        true,
+    );
+    send(
+        &mut model,
+        &ping(8, 2, client, server),
+        "echo request 2",
+        true,
+    );
+    // Mid-stream data of a connection that started before the program: tracked at once.
+    let mut mid = TcpSession::new(client, 40400, server, 443);
+    mid.handshake();
+    for f in mid.client_data(&[b'm'; 200], 200) {
+        send(&mut model, &f, "mid-stream data", true);
+    }
+    let before = model.flows.len();
+    // The flood: 3,000 spoofed sources, one SYN each, every tenth answered by the host.
+    for i in 0..3000u32 {
+        let src = [198, 18, (i >> 8) as u8, i as u8];
+        let port = 1024 + i as u16;
+        let syn = v4_frame(src, server, 6, &tcp_segment(port, 80, 0x02, &[]));
+        send(&mut model, &syn, &format!("spoofed SYN {i}"), i % 500 == 0);
+        if i % 10 == 0 {
+            let synack = v4_frame(server, src, 6, &tcp_segment(80, port, 0x12, &[]));
+            send(&mut model, &synack, &format!("SYN-ACK {i}"), false);
+        }
+    }
+    assert_pending(&kernel_pending(&table, slots), &model.pending, "the flood");
+    assert_eq!(
+        model.flows.len(),
+        before,
+        "no spoofed source entered the flow map"
+    );
+    let c = maps.counters(Hook::Ingress).expect("counters");
+    assert_eq!(c.c[id::PENDING_PROMOTED], before as u64, "{:?}", &c.c[..]);
+    assert!(
+        c.c[id::PENDING_OVERWRITTEN] > 1000,
+        "the flood overwrote slots: {:?}",
+        &c.c[..]
+    );
+    assert!(c.c[id::PENDING_STASH_TRUNCATED] >= 1);
+    let truncated = shared_head::flag::HEAD | shared_head::flag::TRUNCATED;
+    assert!(
+        by_flags.contains_key(&truncated),
+        "a kept frame was cut: {by_flags:?}"
     );
 }

@@ -131,10 +131,14 @@ fn run() -> anyhow::Result<()> {
         Task::Bench => {
             setup::run()?;
             setup::bench_tools()?;
+            // The replay, adversarial and production benches run the agent's binary.
+            cargo(&["build", "--release", "-p", "sensor-user"])?;
             cargo(&[
                 "bench",
                 "-p",
                 "tests",
+                "--bench",
+                "production",
                 "--bench",
                 "datapath",
                 "--bench",

@@ -12,6 +12,8 @@
     reason = "the benchmark object runs the ingress half of the shared code only"
 )]
 mod kernel;
+#[path = "../pend.rs"]
+mod pend;
 
 use aya_ebpf::{
     bindings::xdp_action,

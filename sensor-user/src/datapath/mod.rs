@@ -100,6 +100,8 @@ pub struct LoadOptions {
     pub v4_capacity: u32,
     /// IPv6 prefixes the protection table holds per generation.
     pub v6_capacity: u32,
+    /// Slots of the pending table (`flows.pending_slots`; 0: off, one slot is loaded).
+    pub pending_slots: u32,
 }
 
 impl Default for LoadOptions {
@@ -110,6 +112,7 @@ impl Default for LoadOptions {
             heads: Settings::DEFAULT,
             v4_capacity: sensor_common::protect::DEFAULT_V4_CAPACITY,
             v6_capacity: sensor_common::protect::DEFAULT_V6_CAPACITY,
+            pending_slots: 0,
         }
     }
 }
@@ -123,8 +126,9 @@ pub fn load(flow_capacity: u32) -> anyhow::Result<Ebpf> {
 }
 
 /// The maps whose `max_entries` the load options set.
-pub fn sized_maps(opts: &LoadOptions) -> [(&'static str, u32); 4] {
+pub fn sized_maps(opts: &LoadOptions) -> [(&'static str, u32); 5] {
     [
+        (maps::PENDING, opts.pending_slots.max(1)),
         (maps::FLOWS, opts.flow_capacity),
         (maps::HEADS, opts.ring_bytes),
         // Two generations each, so that a reload fills one while packets use the other.

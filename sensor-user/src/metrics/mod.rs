@@ -54,6 +54,9 @@ pub struct Metrics {
     fragments: IntCounterVec,
     flows_created: IntCounterVec,
     untracked: IntCounterVec,
+    pending_flows: IntCounterVec,
+    pending_packets: IntCounterVec,
+    pending_truncated: IntCounterVec,
     ringbuf_records: IntCounterVec,
     ringbuf_bytes: IntCounterVec,
     ringbuf_reserve_failures: IntCounterVec,
@@ -148,6 +151,23 @@ impl Metrics {
             untracked: counter(
                 "precinct_untracked_packets_total",
                 "Packets whose flow could not be entered because the kernel flow map was full.",
+                &["hook"],
+            ),
+            pending_flows: counter(
+                "precinct_pending_flows_total",
+                "Unconfirmed flows in the kernel's pending table (flows.pending_slots): entered \
+                 in a free slot (opened), over another unconfirmed flow (overwritten), confirmed \
+                 and moved into the flow map (promoted).",
+                &["hook", "event"],
+            ),
+            pending_packets: counter(
+                "precinct_pending_packets_total",
+                "Packets counted in the pending table while their flow was unconfirmed.",
+                &["hook"],
+            ),
+            pending_truncated: counter(
+                "precinct_pending_stash_truncated_total",
+                "First frames of unconfirmed flows longer than the pending table keeps (cut).",
                 &["hook"],
             ),
             ringbuf_records: counter(
@@ -302,6 +322,9 @@ impl Metrics {
             &m.fragments,
             &m.flows_created,
             &m.untracked,
+            &m.pending_flows,
+            &m.pending_packets,
+            &m.pending_truncated,
             &m.ringbuf_records,
             &m.ringbuf_bytes,
             &m.ringbuf_reserve_failures,
@@ -471,6 +494,21 @@ impl Metrics {
         self.untracked
             .with_label_values(&[h])
             .inc_by(delta(id::FLOWS_NOT_TRACKED));
+        for (event, i) in [
+            ("opened", id::PENDING_OPENED),
+            ("overwritten", id::PENDING_OVERWRITTEN),
+            ("promoted", id::PENDING_PROMOTED),
+        ] {
+            self.pending_flows
+                .with_label_values(&[h, event])
+                .inc_by(delta(i));
+        }
+        self.pending_packets
+            .with_label_values(&[h])
+            .inc_by(delta(id::PENDING_PACKETS));
+        self.pending_truncated
+            .with_label_values(&[h])
+            .inc_by(delta(id::PENDING_STASH_TRUNCATED));
         for (metric, i) in [
             (&self.ringbuf_records, id::HEAD_RECORDS),
             (&self.ringbuf_bytes, id::HEAD_BYTES),
