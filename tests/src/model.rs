@@ -119,14 +119,14 @@ impl Model {
             let cap = usize::from(slot.opener_cap);
             let bytes = slot.opener[..cap].to_vec();
             let (l, h) = (slot.opener_len, slot.opener_hook);
-            self.kept(key, od, l, cap, h, bytes);
+            self.record(key, od, h, head::flag::HEAD, l, bytes);
             slot.stats.head_sent[od] += u32::from(slot.opener_cost);
         }
         if self.settings.head_bytes > 0 && slot.answer_cap > 0 {
             let cap = usize::from(slot.answer_cap);
             let bytes = slot.answer[..cap].to_vec();
             let (l, h) = (slot.answer_len, slot.answer_hook);
-            self.kept(key, od ^ 1, l, cap, h, bytes);
+            self.record(key, od ^ 1, h, head::flag::HEAD, l, bytes);
             slot.stats.head_sent[od ^ 1] += u32::from(slot.answer_cost);
         }
         self.counters.c[id::FLOWS_CREATED] += 1;
@@ -137,17 +137,18 @@ impl Model {
         self.head(p, key, dir, frame, hook);
     }
 
-    /// A record of a frame a pending slot kept.
-    fn kept(
+    /// A record of `bytes`, the start of a frame of `orig_len` bytes (cut when shorter), as
+    /// the kernel sends it, with its counters.
+    fn record(
         &mut self,
         key: FlowKey,
         dir: usize,
-        orig_len: u32,
-        cap: usize,
         hook: u8,
+        mut flags: u8,
+        orig_len: u32,
         bytes: Vec<u8>,
     ) {
-        let mut flags = head::flag::HEAD;
+        let cap = bytes.len();
         if orig_len as usize > cap {
             flags |= head::flag::TRUNCATED;
             self.counters.c[id::HEAD_TRUNCATED] += 1;
@@ -157,6 +158,7 @@ impl Model {
         self.records.push((
             HeadRecord {
                 ts_ns: 0,
+                // Every model timestamp is 1.
                 flow_first_ns: 1,
                 key,
                 orig_len,
@@ -181,31 +183,13 @@ impl Model {
                 .unwrap_or(head::mode::NORMAL);
             stats.set_control(m, &self.settings);
         }
-        let mut flags = head::select(stats, p, dir, &self.settings);
+        let flags = head::select(stats, p, dir, &self.settings);
         if flags == 0 {
             return;
         }
-        let (cap, truncated) = head::capture_len(frame.len());
-        if truncated {
-            flags |= head::flag::TRUNCATED;
-            self.counters.c[id::HEAD_TRUNCATED] += 1;
-        }
-        self.counters.c[id::HEAD_RECORDS] += 1;
-        self.counters.c[id::HEAD_BYTES] += cap as u64;
-        self.records.push((
-            HeadRecord {
-                ts_ns: 0,
-                flow_first_ns: stats.first_ns,
-                key,
-                orig_len: frame.len() as u32,
-                cap_len: cap as u16,
-                hook: hook as u8,
-                dir: dir as u8,
-                flags,
-                _pad: [0; 3],
-            },
-            frame[..cap].to_vec(),
-        ));
+        let (cap, _) = head::capture_len(frame.len());
+        let bytes = frame[..cap].to_vec();
+        self.record(key, dir, hook as u8, flags, frame.len() as u32, bytes);
     }
 
     /// Sets a flow's mode as `HeadControl::set` does: the control map, then a new epoch.
