@@ -33,9 +33,10 @@ use crate::{
     Hook,
 };
 
-/// Slots the map is defined with in the object (a power of two); the agent sizes it at load
-/// (`flows.pending_slots`, 0 = off: then it loads one slot and the settings' mask is 0).
-pub const DEFAULT_PENDING_SLOTS: u32 = 32_768;
+/// Slots the map is defined with in the object (a power of two), and the agent's default
+/// `flows.pending_slots`; the agent sizes the map at load (0 = off: then it loads one slot and
+/// the settings' mask is 0).
+pub const DEFAULT_PENDING_SLOTS: u32 = 65_536;
 /// Bytes of the opener's first frame a slot keeps (a SYN, a DNS query).
 pub const OPENER_STASH: usize = 192;
 /// Bytes of the answer's first frame a slot keeps (a SYN-ACK).
@@ -251,10 +252,16 @@ impl Pending {
 /// verifier: a zero-length copy is refused), and whether that cuts it.
 #[inline(always)]
 pub fn stash_len(len: usize, cap: usize) -> (u32, bool) {
-    if len > cap {
+    // `max(1)` first, then one comparison: rustc 1.95.0 at -O compiles `if len > cap { cap }
+    // else { len.max(1) }`, inlined with a constant `cap`, to `len.max(1)` for every `len`
+    // (the IR gives `len` a range up to `cap` in both branches), so a 742-byte frame came
+    // back as 742; and a form without `max` leaves the verifier a length that may be 0. The
+    // regression test calls it through `black_box` as the callers do.
+    let n = len.max(1);
+    if n > cap {
         (cap as u32, true)
     } else {
-        (len.max(1) as u32, false)
+        (n as u32, false)
     }
 }
 
@@ -397,6 +404,13 @@ mod tests {
             slots.len()
         );
         assert_eq!(stash_len(0, OPENER_STASH), (1, false));
+        for (len, want) in [(742, (192, true)), (193, (192, true)), (192, (192, false))] {
+            assert_eq!(
+                stash_len(core::hint::black_box(len), OPENER_STASH),
+                want,
+                "{len}"
+            );
+        }
         assert_eq!(stash_len(300, OPENER_STASH), (OPENER_STASH as u32, true));
     }
 }

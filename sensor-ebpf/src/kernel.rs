@@ -307,7 +307,9 @@ pub(crate) fn account<T: FlowTable, F: CopyOut>(
     }
     let stats = match flows.lookup(&key) {
         Some(stats) => stats,
-        None if crate::pend::on() && !pending::trusted_opener(p, hook) => {
+        None if crate::pend::on()
+            && (!pending::trusted_opener(p, hook) || crate::pend::holds(&key)) =>
+        {
             crate::pend::pend(
                 flows, p, &key, dir, pkt.len, frame, hook, segs, wire_len, counters,
             );

@@ -3,7 +3,7 @@
 //! first of its direction, and the flow promoted into the flow map once the packet confirms
 //! it, the kept frames going out as the head's first records.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::Array};
+use aya_ebpf::{bindings::BPF_F_MMAPABLE, helpers::bpf_ktime_get_ns, macros::map, maps::Array};
 use sensor_common::{
     counters::{id, Counters},
     flow::{FlowKey, FlowStats},
@@ -15,9 +15,10 @@ use sensor_common::{
 use crate::kernel::{heads, wakeup, CopyOut, FlowTable, EEXIST, HEADS, SETTINGS};
 
 /// Flows not yet confirmed (see `sensor_common::pending`); userspace sizes it at load and
-/// writes the mask into the settings.
+/// writes the mask into the settings. Memory-mappable, so that the agent reads the slots it
+/// turns into flow records without a system call per slot.
 #[map(name = "PRECINCT_PENDING")]
-static PENDING: Array<Pending> = Array::with_max_entries(DEFAULT_PENDING_SLOTS, 0);
+static PENDING: Array<Pending> = Array::with_max_entries(DEFAULT_PENDING_SLOTS, BPF_F_MMAPABLE);
 
 /// Accounts a packet of a flow the flow map does not hold into its pending slot, keeps its
 /// frame when it is the first of its direction, and promotes the flow into the flow map when
@@ -140,6 +141,21 @@ pub(crate) fn pend<T: FlowTable, F: CopyOut>(
 #[inline(always)]
 pub(crate) fn on() -> bool {
     SETTINGS.get(0).is_some_and(|s| s.pending_mask != 0)
+}
+
+/// Whether the flow's slot holds it as an unconfirmed flow: then even a packet the host sends
+/// as a trusted opener (a UDP reply looks like one) belongs to that flow and confirms it
+/// there, rather than starting a second entry beside it.
+#[inline(always)]
+pub(crate) fn holds(key: &FlowKey) -> bool {
+    let Some(s) = SETTINGS.get(0) else {
+        return false;
+    };
+    PENDING
+        .get(pending::slot(key, s.pending_mask))
+        .is_some_and(|slot| {
+            slot.state == pending::state::PENDING && pending::same_flow(&slot.key, key)
+        })
 }
 
 /// Charges `cost` to direction `d`'s head budget (constant indexes, see `FlowStats::account`).

@@ -24,11 +24,11 @@ use crate::{
     config::{Config, RulesSection},
     datapath::{
         heads::{self, HeadControl},
-        Datapath, FlowMap, LoadOptions, Maps,
+        pending::PendingTable,
+        Datapath, LoadOptions, Maps,
     },
     detect::RuleSet,
     eve::{EveTarget, EveWriter},
-    flows::{self, Clock, Reason},
     health::AttachmentCheck,
     inspect::InspectConfig,
     live::Live,
@@ -41,69 +41,8 @@ use crate::{
         Protect, VerdictMap,
     },
     rules::{log_report, RuleSources},
+    sweep::{Pressure, Sweeper},
 };
-
-/// One sweep's bookkeeping, shared by the timer and the shutdown flush.
-struct Sweeper {
-    flows: FlowMap,
-    control: HeadControl,
-    eve: EveWriter,
-    /// EVE records counted into the metrics so far, by event type.
-    events_seen: BTreeMap<String, u64>,
-    metrics: Endpoint,
-    config: Config,
-    ifnames: HashMap<u32, String>,
-}
-
-impl Sweeper {
-    /// Walks the flow map; reports and removes ended flows (all of them when `shutdown`).
-    fn sweep(&mut self, shutdown: bool) -> anyhow::Result<()> {
-        let now = flows::monotonic_ns();
-        let clock = Clock::now();
-        let all = self.flows.read_all()?;
-        let mut active = 0i64;
-        for (key, stats) in &all {
-            let reason = if shutdown {
-                Some(Reason::Shutdown)
-            } else {
-                flows::expiry(key, stats, now, &self.config.flows.timeouts)
-            };
-            let Some(reason) = reason else {
-                active += 1;
-                continue;
-            };
-            let iface = self.ifnames.get(&key.ifindex).map(String::as_str);
-            let record = crate::eve::flow::flow_record(
-                key,
-                stats,
-                reason,
-                &clock,
-                iface,
-                crate::eve::flow::Inspected::default(),
-            );
-            self.eve.write(&record)?;
-            {
-                let m = self.metrics.lock();
-                m.flows_expired.with_label_values(&[reason.as_str()]).inc();
-            }
-            if !shutdown {
-                self.flows.remove(key)?;
-                self.control.forget(key)?;
-            }
-        }
-        self.eve.flush()?;
-        let mut m = self.metrics.lock();
-        // Every producer writes through the same EVE writer: count what it wrote since.
-        for (kind, n) in self.eve.counts() {
-            let seen = self.events_seen.entry(kind.clone()).or_default();
-            m.events.with_label_values(&[&kind]).inc_by(n - *seen);
-            *seen = n;
-        }
-        m.flows_active.set(active);
-        m.refresh();
-        Ok(())
-    }
-}
 
 /// Options of `precinct run` after merging the command line into the config.
 pub struct RunOptions {
@@ -273,6 +212,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .map(|a| (a.ifindex, a.iface.clone()))
         .collect();
     let Maps { flows, counters } = Maps::take(datapath.ebpf())?;
+    let pending = PendingTable::take(datapath.ebpf(), load.pending_slots)?;
+    let pressure = Pressure::default();
+    let full = pressure.clone();
+    metrics.add_health_check(
+        "flow_map",
+        Box::new(move || full.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+    );
     if datapath.adopted() {
         crate::datapath::pin::log_carried_over(&flows, &counters);
     }
@@ -353,19 +299,23 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         None
     };
     let interval = Duration::from_millis(config.flows.sweep_interval_ms);
-    let mut sweeper = Sweeper {
+    let eve_files = eve.clone();
+    let sweeper = Sweeper {
         flows,
         control,
+        pending,
         eve,
         events_seen: BTreeMap::new(),
-        metrics,
+        metrics: metrics.clone(),
         config,
         ifnames,
+        flow_capacity: load.flow_capacity,
+        untracked_seen: None,
+        pressure,
     };
+    let (stop_sweeps, sweeps) = sweeper.spawn(interval)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Compiling a large rule set takes seconds: it runs on a blocking thread while packets,
     // sweeps and scrapes go on. A SIGHUP during a reload asks for one more after it, since
     // the files may have changed again since that reload read them.
@@ -382,11 +332,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     );
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = sweeper.sweep(false) {
-                    warn!("sweeping the flow map: {e:#}");
-                }
-            }
             Some((req, reply)) = control_rx.recv() => {
                 if !worker.send(Command::Control(req, reply)) {
                     warn!("the protection worker is gone; control requests cannot be served");
@@ -394,7 +339,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             }
             _ = sighup.recv() => {
                 info!("SIGHUP: reopening the EVE files");
-                if let Err(e) = sweeper.eve.reopen() {
+                if let Err(e) = eve_files.reopen() {
                     warn!("reopening the EVE file: {e:#}; writing on to the old one");
                 }
                 info!("SIGHUP: reloading the list files");
@@ -416,7 +361,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             }, if reload.is_some() =>
             {
                 reload = None;
-                rules.finish_reload(done, &live, &sweeper.metrics);
+                rules.finish_reload(done, &live, &metrics);
                 if std::mem::take(&mut reload_again) {
                     reload = Some(tokio::task::spawn_blocking(rules.reload_job()));
                 }
@@ -434,8 +379,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     } else {
         info!("stopping: flushing flows");
     }
+    // The sweeps stop first; the last one runs below, after the programs are gone.
+    drop(stop_sweeps);
+    let mut sweeper = sweeps
+        .join()
+        .map_err(|_| anyhow::anyhow!("the flow sweep thread panicked"))?;
     // The agent detaches its own programs now: no failure for the health checks to report.
-    sweeper.metrics.lock().clear_health_checks();
+    metrics.lock().clear_health_checks();
     // Detach first so that the flush sees final counters (the maps outlive the programs).
     // Pinned links stay: dropping closes their descriptors only.
     drop(datapath);

@@ -102,10 +102,14 @@ pub struct FlowConfig {
     /// How often userspace walks the flow map to expire flows, milliseconds.
     pub sweep_interval_ms: u64,
     /// Slots of the kernel's pending table (flows not yet confirmed, see docs/architecture.md):
-    /// 0 (the default) turns it off and every flow enters the flow map with its first packet;
-    /// a power of two from 1024 keeps unconfirmed flows out of the flow map, so that a flood
-    /// of spoofed sources cannot fill it.
+    /// a power of two from 1024 (default 65536, 472 bytes each) keeps unconfirmed flows out of
+    /// the flow map, so that a flood of spoofed sources cannot fill it; 0 turns it off and
+    /// every flow enters the flow map with its first packet.
     pub pending_slots: u32,
+    /// Flow records written a second, at most, for unconfirmed flows that went idle in the
+    /// pending table (0: none); the rest wait for the next sweep, or are overwritten first
+    /// and counted.
+    pub pending_records_per_sec: u64,
     /// Timeouts.
     pub timeouts: Timeouts,
 }
@@ -314,7 +318,8 @@ impl Default for FlowConfig {
         FlowConfig {
             capacity: sensor_common::DEFAULT_FLOW_CAPACITY,
             sweep_interval_ms: 1000,
-            pending_slots: 0,
+            pending_slots: sensor_common::pending::DEFAULT_PENDING_SLOTS,
+            pending_records_per_sec: 1000,
             timeouts: Timeouts::default(),
         }
     }

@@ -22,5 +22,6 @@ pub mod rules;
 pub mod rules_check;
 pub mod sinks;
 pub mod status;
+pub mod sweep;
 pub mod sync;
 pub mod timefmt;

@@ -124,6 +124,11 @@ impl Agent {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The agent's process id (`ip netns exec` execs it in place).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
     /// The current `/metrics` page.
     pub fn metrics(&self) -> Metrics {
         Metrics(self.try_metrics().expect("metrics endpoint answers"))

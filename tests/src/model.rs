@@ -19,8 +19,11 @@ pub const TEST_RUN_IFINDEX: u32 = 1;
 /// What the kernel should hold.
 #[derive(Default)]
 pub struct Model {
-    /// The hook's counters.
+    /// The hook's counters (the ingress hook's when the model sees both).
     pub counters: Counters,
+    /// The egress hook's counters when a test sends frames through both hooks
+    /// ([`Model::account_at`]).
+    pub egress_counters: Counters,
     /// The flow map (timestamps 1).
     pub flows: BTreeMap<FlowKey, FlowStats>,
     /// The head settings as written to the settings map.
@@ -43,6 +46,18 @@ impl Model {
         }
     }
 
+    /// Accounts one frame seen at `hook` into that hook's counters (`counters` for ingress,
+    /// `egress_counters` for egress), for tests that drive both programs.
+    pub fn account_at(&mut self, frame: &[u8], hook: Hook) {
+        if hook == Hook::Egress {
+            std::mem::swap(&mut self.counters, &mut self.egress_counters);
+        }
+        self.account(frame, hook);
+        if hook == Hook::Egress {
+            std::mem::swap(&mut self.counters, &mut self.egress_counters);
+        }
+    }
+
     /// Accounts one frame seen at `hook`, as the program would.
     pub fn account(&mut self, frame: &[u8], hook: Hook) {
         let p = parse(frame);
@@ -52,9 +67,15 @@ impl Model {
             return;
         }
         let (key, dir) = FlowKey::from_parsed(&p, TEST_RUN_IFINDEX);
+        let held = || {
+            let index = pending::slot(&key, self.settings.pending_mask);
+            self.pending.get(&index).is_some_and(|s| {
+                s.state == pending::state::PENDING && pending::same_flow(&s.key, &key)
+            })
+        };
         if !self.flows.contains_key(&key)
             && self.settings.pending_mask != 0
-            && !pending::trusted_opener(&p, hook)
+            && (!pending::trusted_opener(&p, hook) || held())
         {
             self.pend(&p, key, dir, frame, hook);
             return;

@@ -251,6 +251,82 @@ fn full_flow_map_counts_untracked_packets() {
     );
 }
 
+/// The sweep's batched read and delete (`BPF_MAP_LOOKUP_BATCH`, `BPF_MAP_DELETE_BATCH`) over
+/// a map larger than one batch: every flow read once with its per-CPU values merged, and a
+/// delete that meets keys already gone removes the others and nothing else.
+#[test]
+#[cfg_attr(
+    not(privileged),
+    ignore = "needs root: BPF programs and network namespaces"
+)]
+fn batched_reads_and_deletes_cover_the_whole_flow_map() {
+    require_root("batched_reads_and_deletes_cover_the_whole_flow_map");
+    let n = 10_000u32;
+    let mut ebpf = datapath::load(16_384).expect("load");
+    let mut maps = Maps::take(&mut ebpf).expect("maps");
+    let cpus = aya::util::nr_cpus().expect("cpus") as u64;
+    let key = |i: u32| {
+        let mut k = FlowKey {
+            proto: 17,
+            family: parse::FAMILY_IPV4,
+            port_a: (i & 0xffff) as u16,
+            port_b: 53,
+            ..FlowKey::default()
+        };
+        k.addr_a[..4].copy_from_slice(&(0x0a00_0000 | i).to_be_bytes());
+        k.addr_b[..4].copy_from_slice(&[10, 255, 0, 1]);
+        k
+    };
+    let mut want = BTreeMap::new();
+    for i in 0..n {
+        let stats = FlowStats {
+            pkts: [u64::from(i) + 1, 2],
+            bytes: [100, u64::from(i)],
+            first_ns: 1_000 + u64::from(i),
+            last_ns: 5_000 + u64::from(i),
+            ..FlowStats::default()
+        };
+        maps.flows.insert(&key(i), stats).expect("insert");
+        let merged = FlowStats {
+            pkts: [stats.pkts[0] * cpus, 2 * cpus],
+            bytes: [100 * cpus, stats.bytes[1] * cpus],
+            ..stats
+        };
+        want.insert(key(i), merged);
+    }
+    let read = maps.flows().expect("batched read");
+    assert_eq!(read.len(), n as usize, "each flow read once");
+    let got: BTreeMap<FlowKey, FlowStats> = read.into_iter().collect();
+    assert_eq!(got.len(), n as usize, "no flow read twice");
+    for (k, w) in &want {
+        let g = got.get(k).expect("every flow read");
+        assert_eq!(
+            (g.pkts, g.bytes, g.first_ns, g.last_ns),
+            (w.pkts, w.bytes, w.first_ns, w.last_ns)
+        );
+    }
+    // Every third key, with keys never inserted between them.
+    let mut doomed = Vec::new();
+    for i in (0..n).step_by(3) {
+        doomed.push(key(i));
+        doomed.push(key(n + i));
+    }
+    let removed = maps.flows.remove_all(&doomed).expect("batched delete");
+    assert_eq!(removed, n.div_ceil(3) as usize);
+    let left: Vec<FlowKey> = maps
+        .flows()
+        .expect("read")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let expected: Vec<FlowKey> = (0..n).filter(|i| i % 3 != 0).map(key).collect();
+    let mut left_sorted = left.clone();
+    left_sorted.sort();
+    let mut expected_sorted = expected;
+    expected_sorted.sort();
+    assert_eq!(left_sorted, expected_sorted);
+}
+
 /// A conversation through one hook with a small head, sampling, and control-map changes
 /// (bypass, keep, back to normal) in the middle of flows: records, counters and flows equal the
 /// model's after every packet.
@@ -437,6 +513,11 @@ fn kernel_pending(table: &Array<MapData, Pending>, slots: u32) -> BTreeMap<u32, 
         if p.answer_ts_ns != 0 {
             p.answer_ts_ns = 1;
         }
+        assert!(
+            usize::from(p.opener_cap) <= pending::OPENER_STASH
+                && usize::from(p.answer_cap) <= pending::ANSWER_STASH,
+            "slot {i} keeps no more than it holds: {p:?}"
+        );
         out.insert(i, meaningful(p));
     }
     out
@@ -504,20 +585,34 @@ fn pending_flows_match_the_host_model() {
     })
     .expect("load the eBPF object");
     load_program(&mut ebpf, Hook::Ingress);
+    load_program(&mut ebpf, Hook::Egress);
     let maps = Maps::take(&mut ebpf).expect("maps");
     let mut ring = heads::take_ring(&mut ebpf).expect("ring buffer");
     let table: Array<MapData, Pending> =
         Array::try_from(ebpf.take_map(sensor_common::maps::PENDING).expect("map")).expect("array");
     let mut model = Model::new(settings);
     let mut by_flags: BTreeMap<u8, usize> = BTreeMap::new();
+    let (client, server) = ([10, 4, 0, 2], [10, 4, 0, 1]);
+    // The host is the server: what it sends leaves through TC egress, as it does on a host.
     let mut send = |model: &mut Model, frame: &[u8], what: &str, check_slots: bool| {
-        assert_eq!(
-            run_once(&mut ebpf, Hook::Ingress, frame),
-            Ok(XDP_PASS),
-            "{what}"
-        );
-        model.account(frame, Hook::Ingress);
+        let hook = if frame[26..30] == server {
+            Hook::Egress
+        } else {
+            Hook::Ingress
+        };
+        let want = if hook == Hook::Egress {
+            TC_ACT_PIPE
+        } else {
+            XDP_PASS
+        };
+        assert_eq!(run_once(&mut ebpf, hook, frame), Ok(want), "{what}");
+        model.account_at(frame, hook);
         assert_matches(model, &maps, Hook::Ingress, what);
+        let egress = maps.counters(Hook::Egress).expect("counters");
+        assert_eq!(
+            egress.c, model.egress_counters.c,
+            "egress counters after {what}"
+        );
         // Kept frames are older than the records before them: order is not checked here.
         for (rec, _) in assert_records(&mut ring, &maps, model, &mut 0, what) {
             *by_flags.entry(rec.flags).or_default() += 1;
@@ -526,7 +621,6 @@ fn pending_flows_match_the_host_model() {
             assert_pending(&kernel_pending(&table, slots), &model.pending, what);
         }
     };
-    let (client, server) = ([10, 4, 0, 2], [10, 4, 0, 1]);
     let mut tcp = TcpSession::new(client, 40300, server, 80);
     let mut frames = tcp.handshake();
     frames.extend(tcp.client_data(&[b'g'; 600], 300));
@@ -544,7 +638,23 @@ fn pending_flows_match_the_host_model() {
     let query = udp_frame(client, 53001, server, 53, &[1u8; 40]);
     let answer = udp_frame(server, 53, client, 53001, &[2u8; 120]);
     send(&mut model, &query, "udp query", true);
+    let (udp_key, _) = FlowKey::from_parsed(&parse::parse(&query[..]), TEST_RUN_IFINDEX);
+    assert!(
+        !model.flows.contains_key(&udp_key),
+        "a query alone is unconfirmed"
+    );
+    // The host's answer looks like a datagram it opens itself; it still confirms the flow
+    // whose slot holds it rather than starting a second entry.
     send(&mut model, &answer, "udp answer", true);
+    assert_eq!(
+        model.flows.get(&udp_key).map(|s| s.pkts),
+        Some([1, 1]),
+        "the answer promotes the query's flow with both packets"
+    );
+    assert!(
+        model.pending.values().all(|p| p.key != udp_key),
+        "and frees its slot"
+    );
     // A first datagram longer than a slot keeps: cut, and flagged so.
     let big = udp_frame(client, 5060, server, 5060, &[3u8; 700]);
     send(&mut model, &big, "long first datagram", true);
@@ -599,7 +709,8 @@ fn pending_flows_match_the_host_model() {
         before,
         "no spoofed source entered the flow map"
     );
-    let c = maps.counters(Hook::Ingress).expect("counters");
+    let mut c = maps.counters(Hook::Ingress).expect("counters");
+    c.add(&maps.counters(Hook::Egress).expect("counters"));
     assert_eq!(c.c[id::PENDING_PROMOTED], before as u64, "{:?}", &c.c[..]);
     assert!(
         c.c[id::PENDING_OVERWRITTEN] > 1000,

@@ -253,8 +253,10 @@ fn lab_traffic_is_counted_exactly() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Generic (skb) XDP mode, forced, and short timeouts from a config file: the idle UDP flow is
-/// reported by the sweeper with reason `timeout` while the agent runs, and leaves the map.
+/// Generic (skb) XDP mode, forced, and short timeouts from a config file: the idle ping flow is
+/// reported by the sweeper with reason `timeout` while the agent runs, and leaves the map; an
+/// unanswered datagram's flow, never confirmed, is reported from the pending table, once, and
+/// one still pending at the stop is reported then.
 #[test]
 #[cfg_attr(
     not(privileged),
@@ -286,24 +288,74 @@ fn generic_mode_and_idle_timeouts() {
         &["ping", "-c", "3", "-i", "0.05", PORTAL_V4],
     )
     .expect("ping");
+    // One datagram nobody answers: the flow stays unconfirmed, in the pending table (on by
+    // default), and its record comes from there.
+    let datagram = |sport: &str| {
+        lab.exec(
+            &lab.client_ns,
+            &[
+                "hping3", "-q", "-2", "-c", "1", "-s", sport, "-k", "-p", "9999", PORTAL_V4,
+            ],
+        )
+        .ok();
+    };
+    datagram("41000");
     // Idle for 1 s, then a sweep within 200 ms.
     std::thread::sleep(Duration::from_millis(2500));
     let during = agent.events();
     let icmp = find(
         &during,
-        |e| e["proto"] == "ICMP",
+        |e| e["proto"] == "ICMP" && e["icmp_type"] == 8,
         "the ping, expired while running",
     );
     assert_eq!(icmp["flow"]["reason"], "timeout");
     assert_eq!(counts(icmp), [3, 3, 3 * 98, 3 * 98]);
+    let unanswered = |events: &[Value], sport: u64| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["dest_port"] == 9999 && e["src_port"] == sport)
+            .cloned()
+            .collect()
+    };
+    let lone = unanswered(&during, 41000);
+    assert_eq!(
+        lone.len(),
+        1,
+        "the unconfirmed flow, expired while running: {during:#?}"
+    );
+    assert_eq!(lone[0]["flow"]["reason"], "timeout");
+    assert_eq!(lone[0]["flow"]["state"], "new");
+    assert_eq!(counts(&lone[0])[..2], [1, 0]);
     let m = agent.metrics();
-    assert!(m.value("precinct_flows_expired_total{reason=\"timeout\"}") >= 1);
+    assert!(m.value("precinct_flows_expired_total{reason=\"timeout\"}") >= 2);
+    assert!(m.value("precinct_pending_flow_records_total") >= 1);
+    assert_eq!(
+        m.value("precinct_flows_created_total{hook=\"ingress\"}")
+            + m.value("precinct_flows_created_total{hook=\"egress\"}"),
+        m.value("precinct_pending_flows_total{event=\"promoted\",hook=\"ingress\"}")
+            + m.value("precinct_pending_flows_total{event=\"promoted\",hook=\"egress\"}"),
+        "every flow in the flow map came through the pending table"
+    );
+    // Another, still pending when the agent stops: reported at shutdown.
+    datagram("41001");
+    std::thread::sleep(Duration::from_millis(300));
     agent.stop();
     let after = agent.events();
     assert_eq!(
-        after.iter().filter(|e| e["proto"] == "ICMP").count(),
+        after
+            .iter()
+            .filter(|e| e["proto"] == "ICMP" && e["icmp_type"] == 8)
+            .count(),
         1,
         "an expired flow is not reported again at shutdown"
     );
+    assert_eq!(
+        unanswered(&after, 41000).len(),
+        1,
+        "nor an expired unconfirmed one"
+    );
+    let last = unanswered(&after, 41001);
+    assert_eq!(last.len(), 1, "{after:#?}");
+    assert_eq!(last[0]["flow"]["reason"], "shutdown");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -2,14 +2,16 @@
 //! and TC egress programs, reading (and expiring) the flow and counter maps, the flow-head
 //! maps ([`heads`]) and keeping all of it pinned in bpffs across restarts ([`pin`]).
 
+mod batch;
 pub mod heads;
+pub mod pending;
 pub mod pin;
 
 use std::fmt;
 
 use anyhow::{anyhow, bail, Context as _};
 use aya::{
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
+    maps::{IterableMap as _, MapData, PerCpuArray, PerCpuHashMap},
     programs::{links::FdLink, tc, xdp::XdpLinkId, SchedClassifier, TcAttachType, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -392,26 +394,20 @@ impl CounterMap {
 }
 
 impl FlowMap {
-    /// Every flow, with its per-CPU values merged.
+    /// Every flow, with its per-CPU values merged, read in batches.
     pub fn read_all(&self) -> anyhow::Result<Vec<(FlowKey, FlowStats)>> {
-        let mut out = Vec::new();
-        for entry in self.0.iter() {
-            match entry {
-                Ok((key, values)) => out.push((key, FlowStats::merge(values.iter()))),
-                // An entry deleted while we walk the map: it is simply gone.
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(e).context("reading the flow map"),
-            }
-        }
-        Ok(out)
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        batch::read_flows(batch::fd_of(self.0.map()), cpus)
     }
 
     /// Removes a flow. A packet that arrives after this starts a new entry.
     pub fn remove(&mut self, key: &FlowKey) -> anyhow::Result<()> {
-        match self.0.remove(key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).context("removing a flow from the flow map"),
-        }
+        self.remove_all(std::slice::from_ref(key)).map(|_| ())
+    }
+
+    /// Removes flows in batches; a key already gone is skipped. Returns how many were removed.
+    pub fn remove_all(&mut self, keys: &[FlowKey]) -> anyhow::Result<usize> {
+        batch::delete_flows(batch::fd_of(self.0.map()), keys)
     }
 
     /// Inserts a flow with the same value on every CPU (benchmarks prefill the map with it).

@@ -74,6 +74,12 @@ pub struct Metrics {
     defrag_dropped: IntCounterVec,
     /// Flows currently in the kernel flow map.
     pub flows_active: IntGauge,
+    /// Entries the kernel flow map holds at most.
+    pub flow_map_capacity: IntGauge,
+    /// Slots of the pending table holding an unconfirmed flow at the last sweep.
+    pub pending_occupied: IntGauge,
+    /// Flow records written for flows that were never confirmed (from the pending table).
+    pub pending_records: IntCounter,
     /// Flows ended, by reason.
     pub flows_expired: IntCounterVec,
     /// EVE records written, by event type.
@@ -237,6 +243,19 @@ impl Metrics {
                 &["reason"],
             ),
             flows_active: IntGauge::new("precinct_flows_active", "Flows in the kernel flow map.")?,
+            flow_map_capacity: IntGauge::new(
+                "precinct_flow_map_capacity",
+                "Entries the kernel flow map holds at most (flows.capacity as loaded).",
+            )?,
+            pending_occupied: IntGauge::new(
+                "precinct_pending_slots_occupied",
+                "Slots of the pending table holding an unconfirmed flow at the last sweep.",
+            )?,
+            pending_records: IntCounter::new(
+                "precinct_pending_flow_records_total",
+                "Flow records written for flows that were never confirmed, read from the \
+                 pending table when idle past flows.timeouts.new_secs or at shutdown.",
+            )?,
             flows_expired: counter(
                 "precinct_flows_expired_total",
                 "Flows ended and reported, by reason.",
@@ -344,8 +363,11 @@ impl Metrics {
         for result in ["ok", "failed"] {
             m.rule_reloads.with_label_values(&[result]);
         }
+        m.registry.register(Box::new(m.pending_records.clone()))?;
         for g in [
             &m.flows_active,
+            &m.flow_map_capacity,
+            &m.pending_occupied,
             &m.rules_loaded,
             &m.rules_skipped,
             &m.rules_last_reload_ok,
@@ -596,6 +618,11 @@ impl Metrics {
             }
         }
         self.counters = Some(map);
+    }
+
+    /// A kernel counter summed over both hooks, as of the last refresh.
+    pub fn kernel_total(&self, i: usize) -> u64 {
+        self.last.iter().map(|c| c.c[i]).sum()
     }
 
     /// The text exposition of every metric, after a refresh.
