@@ -217,7 +217,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let full = pressure.clone();
     metrics.add_health_check(
         "flow_map",
-        Box::new(move || full.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+        Box::new(move || crate::sync::lock(&full).clone()),
     );
     if datapath.adopted() {
         crate::datapath::pin::log_carried_over(&flows, &counters);

@@ -120,7 +120,7 @@ impl Sweeper {
             .untracked_seen
             .and_then(|seen| full_map_problem(untracked.saturating_sub(seen), active, self));
         self.untracked_seen = Some(untracked);
-        *self.pressure.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+        *crate::sync::lock(&self.pressure) = problem;
         Ok(())
     }
 

@@ -308,7 +308,7 @@ fn main() {
     let empty_fd = empty.fd().expect("fd").as_fd().as_raw_fd();
 
     // `PRECINCT_BENCH_EXTRA`: TOML appended to the production configuration (such as
-    // "[flows]\npending_slots = 32768"), to measure one setting in the full configuration.
+    // "[flows]\npending_slots = 0"), to measure one setting in the full configuration.
     let extra = std::env::var("PRECINCT_BENCH_EXTRA").unwrap_or_default();
     let (agent, fd, lab) = start(&dir, &format!("{extra}\n{}", config(&dir)), true);
     let (c4, s4) = ([198, 18, 0, 1], [192, 0, 2, 80]);
@@ -401,8 +401,8 @@ fn main() {
             "[inspect]\nhead_bytes = 0\n",
         ),
         (
-            "default config, pending table on",
-            "[flows]\npending_slots = 32768\n",
+            "default config, pending table off",
+            "[flows]\npending_slots = 0\n",
         ),
     ] {
         let (agent, fd, lab) = start(&dir, cfg, false);

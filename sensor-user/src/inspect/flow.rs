@@ -131,6 +131,24 @@ impl FlowTable {
         self.flows.insert(flow.key, Box::new(flow));
     }
 
+    /// Gives memory back after many flows ended (a flood, a scan): a table holding a quarter
+    /// of its capacity or less shrinks to twice its flows, and the allocator returns its free
+    /// memory to the system (glibc keeps what a burst of flows freed in its arenas otherwise,
+    /// and the agent's RSS would stay at its peak). Returns whether it shrank.
+    pub fn reclaim(&mut self) -> bool {
+        let (len, cap) = (self.flows.len(), self.flows.capacity());
+        if cap <= 1024 || cap / 4 < len {
+            return false;
+        }
+        self.flows.shrink_to((2 * len).max(1024));
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        self.flows.capacity() < cap
+    }
+
     /// Flows idle past their timeout at capture time `now_ns`, in the order they began.
     pub fn timed_out(&self, now_ns: u64, timeouts: &Timeouts) -> Vec<FlowKey> {
         self.in_order(|k, f| flows::expiry(k, &f.stats, now_ns, timeouts) == Some(Reason::Timeout))
@@ -177,6 +195,31 @@ mod tests {
             has_transport: true,
             inspect: false,
         }
+    }
+
+    #[test]
+    fn a_table_emptied_after_a_burst_gives_its_memory_back() {
+        let mut t = FlowTable::new(100_000);
+        for port in 0..20_000u16 {
+            t.get_or_create(key(port, ipproto::UDP), new(u64::from(port)));
+        }
+        let full = t.flows.capacity();
+        assert!(!t.reclaim(), "a full table keeps its room");
+        for port in 10..20_000u16 {
+            t.remove(&key(port, ipproto::UDP));
+        }
+        assert!(t.reclaim());
+        assert!(
+            t.flows.capacity() < full / 8,
+            "{} of {full}",
+            t.flows.capacity()
+        );
+        assert_eq!(t.len(), 10);
+        assert!(
+            t.get_mut(&key(3, ipproto::UDP)).is_some(),
+            "what is left is still found"
+        );
+        assert!(!t.reclaim(), "and a second call has nothing to give");
     }
 
     #[test]

@@ -327,6 +327,7 @@ impl Pipeline {
             for key in self.flows.timed_out(now_ns, &self.cfg.timeouts) {
                 self.end_flow(&key, Reason::Timeout)?;
             }
+            self.flows.reclaim();
             self.last_sweep_ns = now_ns;
         }
         Ok(())

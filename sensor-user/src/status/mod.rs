@@ -131,6 +131,7 @@ impl Status {
             protocols: by_label("precinct_protocol_packets_total", "protocol"),
             flows: Flows {
                 active: p.gauge("precinct_flows_active", &[]),
+                capacity: p.gauge("precinct_flow_map_capacity", &[]),
                 created: p.counted("precinct_flows_created_total", &[]),
                 ended: p.counted("precinct_flows_expired_total", &[]),
             },

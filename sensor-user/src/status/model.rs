@@ -40,6 +40,8 @@ pub struct Traffic {
 pub struct Flows {
     /// Flows in the kernel map at the last sweep.
     pub active: f64,
+    /// Entries the kernel map holds at most (0: not reported, an older agent).
+    pub capacity: f64,
     /// Flows created.
     pub created: Counted,
     /// Flows ended and reported.

@@ -182,9 +182,14 @@ fn traffic(w: &mut String, st: &Status) -> std::fmt::Result {
     if !protocols.is_empty() {
         list(w, "  protocols", &protocols, "")?;
     }
+    let of = if st.flows.capacity > 0.0 {
+        format!(" of {}", num(st.flows.capacity))
+    } else {
+        String::new()
+    };
     writeln!(
         w,
-        "flows        {} active · {} created · {} ended",
+        "flows        {} active{of} · {} created · {} ended",
         num(st.flows.active),
         rate(&st.flows.created),
         rate(&st.flows.ended)

@@ -18,6 +18,7 @@ precinct_protocol_packets_total{hook="ingress",protocol="tcp"} 900
 precinct_protocol_packets_total{hook="egress",protocol="tcp"} 450
 precinct_protocol_packets_total{hook="ingress",protocol="udp"} 0
 precinct_flows_active 12
+precinct_flow_map_capacity 262144
 precinct_flows_created_total{hook="ingress"} 40
 precinct_flows_created_total{hook="egress"} 2
 precinct_flows_expired_total{reason="timeout"} 30
@@ -181,7 +182,7 @@ fn screen_shows_every_part() {
         "  eth0           driver     no",
         "  ingress           100     1.5 MB/s         1200       3.1 MB",
         "  protocols  tcp 100/s",
-        "flows        12 active · 0/s created · 0/s ended",
+        "flows        12 active of 262.1k · 0/s created · 0/s ended",
         "events       alert 1/s (2) · flow 0/s (30) · http 2/s (14)",
         "rules        24.6k loaded · 259 skipped · reloads 1 ok, 0 failed · last load ok",
         "PROTECTION   blocklist prevent · bogon monitor · egress_spoofed monitor",
