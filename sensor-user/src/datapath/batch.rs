@@ -11,25 +11,26 @@ use sensor_common::flow::{FlowKey, FlowStats};
 /// call is repeated with room for more.
 const BATCH: usize = 4096;
 
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+pub(crate) const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 /// `union bpf_attr` for the `BPF_MAP_*_BATCH` commands.
 #[repr(C)]
 #[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
+pub(crate) struct BatchAttr {
+    pub in_batch: u64,
+    pub out_batch: u64,
+    pub keys: u64,
+    pub values: u64,
+    pub count: u32,
+    pub map_fd: u32,
+    pub elem_flags: u64,
+    pub flags: u64,
 }
 
-/// Runs one batch command; `Err` carries the errno.
-fn batch_call(cmd: libc::c_long, attr: &mut BatchAttr) -> Result<(), std::io::Error> {
+/// Runs one batch command; `Err` carries the errno. The caller's buffers must be live,
+/// writable and sized for `count` keys and values of the map's sizes.
+pub(crate) fn batch_call(cmd: libc::c_long, attr: &mut BatchAttr) -> Result<(), std::io::Error> {
     // SAFETY: `attr` is a valid batch attribute of its own size; the buffers it points to
     // are live, writable and sized for `count` keys and values by the caller.
     let rc = unsafe {

@@ -2,7 +2,7 @@
 //! and TC egress programs, reading (and expiring) the flow and counter maps, the flow-head
 //! maps ([`heads`]) and keeping all of it pinned in bpffs across restarts ([`pin`]).
 
-mod batch;
+pub(crate) mod batch;
 pub mod heads;
 pub mod pending;
 pub mod pin;

@@ -12,6 +12,7 @@ use aya::{
 use sensor_common::protect::{DIR4_SLOTS, SUB4_WORDS, SUB6_WORDS};
 
 use super::{lists::Prefix, Protect};
+use crate::datapath::batch::{batch_call, BatchAttr, BPF_MAP_LOOKUP_BATCH};
 
 /// Reads `out.len()` elements of `map` from index `first`: in one `BPF_MAP_LOOKUP_BATCH` where
 /// the kernel has it (5.6), else one lookup each.
@@ -31,22 +32,6 @@ fn read<T: Pod>(
     }
     Ok(())
 }
-
-/// `union bpf_attr` as `BPF_MAP_*_BATCH` commands use it.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
 /// Array elements `first..first + out.len()` in one system call.
 fn lookup_batch<T: Pod>(map: &MapData, first: u32, out: &mut [T]) -> std::io::Result<()> {
@@ -68,23 +53,15 @@ fn lookup_batch<T: Pod>(map: &MapData, first: u32, out: &mut [T]) -> std::io::Re
         map_fd: map.fd().as_fd().as_raw_fd() as u32,
         ..BatchAttr::default()
     };
-    // SAFETY: bpf(2) with an attribute block whose buffers hold `count` keys and values of the
-    // map's sizes (checked by aya when the map was opened as `Array<_, T>`), alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_BATCH,
-            &mut attr as *mut BatchAttr,
-            size_of::<BatchAttr>(),
-        )
-    };
+    // The buffers hold `count` keys and values of the map's sizes (checked by aya when the
+    // map was opened as `Array<_, T>`), alive for the call.
+    let rc = batch_call(BPF_MAP_LOOKUP_BATCH, &mut attr);
     if attr.count == count {
         return Ok(());
     }
-    Err(if rc != 0 {
-        std::io::Error::last_os_error()
-    } else {
-        std::io::ErrorKind::UnexpectedEof.into()
+    Err(match rc {
+        Err(e) => e,
+        Ok(()) => std::io::ErrorKind::UnexpectedEof.into(),
     })
 }
 
