@@ -91,12 +91,9 @@ impl Sweeper {
         }
         let (from_pending, occupied) = self.sweep_pending(now, &clock, shutdown)?;
         if from_pending > 0 {
-            let reason = if shutdown {
-                Reason::Shutdown
-            } else {
-                Reason::Timeout
-            };
-            *by_reason.entry(reason.as_str()).or_default() += from_pending;
+            *by_reason
+                .entry(pending_reason(shutdown).as_str())
+                .or_default() += from_pending;
         }
         self.eve.flush()?;
         let mut m = self.metrics.lock();
@@ -150,11 +147,7 @@ impl Sweeper {
         };
         let idle_ns = f.timeouts.new_secs.saturating_mul(1_000_000_000);
         let (ended, occupied) = table.ended(now, idle_ns, shutdown, max);
-        let reason = if shutdown {
-            Reason::Shutdown
-        } else {
-            Reason::Timeout
-        };
+        let reason = pending_reason(shutdown);
         for u in &ended {
             let iface = self.ifnames.get(&u.key.ifindex).map(String::as_str);
             let record = crate::eve::flow::flow_record(
@@ -188,6 +181,15 @@ impl Sweeper {
                 self
             })?;
         Ok((stop, handle))
+    }
+}
+
+/// Why an unconfirmed flow's record is written: it went idle, or the agent stops.
+fn pending_reason(shutdown: bool) -> Reason {
+    if shutdown {
+        Reason::Shutdown
+    } else {
+        Reason::Timeout
     }
 }
 
